@@ -1,0 +1,1 @@
+"""Subcommand modules of the `mdxnet` CLI; each exposes `register(subparsers)`."""

@@ -1,0 +1,5 @@
+"""`mdxnet evaluate` subcommands (placeholder until its issue lands)."""
+
+
+def register(subparsers) -> None:
+    pass

@@ -1,0 +1,5 @@
+"""`mdxnet train` subcommands (placeholder until its issue lands)."""
+
+
+def register(subparsers) -> None:
+    pass
