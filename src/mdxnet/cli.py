@@ -14,12 +14,9 @@ import sys
 
 from mdxnet import __version__
 from mdxnet.config import ParamsError
+from mdxnet.errors import UserError
 
 COMMAND_MODULES = ["separate", "data", "train", "evaluate", "info"]
-
-
-class UserError(Exception):
-    """An error caused by the user's input or environment: printed as one clear line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
