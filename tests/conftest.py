@@ -1,0 +1,52 @@
+"""Shared test fixtures: paths to real stem files, tiny params, and a quiet, deterministic torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mdxnet.config import load_params
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REAL_CLIP = REPO_ROOT.parent / "shared" / "data" / "real-clips" / "Music Delta - Rock.stem.mp4"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def real_clip() -> Path:
+    """The shared real MUSDB clip (12.9 s); tests that need it skip when ../shared is absent."""
+    if not REAL_CLIP.is_file():
+        pytest.skip(f"shared real clip not found at {REAL_CLIP}")
+    return REAL_CLIP
+
+
+@pytest.fixture(scope="session")
+def stempeg_clip() -> Path:
+    """The real 6 s stem file shipped inside the stempeg package."""
+    import stempeg
+
+    path = Path(stempeg.__file__).parent / "data" / "The Easton Ellises - Falcon 69.stem.mp4"
+    if not path.is_file():
+        pytest.skip("stempeg's example stem file is not installed")
+    return path
+
+
+@pytest.fixture(scope="session")
+def params() -> dict:
+    """The project's params.yaml with its default (embedded) profile applied."""
+    return load_params(REPO_ROOT / "params.yaml")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _torch_threads():
+    """Two cores shared by everything: keep torch from oversubscribing them."""
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(2)
