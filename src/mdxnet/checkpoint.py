@@ -1,0 +1,165 @@
+"""Self-describing model checkpoints.
+
+A checkpoint is a plain dict (loadable with `torch.load(weights_only=True)`, so no pickled code runs):
+
+    format, kind ('separator' | 'mixer'), source (None for the mixer), model_kwargs, state_dict,
+    params (the resolved params.yaml that built it), params_hash, git_commit, mdxnet_version, step,
+    extra (training-resume state: optimizer/scheduler state dicts, rng tensors, plain numbers).
+
+Models folder layout: <models>/<source>.pt for each source and <models>/mixer.pt.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mdxnet.errors import UserError
+
+FORMAT = 1
+KINDS = ("separator", "mixer")
+HOW_TO_GET = (
+    "train it (`mdxnet train separator --source S`, `mdxnet train mixer`) or make random test models with "
+    "`mdxnet models init -o DIR`"
+)
+
+
+def separator_path(models_dir: str | Path, source: str) -> Path:
+    return Path(models_dir) / f"{source}.pt"
+
+
+def mixer_path(models_dir: str | Path) -> Path:
+    return Path(models_dir) / "mixer.pt"
+
+
+@functools.cache
+def git_commit() -> str:
+    """The commit of the code that is running, or 'unknown' outside a git checkout."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                                cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
+def save_checkpoint(path, model, *, kind: str, source: str | None, model_kwargs: dict, params: dict,
+                    step: int, extra: dict | None = None) -> None:
+    """Write a checkpoint atomically (temp file in the same folder, then os.replace)."""
+    import torch
+
+    from mdxnet import __version__
+    from mdxnet.config import params_hash
+
+    if kind not in KINDS:
+        raise ValueError(f"checkpoint kind must be one of {KINDS}, not {kind!r}")
+    payload = {
+        "format": FORMAT,
+        "kind": kind,
+        "source": source,
+        "model_kwargs": dict(model_kwargs),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "params": params,
+        "params_hash": params_hash(params),
+        "git_commit": git_commit(),
+        "mdxnet_version": __version__,
+        "step": int(step),
+        "extra": extra or {},
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path, *, kind: str, source: str | None = None,
+                    expect_kwargs: dict | None = None) -> dict[str, Any]:
+    """Read and validate a checkpoint: right kind, right source, and (if given) the expected model config."""
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} not found: {HOW_TO_GET}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
+        raise UserError(f"checkpoint {path} cannot be read ({str(err).splitlines()[0]}): {HOW_TO_GET}") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "state_dict" not in ckpt:
+        raise UserError(f"{path} is not an mdxnet checkpoint (format {FORMAT}): {HOW_TO_GET}")
+    if ckpt["kind"] != kind:
+        raise UserError(f"checkpoint {path} holds a {ckpt['kind']}, not a {kind}: check the file name")
+    if source is not None and ckpt["source"] != source:
+        raise UserError(f"checkpoint {path} is the {ckpt['source']} separator, not {source}: "
+                        f"expected it at {path.parent / (ckpt['source'] + '.pt')}")
+    if expect_kwargs is not None:
+        check_config(path, ckpt["model_kwargs"], expect_kwargs)
+    return ckpt
+
+
+def check_config(path: Path, found: dict, expected: dict) -> None:
+    diff = {k: (found.get(k), expected.get(k)) for k in sorted(set(found) | set(expected))
+            if found.get(k) != expected.get(k)}
+    if diff:
+        shown = ", ".join(f"{k}: checkpoint {a!r} vs params {b!r}" for k, (a, b) in diff.items())
+        raise UserError(f"checkpoint {path} was built with another model config ({shown}): pass the params "
+                        f"file it was trained with (--params) or retrain it")
+
+
+def _build(path: Path, ckpt: dict, factory):
+    try:
+        model = factory(**ckpt["model_kwargs"])
+        model.load_state_dict(ckpt["state_dict"])
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise UserError(f"checkpoint {path} does not match the model code ({str(err).splitlines()[0]}): "
+                        f"{HOW_TO_GET}") from err
+    return model.eval()
+
+
+def load_separator(path, source: str, expect_kwargs: dict | None = None):
+    """A TFCTDFUNet for `source` in eval mode, built from the checkpoint's own kwargs."""
+    from mdxnet.models import TFCTDFUNet
+
+    ckpt = load_checkpoint(path, kind="separator", source=source, expect_kwargs=expect_kwargs)
+    return _build(Path(path), ckpt, TFCTDFUNet)
+
+
+def load_mixer(path, expect_kwargs: dict | None = None):
+    """The Mixer in eval mode."""
+    from mdxnet.models import Mixer
+
+    ckpt = load_checkpoint(path, kind="mixer", expect_kwargs=expect_kwargs)
+    return _build(Path(path), ckpt, Mixer)
+
+
+def init_models(models_dir, params: dict, seed: int = 0) -> list[Path]:
+    """Randomly initialised checkpoints (step 0) for every source and the Mixer: for tests and benchmarks."""
+    import torch
+
+    from mdxnet.config import separator_kwargs
+    from mdxnet.models import Mixer, TFCTDFUNet, mixer_kwargs
+
+    written = []
+    for index, source in enumerate(params["sources"]):
+        torch.manual_seed(seed + index)
+        kwargs = separator_kwargs(params, source)
+        path = separator_path(models_dir, source)
+        save_checkpoint(path, TFCTDFUNet(**kwargs), kind="separator", source=source, model_kwargs=kwargs,
+                        params=params, step=0)
+        written.append(path)
+    kwargs = mixer_kwargs(params)
+    torch.manual_seed(seed + len(params["sources"]))
+    save_checkpoint(mixer_path(models_dir), Mixer(**kwargs), kind="mixer", source=None, model_kwargs=kwargs,
+                    params=params, step=0)
+    return written + [mixer_path(models_dir)]
