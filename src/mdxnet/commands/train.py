@@ -1,5 +1,84 @@
-"""`mdxnet train` subcommands (placeholder until its issue lands)."""
+"""`mdxnet train separator --source S` and `mdxnet train mixer`: the paper's training recipe from params.yaml.
+
+Both resume from <models>/checkpoints/<name>/last.pt when it belongs to the same params (rerun the same command
+after an interruption), log to dvclive/<name>/ and write the best model (by validation SDR) to --out.
+Multi-GPU: `torchrun --nproc_per_node=N -m mdxnet.cli train separator --source S`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def _common(parser) -> None:
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="auto: CUDA when available, else CPU (default: auto)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="override the number of training steps from params.yaml (smoke runs)")
+    parser.add_argument("--live-dir", type=Path, default=None,
+                        help="dvclive output folder (default: dvclive/<source> or dvclive/mixer)")
 
 
 def register(subparsers) -> None:
-    pass
+    train = subparsers.add_parser("train", help="train a separator or the Mixer", description=__doc__)
+    what = train.add_subparsers(dest="what", metavar="WHAT", required=True)
+
+    separator = what.add_parser("separator", help="train the TFC-TDF-U-Net separator of one source")
+    separator.add_argument("--source", required=True, help="vocals, drums, bass or other (params.yaml sources)")
+    separator.add_argument("--out", type=Path, default=None, help="best checkpoint (default: models/<source>.pt)")
+    _common(separator)
+    separator.set_defaults(func=run_separator)
+
+    mixer = what.add_parser("mixer", help="train the Mixer on the four frozen separators' outputs")
+    mixer.add_argument("--models", type=Path, default=Path("models"),
+                       help="folder with <source>.pt for every source (default: models)")
+    mixer.add_argument("--out", type=Path, default=None, help="best checkpoint (default: <models>/mixer.pt)")
+    _common(mixer)
+    mixer.set_defaults(func=run_mixer)
+
+
+def _report(name: str, result) -> int:
+    if result.best_score is None:
+        print(f"{name}: trained {result.steps} steps (no validation tracks); model written to {result.best_path}")
+    else:
+        print(f"{name}: trained {result.steps} steps; best validation median SDR {result.best_score:.3f} dB at "
+              f"step {result.best_step}, written to {result.best_path}")
+    return 0
+
+
+def _diverged(command: str, err: Exception) -> int:
+    print(f"mdxnet {command}: error: {err}", file=sys.stderr)
+    return 1
+
+
+def run_separator(args) -> int:
+    from mdxnet.config import load_params
+    from mdxnet.errors import UserError
+    from mdxnet.training.loop import TrainingDiverged
+    from mdxnet.training.separator import train_separator
+
+    params = load_params(args.params)
+    if args.source not in params["sources"]:
+        raise UserError(f"unknown --source {args.source!r}: {args.params} lists {params['sources']}")
+    out = args.out or Path("models") / f"{args.source}.pt"
+    try:
+        result = train_separator(params, args.source, out, device=args.device, steps=args.steps,
+                                 live_dir=args.live_dir)
+    except TrainingDiverged as err:
+        return _diverged("train separator", err)
+    return _report(args.source, result)
+
+
+def run_mixer(args) -> int:
+    from mdxnet.config import load_params
+    from mdxnet.training.loop import TrainingDiverged
+    from mdxnet.training.mixer import train_mixer
+
+    params = load_params(args.params)
+    out = args.out or args.models / "mixer.pt"
+    try:
+        result = train_mixer(params, args.models, out, device=args.device, steps=args.steps, live_dir=args.live_dir)
+    except TrainingDiverged as err:
+        return _diverged("train mixer", err)
+    return _report("mixer", result)

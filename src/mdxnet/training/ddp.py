@@ -1,0 +1,111 @@
+"""Data-parallel training with torch's DistributedDataParallel, launched by torchrun.
+
+torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; without them the run is a single process and nothing here does
+anything. Each rank takes a disjoint contiguous shard of every step's batch indices, DDP averages the
+gradients (so the update equals the single-process update on the whole batch, BatchNorm statistics aside),
+and only rank 0 validates, logs and writes files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+
+from mdxnet.errors import UserError
+
+# Rank 0 validates on whole tracks while the others wait in the next all-reduce: allow for long validations.
+COLLECTIVE_TIMEOUT = timedelta(hours=2)
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    def shard(self, indices: list[int]) -> list[int]:
+        """This rank's contiguous share of one step's batch indices."""
+        per_rank = len(indices) // self.world
+        return indices[self.rank * per_rank : (self.rank + 1) * per_rank]
+
+    def check_batch(self, batch_size: int) -> None:
+        if batch_size % self.world:
+            raise UserError(f"batch size {batch_size} is not divisible by the {self.world} torchrun processes: "
+                            "set train.batch_size (or train.mixer.batch_size) in params.yaml to a multiple")
+
+
+def resolve_device(choice: str, dist: DistContext) -> torch.device:
+    """'auto' -> CUDA when available (one GPU per local rank), else CPU."""
+    if choice not in ("auto", "cpu", "cuda"):
+        raise UserError(f"unknown --device {choice!r}: use auto, cpu or cuda")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but torch sees no CUDA device: use --device cpu or auto")
+    if choice == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", dist.local_rank % torch.cuda.device_count())
+
+
+def init_distributed(device_choice: str) -> tuple[DistContext, torch.device]:
+    """Join the torchrun process group when launched by torchrun; otherwise a single-process context."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistContext(), resolve_device(device_choice, DistContext())
+    import torch.distributed as tdist
+
+    dist = DistContext(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    device = resolve_device(device_choice, dist)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if not tdist.is_initialized():
+        tdist.init_process_group(backend=backend, timeout=COLLECTIVE_TIMEOUT)
+    return dist, device
+
+
+def wrap_model(model: torch.nn.Module, dist: DistContext, device: torch.device) -> torch.nn.Module:
+    if not dist.enabled:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    return getattr(model, "module", model)
+
+
+def mean_across_ranks(value: torch.Tensor, dist: DistContext) -> torch.Tensor:
+    """Average of a scalar over ranks (NaN on any rank makes it NaN everywhere, so all ranks stop together)."""
+    if not dist.enabled:
+        return value
+    import torch.distributed as tdist
+
+    value = value.detach().clone()
+    tdist.all_reduce(value)
+    return value / dist.world
+
+
+def barrier(dist: DistContext) -> None:
+    if dist.enabled:
+        import torch.distributed as tdist
+
+        tdist.barrier()
+
+
+def shutdown(dist: DistContext) -> None:
+    if dist.enabled:
+        import torch.distributed as tdist
+
+        if tdist.is_initialized():
+            tdist.destroy_process_group()

@@ -1,0 +1,310 @@
+"""The training loop shared by the separators and the Mixer.
+
+Recipe (the paper's): RMSProp without momentum at a constant learning rate, waveform L1 loss (MSE as an option),
+mixed precision on CUDA when `train.amp` is set. A task object supplies the model, the dataset, how a batch
+becomes (model inputs, target) and the validation score (median SDR, higher is better).
+
+Exact resumption: step s always trains on dataset items [s*B, (s+1)*B) (sharded over DDP ranks), and items are a
+pure function of (seed, index), so the data never depends on how the run was interrupted. `last.pt` holds model,
+optimizer, grad-scaler, RNG streams and the best-so-far state; a restarted run continues from it bit for bit.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from mdxnet.errors import UserError
+from mdxnet.training import ddp
+from mdxnet.training.ddp import DistContext
+from mdxnet.training.monitor import Monitor
+from mdxnet.training.state import capture_rng, restore_rng
+
+log = logging.getLogger(__name__)
+
+# Test hook: the process SIGKILLs itself right after finishing this step (used to test exact resumption).
+KILL_ENV = "MDXNET_TRAIN_KILL_AFTER_STEP"
+AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+LOSSES = {"l1": nn.functional.l1_loss, "mse": nn.functional.mse_loss}
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the weights became NaN/inf; the last good checkpoint is left in place."""
+
+
+class TrainingTask(Protocol):
+    kind: str  # 'separator' | 'mixer' (checkpoint kind)
+    source: str | None
+    model: nn.Module
+    model_kwargs: dict
+    params: dict
+    dataset: Dataset
+
+    def prepare(self, batch: Any, device: torch.device) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """A collated dataset batch -> (model inputs, target) on `device`."""
+
+    def validate(self, model: nn.Module, device: torch.device) -> dict[str, float] | None:
+        """Validation metrics with `model` in eval mode: 'valid_sdr' (median SDR in dB, higher is better; picks
+        the best checkpoint) and any extra ones to log. None when the dataset has no validation tracks."""
+
+
+@dataclass
+class LoopConfig:
+    name: str
+    steps: int
+    batch_size: int
+    lr: float
+    loss: str
+    valid_every: int
+    checkpoint_every: int
+    log_every: int
+    amp: bool
+    amp_dtype: str
+    seed: int
+    num_workers: int
+    last_path: Path
+    best_path: Path
+    live_dir: Path
+    resume_key: str
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise UserError(f"unknown train.loss {self.loss!r} in params.yaml: use one of {sorted(LOSSES)}")
+        if self.amp_dtype not in AMP_DTYPES:
+            raise UserError(f"unknown train.amp_dtype {self.amp_dtype!r} in params.yaml: use {sorted(AMP_DTYPES)}")
+        for key in ("steps", "batch_size", "valid_every", "checkpoint_every", "log_every"):
+            if getattr(self, key) < 1:
+                raise UserError(f"{key} must be >= 1 (got {getattr(self, key)}): fix it in params.yaml")
+
+
+@dataclass
+class Progress:
+    """What survives a restart besides model/optimizer: the step and the best model so far."""
+
+    step: int = 0
+    best_score: float | None = None
+    best_step: int | None = None
+    best_state: dict | None = field(default=None, repr=False)
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    best_score: float | None
+    best_step: int | None
+    best_path: Path
+
+
+def step_indices(step: int, batch_size: int) -> list[int]:
+    """Dataset items of one training step: a pure function of the step, so resumption is exact."""
+    return list(range(step * batch_size, (step + 1) * batch_size))
+
+
+class StepBatches(Sampler):
+    """This rank's share of the batch indices of steps [start, steps)."""
+
+    def __init__(self, start: int, steps: int, batch_size: int, dist: DistContext):
+        self.start, self.steps, self.batch_size, self.dist = start, steps, batch_size, dist
+
+    def __iter__(self):
+        for step in range(self.start, self.steps):
+            yield self.dist.shard(step_indices(step, self.batch_size))
+
+    def __len__(self) -> int:
+        return max(0, self.steps - self.start)
+
+
+class Amp:
+    """Autocast + GradScaler settings: only on CUDA, GradScaler only for float16."""
+
+    def __init__(self, enabled: bool, dtype_name: str, device: torch.device):
+        self.enabled = enabled and device.type == "cuda"
+        self.dtype = AMP_DTYPES[dtype_name]
+        self.device_type = device.type
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.enabled and self.dtype == torch.float16)
+
+    def autocast(self):
+        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.enabled)
+
+
+class Window:
+    """Loss and timing averaged over the steps since the last log row."""
+
+    def __init__(self):
+        self.losses, self.seconds = [], []
+
+    def add(self, loss: float, seconds: float) -> None:
+        self.losses.append(loss)
+        self.seconds.append(seconds)
+
+    def metrics(self, lr: float, batch_size: int) -> dict[str, float]:
+        step_time = sum(self.seconds) / len(self.seconds)
+        row = {"loss": sum(self.losses) / len(self.losses), "lr": lr, "step_time": step_time,
+               "samples_per_s": batch_size / step_time}
+        self.losses, self.seconds = [], []
+        return row
+
+
+def all_finite(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
+
+
+class Trainer:
+    """One training run of one task; `run()` trains from scratch or from `last.pt` up to `cfg.steps`."""
+
+    def __init__(self, task: TrainingTask, cfg: LoopConfig, dist: DistContext, device: torch.device):
+        dist.check_batch(cfg.batch_size)
+        self.task, self.cfg, self.dist, self.device = task, cfg, dist, device
+        self.model = task.model.to(device)
+        self.optimizer = torch.optim.RMSprop(self.model.parameters(), lr=cfg.lr, momentum=0.0)
+        self.amp = Amp(cfg.amp, cfg.amp_dtype, device)
+        self.loss_fn = LOSSES[cfg.loss]
+        self.progress = Progress()
+        self._resume()
+        self.ddp_model = ddp.wrap_model(self.model, dist, device)
+
+    # ---- checkpoints -------------------------------------------------------------------------------------
+
+    def _resume(self) -> None:
+        from mdxnet.checkpoint import load_checkpoint
+
+        path = self.cfg.last_path
+        if not path.is_file():
+            return
+        try:
+            ckpt = load_checkpoint(path, kind=self.task.kind, source=self.task.source)
+        except UserError as err:
+            log.warning("not resuming: %s", err)
+            return
+        extra = ckpt.get("extra", {})
+        if extra.get("resume_key") != self.cfg.resume_key:
+            log.warning("not resuming from %s: it was trained with other params or inputs; starting afresh", path)
+            return
+        self.model.load_state_dict(ckpt["state_dict"])
+        self.optimizer.load_state_dict(extra["optimizer"])
+        self.amp.scaler.load_state_dict(extra["scaler"])
+        restore_rng(extra["rng"])
+        self.progress = Progress(ckpt["step"], extra["best_score"], extra["best_step"], extra["best_state"])
+        log.info("resuming %s from %s at step %d", self.cfg.name, path, ckpt["step"])
+
+    def _save(self, path: Path, step: int, extra: dict) -> None:
+        from mdxnet.checkpoint import save_checkpoint
+
+        save_checkpoint(path, self.model, kind=self.task.kind, source=self.task.source,
+                        model_kwargs=self.task.model_kwargs, params=self.task.params, step=step, extra=extra)
+
+    def _save_last(self, step: int) -> None:
+        if not all_finite(self.model):
+            self._diverged(step, "the weights contain NaN/inf")
+        if not self.dist.is_main:
+            return
+        p = self.progress
+        self._save(self.cfg.last_path, step, {
+            "resume_key": self.cfg.resume_key, "optimizer": self.optimizer.state_dict(),
+            "scaler": self.amp.scaler.state_dict(), "rng": capture_rng(),
+            "best_score": p.best_score, "best_step": p.best_step, "best_state": p.best_state,
+        })
+
+    def _save_best(self) -> None:
+        """Write the best model (kept in memory as a state dict) to the output path."""
+        p = self.progress
+        if not self.dist.is_main or p.best_state is None:
+            return
+        current = {k: v.clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(p.best_state)
+        try:
+            self._save(self.cfg.best_path, p.best_step, {"valid_sdr": p.best_score})
+        finally:
+            self.model.load_state_dict(current)
+
+    def _diverged(self, step: int, what: str) -> None:
+        last = self.cfg.last_path
+        kept = f"the last good checkpoint {last} is kept" if last.is_file() else "no checkpoint was written yet"
+        raise TrainingDiverged(
+            f"training {self.cfg.name} diverged at step {step}: {what}. Stopped; {kept}. Lower the learning rate "
+            f"(train.lr / train.lr_scale in params.yaml) or set train.amp: false, then rerun")
+
+    # ---- validation --------------------------------------------------------------------------------------
+
+    def _validate(self, step: int, monitor: Monitor) -> None:
+        if self.dist.is_main:
+            self.model.eval()
+            with torch.inference_mode():
+                metrics = self.task.validate(self.model, self.device)
+            self.model.train()
+            score = None if metrics is None else metrics["valid_sdr"]
+            p = self.progress
+            if score is None or p.best_score is None or score > p.best_score:
+                p.best_score, p.best_step = score, step
+                p.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+                self._save_best()
+            if score is not None:
+                monitor.log(step, metrics, summary={"best_valid_sdr": p.best_score, "best_step": p.best_step})
+                monitor.note(f"step {step}: validation median SDR {score:.3f} dB (best {p.best_score:.3f} dB "
+                             f"at step {p.best_step})")
+        ddp.barrier(self.dist)
+
+    # ---- training ----------------------------------------------------------------------------------------
+
+    def _loader(self, start: int) -> DataLoader:
+        sampler = StepBatches(start, self.cfg.steps, self.cfg.batch_size, self.dist)
+        # A private generator: the loader must not draw from the global RNG (it would shift resumed runs).
+        generator = torch.Generator().manual_seed(self.cfg.seed)
+        return DataLoader(self.task.dataset, batch_sampler=sampler, num_workers=self.cfg.num_workers,
+                          pin_memory=self.device.type == "cuda", generator=generator)
+
+    def _train_step(self, batch: Any, step: int) -> float:
+        inputs, target = self.task.prepare(batch, self.device)
+        with self.amp.autocast():
+            output = self.ddp_model(*inputs)
+        loss = self.loss_fn(output.float(), target.float())
+        value = float(ddp.mean_across_ranks(loss.detach(), self.dist))
+        if not math.isfinite(value):
+            self._diverged(step + 1, f"the loss is {value}")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.amp.scaler.scale(loss).backward()
+        self.amp.scaler.step(self.optimizer)
+        self.amp.scaler.update()
+        return value
+
+    def run(self) -> TrainResult:
+        cfg, start = self.cfg, self.progress.step
+        monitor = Monitor(cfg.live_dir, cfg.name, start, cfg.steps, enabled=self.dist.is_main)
+        kill_after = int(os.environ.get(KILL_ENV, "0"))
+        window = Window()
+        global_batch = cfg.batch_size
+        try:
+            self.model.train()
+            tick = time.perf_counter()  # step time includes waiting for data, excludes validation/saving
+            for step, batch in zip(range(start, cfg.steps), self._loader(start), strict=True):
+                loss = self._train_step(batch, step)
+                done = step + 1
+                window.add(loss, time.perf_counter() - tick)
+                monitor.step(loss)
+                if done % cfg.log_every == 0 or done == cfg.steps:
+                    monitor.log(done, window.metrics(cfg.lr, global_batch))
+                validate = done % cfg.valid_every == 0 or done == cfg.steps
+                if validate:
+                    self._validate(done, monitor)
+                if validate or done % cfg.checkpoint_every == 0:
+                    self._save_last(done)
+                self.progress.step = done
+                if done == kill_after and self.dist.is_main:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                tick = time.perf_counter()
+        finally:
+            monitor.close()
+        if not cfg.best_path.is_file():
+            self._save_best()  # e.g. a finished run whose output was deleted: restore it from last.pt
+        p = self.progress
+        return TrainResult(p.step, p.best_score, p.best_step, cfg.best_path)

@@ -1,0 +1,154 @@
+"""Training the Mixer on the outputs of the four frozen separators: `mdxnet train mixer`.
+
+The separators are loaded from their checkpoints, put in eval mode (BatchNorm uses its running statistics)
+and frozen (requires_grad False); their outputs for each training chunk are computed on the fly without
+gradients. Only training (and validation) tracks are read, never the test set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mdxnet.config import per_source, separator_kwargs
+from mdxnet.training.validation import ValidTrack, global_sdr, load_valid_tracks, separate_track
+
+
+def load_frozen_separators(params: dict, models_dir: Path) -> dict:
+    from mdxnet.checkpoint import load_separator, separator_path
+
+    separators = {}
+    for source in params["sources"]:
+        model = load_separator(separator_path(models_dir, source), source, separator_kwargs(params, source))
+        model.eval().requires_grad_(False)
+        separators[source] = model
+    return separators
+
+
+class MixerTask:
+    """(four separator estimates, mixture) in, the four refined sources out."""
+
+    kind = "mixer"
+    source = None
+
+    def __init__(self, params: dict, models_dir: Path, seed: int):
+        from mdxnet.data.sampler import build_train_dataset
+        from mdxnet.models import build_mixer, mixer_kwargs
+
+        self.params = params
+        self.separators = load_frozen_separators(params, Path(models_dir))
+        self.model_kwargs = mixer_kwargs(params)
+        self.model = build_mixer(params)
+        self.chunk = max(m.chunk_samples for m in self.separators.values())
+        self.dataset = build_train_dataset(params, self.chunk, seed)
+        self.overlaps = {s: int(per_source(params["separate"]["overlap"], s)) for s in params["sources"]}
+        self.batch = int(params["separate"]["batch"])
+        self._valid: list[ValidTrack] | None = None
+        self._valid_estimates: list[torch.Tensor] = []
+
+    def _on(self, device: torch.device) -> dict:
+        for model in self.separators.values():
+            model.to(device)
+        return self.separators
+
+    @torch.no_grad()
+    def _estimate_chunks(self, mixture: torch.Tensor) -> torch.Tensor:
+        """(B, 2, L) mixture chunks -> (B, 4, 2, L) separator estimates (chunked if a model's chunk is shorter)."""
+        outputs = []
+        for source, model in self.separators.items():
+            if model.chunk_samples == mixture.shape[-1]:
+                outputs.append(model(mixture).float())
+            else:
+                outputs.append(torch.stack([separate_track(model, m.cpu(), self.overlaps[source], self.batch,
+                                                           mixture.device).to(mixture.device) for m in mixture]))
+        return torch.stack(outputs, dim=1)
+
+    def prepare(self, batch, device: torch.device):
+        mixture, targets = batch
+        mixture = mixture.to(device, non_blocking=True)
+        self._on(device)
+        return (self._estimate_chunks(mixture), mixture), targets.to(device, non_blocking=True)
+
+    def _prepare_validation(self, device: torch.device) -> None:
+        """Separator estimates of the validation tracks, once: the separators are frozen."""
+        self._valid = load_valid_tracks(self.params, self.params["sources"])
+        separators = self._on(device)
+        self._valid_estimates = [
+            torch.stack([separate_track(model, t.mixture, self.overlaps[s], self.batch, device)
+                         for s, model in separators.items()])
+            for t in self._valid
+        ]
+
+    def _scores(self, estimates: list[torch.Tensor]) -> dict[str, float]:
+        per_source = {}
+        for index, source in enumerate(self.params["sources"]):
+            sdrs = [global_sdr(t.sources[source], e[index].numpy()) for t, e in zip(self._valid, estimates,
+                                                                                     strict=True)]
+            per_source[source] = float(np.median(sdrs))
+        return per_source
+
+    def validate(self, model, device: torch.device) -> dict[str, float] | None:
+        from mdxnet.separation import apply_mixer
+
+        if self._valid is None:
+            self._prepare_validation(device)
+        if not self._valid:
+            return None
+        mixed = [apply_mixer(model, e, t.mixture, self.chunk, device) for t, e in
+                 zip(self._valid, self._valid_estimates, strict=True)]
+        with_mixer, alone = self._scores(mixed), self._scores(self._valid_estimates)
+        metrics = {"valid_sdr": float(np.mean(list(with_mixer.values()))),
+                   "valid_sdr_separators": float(np.mean(list(alone.values())))}
+        metrics.update({f"valid_sdr_{s}": v for s, v in with_mixer.items()})
+        return metrics
+
+
+def mixer_config(params: dict, out: Path, live_dir: Path | None, steps: int | None, resume_key: str):
+    from mdxnet.training.loop import LoopConfig
+    from mdxnet.training.separator import checkpoint_dir
+
+    train, mixer = params["train"], params["train"]["mixer"]
+    return LoopConfig(
+        name="mixer",
+        steps=int(steps if steps is not None else mixer["steps"]),
+        batch_size=int(mixer["batch_size"]),
+        lr=float(mixer["lr"]),
+        loss=train["loss"],
+        valid_every=int(mixer["valid_every"]),
+        checkpoint_every=int(mixer.get("checkpoint_every", train["checkpoint_every"])),
+        log_every=int(train["log_every"]),
+        amp=bool(train["amp"]),
+        amp_dtype=train["amp_dtype"],
+        seed=int(train["seed"]),
+        num_workers=int(train["num_workers"]),
+        last_path=checkpoint_dir(out, "mixer") / "last.pt",
+        best_path=Path(out),
+        live_dir=Path(live_dir) if live_dir is not None else Path("dvclive") / "mixer",
+        resume_key=resume_key,
+    )
+
+
+def train_mixer(params: dict, models_dir: Path, out: Path, *, device: str = "auto", steps: int | None = None,
+                live_dir: Path | None = None):
+    from mdxnet.checkpoint import separator_path
+    from mdxnet.training import ddp
+    from mdxnet.training.loop import Trainer
+    from mdxnet.training.state import resume_key, seed_everything
+
+    dist, torch_device = ddp.init_distributed(device)
+    try:
+        inputs = [separator_path(models_dir, s) for s in params["sources"]]
+        missing = [str(p) for p in inputs if not p.is_file()]
+        if missing:
+            from mdxnet.errors import UserError
+
+            raise UserError(f"the Mixer needs the four trained separators; missing {', '.join(missing)}: train "
+                            f"them with `mdxnet train separator --source S` or pass --models DIR")
+        cfg = mixer_config(params, out, live_dir, steps, resume_key(params, "mixer", inputs))
+        seed_everything(cfg.seed)
+        task = MixerTask(params, Path(models_dir), cfg.seed)
+        return Trainer(task, cfg, dist, torch_device).run()
+    finally:
+        ddp.shutdown(dist)

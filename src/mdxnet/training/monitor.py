@@ -1,0 +1,81 @@
+"""Training metrics through dvclive and a tqdm bar; only the main rank writes anything.
+
+dvclive writes `<dir>/metrics.json` (latest values + step: `dvc metrics show/diff`, `dvc exp show`) and one
+`<dir>/plots/metrics/<name>.tsv` per metric (`dvc plots show`). It does not write dvc.yaml (the project's own
+dvc.yaml declares these files) nor save DVC experiments itself (`dvc exp run` does that).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from pathlib import Path
+
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+
+class Monitor:
+    """Per-step bar + windowed metrics to dvclive. `start_step` > 0 continues logs of an interrupted run."""
+
+    def __init__(self, live_dir: Path, name: str, start_step: int, total_steps: int, enabled: bool):
+        self.enabled = enabled
+        self.live = None
+        self.bar = tqdm(total=total_steps, initial=start_step, desc=f"train {name}", disable=not enabled,
+                        dynamic_ncols=True, mininterval=1.0, unit="step")
+        if enabled:
+            self.live = open_live(Path(live_dir), start_step)
+
+    def step(self, loss: float) -> None:
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+
+    def log(self, step: int, metrics: dict[str, float], summary: dict[str, float] | None = None) -> None:
+        """Write one row per metric at `step` (plots) and refresh metrics.json; `summary` goes to json only."""
+        if self.live is None:
+            return
+        self.live.step = step
+        for name, value in metrics.items():
+            self.live.log_metric(name, float(value))
+        for name, value in (summary or {}).items():
+            self.live.log_metric(name, float(value), plot=False)
+        self.live.make_summary()
+
+    def note(self, message: str) -> None:
+        if self.enabled:
+            self.bar.write(message)
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.live is not None:
+            self.live.end()
+
+
+def open_live(live_dir: Path, start_step: int):
+    """A dvclive logger; a fresh run clears old logs, a resumed one keeps rows up to its checkpoint step."""
+    from dvclive import Live
+
+    resuming = start_step > 0
+    if resuming:
+        trim_history(live_dir, start_step)
+    live = Live(dir=str(live_dir), resume=resuming, save_dvc_exp=False, dvcyaml=False, report=None)
+    return live
+
+
+def trim_history(live_dir: Path, last_step: int) -> None:
+    """Drop metric rows logged after `last_step` by a run that was killed after its last checkpoint."""
+    for tsv in (live_dir / "plots" / "metrics").rglob("*.tsv"):
+        rows = list(csv.DictReader(tsv.open(newline=""), delimiter="\t"))
+        kept = [row for row in rows if int(row["step"]) <= last_step]
+        if len(kept) == len(rows):
+            continue
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0].keys()), delimiter="\t", lineterminator=os.linesep)
+        writer.writeheader()
+        writer.writerows(kept)
+        tmp = tsv.with_suffix(".tsv.tmp")
+        tmp.write_text(buffer.getvalue())
+        os.replace(tmp, tsv)

@@ -1,0 +1,87 @@
+"""Training one TFC-TDF-U-Net separator: `mdxnet train separator --source S`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from mdxnet.config import per_source, separator_kwargs
+from mdxnet.training.validation import ValidTrack, load_valid_tracks, median_sdr, separate_track
+
+
+class SeparatorTask:
+    """Mixture chunk in, one source's waveform out; scored on whole validation tracks."""
+
+    kind = "separator"
+
+    def __init__(self, params: dict, source: str, seed: int):
+        from mdxnet.data.sampler import build_train_dataset
+        from mdxnet.models import build_separator
+
+        self.params, self.source = params, source
+        self.model_kwargs = separator_kwargs(params, source)
+        self.model = build_separator(params, source)
+        self.dataset = build_train_dataset(params, self.model.chunk_samples, seed)
+        self.index = params["sources"].index(source)
+        self.overlap = int(per_source(params["separate"]["overlap"], source))
+        self.batch = int(params["separate"]["batch"])
+        self._valid: list[ValidTrack] | None = None
+
+    def prepare(self, batch, device: torch.device):
+        mixture, targets = batch
+        return (mixture.to(device, non_blocking=True),), targets[:, self.index].to(device, non_blocking=True)
+
+    def validate(self, model, device: torch.device) -> dict[str, float] | None:
+        if self._valid is None:
+            self._valid = load_valid_tracks(self.params, [self.source])
+        if not self._valid:
+            return None
+        estimates = [separate_track(model, t.mixture, self.overlap, self.batch, device).numpy() for t in self._valid]
+        return {"valid_sdr": median_sdr(self._valid, self.source, estimates)}
+
+
+def separator_config(params: dict, source: str, out: Path, live_dir: Path | None, steps: int | None, resume_key: str):
+    from mdxnet.training.loop import LoopConfig
+
+    train = params["train"]
+    return LoopConfig(
+        name=source,
+        steps=int(steps if steps is not None else train["steps"]),
+        batch_size=int(train["batch_size"]),
+        lr=float(per_source(train["lr"], source)) * float(train["lr_scale"]),
+        loss=train["loss"],
+        valid_every=int(train["valid_every"]),
+        checkpoint_every=int(train["checkpoint_every"]),
+        log_every=int(train["log_every"]),
+        amp=bool(train["amp"]),
+        amp_dtype=train["amp_dtype"],
+        seed=int(train["seed"]),
+        num_workers=int(train["num_workers"]),
+        last_path=checkpoint_dir(out, source) / "last.pt",
+        best_path=Path(out),
+        live_dir=Path(live_dir) if live_dir is not None else Path("dvclive") / source,
+        resume_key=resume_key,
+    )
+
+
+def checkpoint_dir(out: Path, name: str) -> Path:
+    """Resumable state lives beside the output: <models>/checkpoints/<name>/."""
+    return Path(out).parent / "checkpoints" / name
+
+
+def train_separator(params: dict, source: str, out: Path, *, device: str = "auto", steps: int | None = None,
+                    live_dir: Path | None = None):
+    from mdxnet.training import ddp
+    from mdxnet.training.loop import Trainer
+    from mdxnet.training.state import resume_key, seed_everything
+
+    dist, torch_device = ddp.init_distributed(device)
+    try:
+        cfg = separator_config(params, source, out, live_dir, steps, resume_key(params, f"separator/{source}"))
+        seed_everything(cfg.seed)  # before the model is built: its initial weights come from this seed
+        task = SeparatorTask(params, source, cfg.seed)
+        return Trainer(task, cfg, dist, torch_device).run()
+    finally:
+        ddp.shutdown(dist)
+
