@@ -1,5 +1,112 @@
-"""`mdxnet data` subcommands (placeholder until its issue lands)."""
+"""`mdxnet data fetch|synth|check|list` and `mdxnet augment`: getting, generating, validating and augmenting
+the dataset."""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
-    pass
+    data = subparsers.add_parser("data", help="get, generate, check or list the dataset")
+    sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    fetch = sub.add_parser("fetch", help="download MUSDB18-HQ into data.root (resumable, md5-checked)")
+    fetch.add_argument("--root", help="dataset folder (default: data.root)")
+    fetch.add_argument("--force", action="store_true", help="download even if data.origin is 'existing'")
+    fetch.set_defaults(func=run_fetch)
+
+    synth = sub.add_parser("synth", help="generate the embedded dataset (MUSDB18-HQ layout) with fluidsynth")
+    synth.add_argument("--tracks", type=int, help="number of songs (default: data.synth.tracks)")
+    synth.add_argument("--valid-tracks", type=int, help="validation songs among them (data.synth.valid_tracks)")
+    synth.add_argument("--test-tracks", type=int, help="test songs among them (data.synth.test_tracks)")
+    synth.add_argument("--seconds", type=float, help="song length (default: data.synth.seconds)")
+    synth.add_argument("--seed", type=int, help="random seed (default: data.synth.seed)")
+    synth.add_argument("--jobs", type=int, help="parallel renders (default: data.synth.jobs)")
+    synth.add_argument("-o", "--out", help="dataset folder (default: data.root)")
+    synth.set_defaults(func=run_synth)
+
+    check = sub.add_parser("check", help="validate a dataset in MUSDB18-HQ layout (or .stem.mp4 files)")
+    check.add_argument("root", nargs="?", help="dataset folder, stem file or folder of stem files (data.root)")
+    check.add_argument("--report", help="write a JSON summary here (track count, seconds, checksum, problems)")
+    check.set_defaults(func=run_check)
+
+    listing = sub.add_parser("list", help="print the track names of one subset, one per line")
+    listing.add_argument("--subset", choices=["train", "valid", "test"], default="train")
+    listing.add_argument("--root", help="dataset folder (default: data.root)")
+    listing.set_defaults(func=run_list)
+
+    augment = subparsers.add_parser("augment", help="cache pitch-shifted / time-stretched stems of one track")
+    which = augment.add_mutually_exclusive_group(required=True)
+    which.add_argument("--track", help="training track name (see `mdxnet data list`)")
+    which.add_argument("--all", action="store_true", help="every training track, one after the other")
+    augment.add_argument("--root", help="dataset folder (default: data.root)")
+    augment.add_argument("--out", help="augmentation cache folder (default: augment.root)")
+    augment.set_defaults(func=run_augment)
+
+
+def run_fetch(args) -> int:
+    from mdxnet.config import load_params
+    from mdxnet.data.fetch import fetch_dataset
+
+    params = load_params(args.params)
+    fetch_dataset(params, root=args.root, force=args.force)
+    return 0
+
+
+def run_synth(args) -> int:
+    import time
+
+    from mdxnet.config import load_params
+    from mdxnet.data.synth import generate_dataset, synth_config
+
+    params = load_params(args.params)
+    config = synth_config(params, tracks=args.tracks, valid_tracks=args.valid_tracks,
+                          test_tracks=args.test_tracks, seconds=args.seconds, seed=args.seed, jobs=args.jobs)
+    root = args.out or params["data"]["root"]
+    start = time.perf_counter()
+    info = generate_dataset(root, config)
+    split = {name: len(tracks) for name, tracks in info["split"].items()}
+    print(f"synthetic dataset at {root}: {split} ({config.seconds:g} s each) in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def run_check(args) -> int:
+    from mdxnet.config import load_params
+    from mdxnet.data.check import check_dataset, write_report
+
+    params = load_params(args.params)
+    root = args.root or params["data"]["root"]
+    result = check_dataset(root, params)
+    if args.report:
+        write_report(result, args.report)
+    for problem in result.problems:
+        print(f"PROBLEM {problem}")
+    status = "OK" if result.ok else f"{len(result.problems)} problem(s)"
+    print(f"{root}: {result.tracks} tracks, {result.seconds:.1f} s, checksum {result.checksum}: {status}")
+    return 0 if result.ok else 2
+
+
+def run_list(args) -> int:
+    from mdxnet.config import load_params
+    from mdxnet.data.musdb import list_tracks, track_name
+
+    params = load_params(args.params)
+    for track in list_tracks(args.root or params["data"]["root"], args.subset):
+        print(track_name(track))
+    return 0
+
+
+def run_augment(args) -> int:
+    from mdxnet.config import load_params
+    from mdxnet.data.augment import augment_track
+    from mdxnet.data.musdb import find_track, list_tracks, track_name
+
+    params = load_params(args.params)
+    root = args.root or params["data"]["root"]
+    tracks = list_tracks(root, "train") if args.all else [find_track(root, args.track)]
+    for track in tracks:
+        manifest = augment_track(track, params, out_root=args.out)
+        print(f"{track_name(track)}: {len(manifest['variants'])} variants cached in {manifest['folder']}")
+    return 0

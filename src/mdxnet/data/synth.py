@@ -1,0 +1,283 @@
+"""The embedded default dataset: deterministic multitrack songs rendered with real sampled instruments.
+
+Each song is composed as MIDI (`mdxnet.data.compose`), and each stem is rendered on its own by the fluidsynth
+CLI with a General MIDI soundfont (FluidR3_GM from Debian's fluid-soundfont-gm). The vocal stem is a voice patch
+(Choir Aahs / Voice Oohs / Synth Voice) singing a melody with vibrato, plus a layer of sung-syllable-like words
+from espeak-ng aligned with the phrases, so it carries formants and consonants that no instrument in 'other' has.
+
+Stems are balanced to random levels, quantised to 16-bit PCM (like MUSDB18-HQ) and the mixture is the exact
+integer sum of the quantised stems. The layout is MUSDB18-HQ's; the split (train / valid inside train/, test)
+is recorded in `<root>/mdxnet_dataset.json`, written last. A song is a pure function of (seed, index, seconds),
+so reruns give byte-identical files, and finished tracks (marked by `<track>/.synth.json`) are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from mdxnet.audio import SAMPLE_RATE, read_audio, resample
+from mdxnet.data.compose import beat_seconds, compose, to_midi
+from mdxnet.data.musdb import DATASET_FILE
+from mdxnet.errors import UserError
+
+log = logging.getLogger(__name__)
+
+GENERATOR_VERSION = 1
+TRACK_MARKER = ".synth.json"
+STEMS = ("drums", "bass", "other", "vocals")
+# Loudness of each stem before the song-level peak normalisation: RMS target and a random offset range (dB).
+STEM_RMS_DB = -20.0
+STEM_GAIN_DB = {"drums": (-4.0, 1.0), "bass": (-5.0, 0.0), "other": (-6.0, 0.0), "vocals": (-2.0, 2.0)}
+PEAK = 0.9
+FADE_SECONDS = 0.02
+SYLLABLES = ["la", "na", "da", "oh", "ah", "yeah", "hey", "love", "you", "me", "go", "so", "no", "my", "night",
+             "light", "high", "sky", "fly", "away", "stay", "day", "way", "home", "dream", "heart", "time",
+             "run", "fire", "rain", "baby", "shine", "tonight", "alone", "down", "feel", "free", "sun"]
+ESPEAK_VOICES = ["en-us", "en", "en-us+f2", "en-us+f3", "en-us+f4", "en+m3", "en+m5", "en-us+m7"]
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    tracks: int
+    valid_tracks: int
+    test_tracks: int
+    seconds: float
+    seed: int
+    jobs: int
+    soundfont: str
+    syllables: bool
+
+    def marker(self, index: int) -> dict:
+        """What a finished track was made from; a track whose marker differs is regenerated."""
+        return {"generator_version": GENERATOR_VERSION, "seed": self.seed, "index": index,
+                "seconds": self.seconds, "sample_rate": SAMPLE_RATE, "syllables": self.syllables,
+                "soundfont": Path(self.soundfont).name}
+
+
+def synth_config(params: dict, **overrides) -> SynthConfig:
+    """data.synth values, with CLI overrides (None means: keep the params value)."""
+    values = dict(params["data"]["synth"])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    config = SynthConfig(
+        tracks=int(values["tracks"]), valid_tracks=int(values["valid_tracks"]),
+        test_tracks=int(values["test_tracks"]), seconds=float(values["seconds"]), seed=int(values["seed"]),
+        jobs=int(values.get("jobs", 2)), soundfont=str(values.get("soundfont", "/usr/share/sounds/sf2/FluidR3_GM.sf2")),
+        syllables=bool(values.get("syllables", True)),
+    )
+    if config.tracks < 1 or config.seconds <= 0:
+        raise UserError("data synth needs --tracks >= 1 and --seconds > 0")
+    if config.valid_tracks + config.test_tracks >= config.tracks:
+        raise UserError(f"data.synth: valid_tracks ({config.valid_tracks}) + test_tracks ({config.test_tracks}) "
+                        f"must leave at least one training track out of {config.tracks}")
+    return config
+
+
+def track_names(config: SynthConfig) -> dict[str, list[str]]:
+    """train / valid / test names: the last test_tracks are test, the valid_tracks before them valid."""
+    names = [f"synth{i:03d}" for i in range(config.tracks)]
+    n_train = config.tracks - config.valid_tracks - config.test_tracks
+    return {"train": names[:n_train], "valid": names[n_train:n_train + config.valid_tracks],
+            "test": names[n_train + config.valid_tracks:]}
+
+
+def track_dir(root: Path, config: SynthConfig, index: int) -> Path:
+    name = f"synth{index:03d}"
+    folder = "test" if name in track_names(config)["test"] else "train"
+    return root / folder / name
+
+
+def check_tools(config: SynthConfig) -> None:
+    if shutil.which("fluidsynth") is None:
+        raise UserError("fluidsynth is not installed: apt-get install fluidsynth (see scripts/setup.sh)")
+    if not Path(config.soundfont).is_file():
+        raise UserError(f"soundfont {config.soundfont} not found: apt-get install fluid-soundfont-gm or set "
+                        "data.synth.soundfont in params.yaml")
+    if config.syllables and shutil.which("espeak-ng") is None:
+        raise UserError("espeak-ng is not installed (apt-get install espeak-ng), or set data.synth.syllables: false")
+
+
+# ------------------------------------------------------------------------------------------------ rendering
+def _run(cmd: list[str], what: str) -> None:
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise UserError(f"{what} failed ({' '.join(cmd[:2])} ...): {result.stderr.strip()[-500:]}")
+
+
+def _render_stem(parts, song, soundfont: str, tmp: Path, stem: str) -> np.ndarray:
+    midi_path, wav_path = tmp / f"{stem}.mid", tmp / f"{stem}.wav"
+    to_midi(parts, song.tempo, song.beats_per_bar).save(midi_path)
+    _run(["fluidsynth", "-ni", "-q", "-F", str(wav_path), "-r", str(SAMPLE_RATE), "-O", "float", "-T", "wav",
+          soundfont, str(midi_path)], f"rendering {stem} with fluidsynth")
+    return read_audio(wav_path).astype(np.float64)
+
+
+def _fit(audio: np.ndarray, n: int) -> np.ndarray:
+    """Trim or zero-pad (2, m) audio to (2, n)."""
+    out = np.zeros((2, n))
+    m = min(n, audio.shape[-1])
+    out[:, :m] = audio[:, :m]
+    return out
+
+
+def _espeak(text: str, voice: str, pitch: int, speed: int, tmp: Path) -> np.ndarray:
+    wav = tmp / "words.wav"
+    _run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "-w", str(wav), text], "espeak-ng")
+    data, rate = sf.read(wav, dtype="float64", always_2d=True)
+    return resample(data.T[:1], rate, SAMPLE_RATE)[0]
+
+
+def _syllable_layer(rng, phrases, tempo: float, n: int, tmp: Path) -> np.ndarray:
+    """espeak-ng words, one per sung note, pitched to the phrase's register and squeezed into each phrase."""
+    layer = np.zeros(n)
+    voice = ESPEAK_VOICES[int(rng.integers(len(ESPEAK_VOICES)))]
+    for start_beat, beats, notes in phrases:
+        start = int(start_beat * beat_seconds(tempo) * SAMPLE_RATE)
+        if not notes or start >= n:
+            continue
+        length = int(beats * beat_seconds(tempo) * SAMPLE_RATE)
+        words = " ".join(SYLLABLES[int(rng.integers(len(SYLLABLES)))] for _ in notes)
+        mean_pitch = float(np.mean([note.pitch for note in notes]))
+        pitch = int(np.clip((mean_pitch - 52) * 3, 10, 90))
+        speed = int(np.clip(60 * len(notes) / (length / SAMPLE_RATE), 90, 320))
+        speech = _espeak(words, voice, pitch, speed, tmp)[:length]
+        fade = min(len(speech), int(0.03 * SAMPLE_RATE))
+        speech[len(speech) - fade:] *= np.linspace(1, 0, fade)
+        end = min(n, start + len(speech))
+        layer[start:end] += speech[: end - start]
+    return layer
+
+
+def _rms_db(audio: np.ndarray) -> float:
+    return 10 * np.log10(np.mean(audio**2) + 1e-12)
+
+
+def _balance(rng, stems: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each stem to a random level around STEM_RMS_DB, then one gain so no stem or the mixture exceeds PEAK."""
+    out = {}
+    for name, audio in stems.items():
+        low, high = STEM_GAIN_DB[name]
+        target = STEM_RMS_DB + rng.uniform(low, high)
+        out[name] = audio * 10 ** ((target - _rms_db(audio)) / 20) if _rms_db(audio) > -100 else audio
+    peak = max(np.abs(sum(out.values())).max(), *(np.abs(a).max() for a in out.values()))
+    return {name: audio * (PEAK / peak) for name, audio in out.items()}
+
+
+def _quantise(audio: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(audio * 32768), -32768, 32767).astype(np.int16)
+
+
+def _write_pcm16(path: Path, samples: np.ndarray) -> None:
+    """Atomic 16-bit wav write of integer samples (2, n): exact, unlike a float -> PCM conversion."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        sf.write(tmp, samples.T, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_json(path: Path, data: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True, default=str)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+def render_track(config: SynthConfig, index: int, out_dir: Path) -> dict:
+    """Compose and render song `index` into `out_dir` (5 wavs + marker); returns its description."""
+    rng = np.random.default_rng([config.seed, index])
+    song, phrases = compose(rng, config.seconds)
+    n = int(round(config.seconds * SAMPLE_RATE))
+    with tempfile.TemporaryDirectory(prefix="mdxnet-synth-") as tmp:
+        stems = {name: _fit(_render_stem(song.stems[name], song, config.soundfont, Path(tmp), name), n)
+                 for name in STEMS}
+        if config.syllables:
+            words = _syllable_layer(rng, phrases, song.tempo, n, Path(tmp))
+            level = rng.uniform(-9, -4) + _rms_db(stems["vocals"]) - _rms_db(words)
+            stems["vocals"] += words * 10 ** (level / 20)
+    stems = _balance(rng, stems)
+    fade = np.linspace(1.0, 0.0, int(FADE_SECONDS * SAMPLE_RATE))
+    quantised = {}
+    for name, audio in stems.items():
+        audio[:, n - len(fade):] *= fade
+        quantised[name] = _quantise(audio)
+    mixture = sum(q.astype(np.int32) for q in quantised.values())
+    if np.abs(mixture).max() > 32767:
+        raise RuntimeError(f"mixture of {out_dir.name} clips after quantisation")  # cannot happen with PEAK < 1
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, samples in {**quantised, "mixture": mixture.astype(np.int16)}.items():
+        _write_pcm16(out_dir / f"{name}.wav", samples)
+    _write_json(out_dir / TRACK_MARKER, config.marker(index))
+    return song.description
+
+
+def _is_finished(path: Path, config: SynthConfig, index: int) -> bool:
+    marker = path / TRACK_MARKER
+    if not marker.is_file() or not all((path / f"{s}.wav").is_file() for s in (*STEMS, "mixture")):
+        return False
+    try:
+        return json.loads(marker.read_text()) == config.marker(index)
+    except json.JSONDecodeError:
+        return False
+
+
+def _remove_stale(root: Path, keep: set[Path]) -> None:
+    """Generated tracks (those with a marker) that the current config does not produce any more."""
+    for folder in ("train", "test"):
+        if not (root / folder).is_dir():
+            continue
+        for path in (root / folder).iterdir():
+            if (path / TRACK_MARKER).is_file() and path not in keep:
+                log.info("removing stale generated track %s", path)
+                shutil.rmtree(path)
+
+
+def generate_dataset(root: str | Path, config: SynthConfig, progress: bool = True) -> dict:
+    """Make (or complete) the dataset at `root`; returns the dataset description written to DATASET_FILE."""
+    from tqdm import tqdm
+
+    check_tools(config)
+    root = Path(root)
+    dirs = {index: track_dir(root, config, index) for index in range(config.tracks)}
+    todo = [i for i, path in dirs.items() if not _is_finished(path, config, i)]
+    descriptions = _load_descriptions(root)
+    (root / DATASET_FILE).unlink(missing_ok=True)  # the dataset is incomplete until the file is rewritten
+    with ProcessPoolExecutor(max_workers=max(1, min(config.jobs, len(todo) or 1))) as pool:
+        futures = {pool.submit(render_track, config, i, dirs[i]): i for i in todo}
+        bar = tqdm(total=len(todo), desc="synth tracks", unit="track", disable=not progress or not todo)
+        for future in as_completed(futures):
+            descriptions[dirs[futures[future]].name] = future.result()
+            bar.update()
+        bar.close()
+    _remove_stale(root, set(dirs.values()))
+    names = track_names(config)
+    info = {"kind": "mdxnet-synth", "config": asdict(config) | {"generator_version": GENERATOR_VERSION},
+            "split": names, "tracks": {name: descriptions.get(name, {}) for split in names.values()
+                                       for name in split}}
+    info["config"].pop("jobs")
+    info["config"]["soundfont"] = Path(config.soundfont).name
+    _write_json(root / DATASET_FILE, info)
+    return info
+
+
+def _load_descriptions(root: Path) -> dict:
+    """Song descriptions from a previous run (kept for tracks that are skipped this time)."""
+    path = root / DATASET_FILE
+    try:
+        return json.loads(path.read_text()).get("tracks", {}) if path.is_file() else {}
+    except json.JSONDecodeError:
+        return {}
