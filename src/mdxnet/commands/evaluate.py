@@ -1,5 +1,157 @@
-"""`mdxnet evaluate` subcommands (placeholder until its issue lands)."""
+"""`mdxnet evaluate` (track, estimates, aggregate), `mdxnet report` and `mdxnet audit`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
-    pass
+    evaluate = subparsers.add_parser("evaluate", help="score separations with museval (SiSEC2018 BSS Eval v4)")
+    commands = evaluate.add_subparsers(dest="evaluate_command", metavar="STEP", required=True)
+    _register_track(commands)
+    _register_estimates(commands)
+    _register_aggregate(commands)
+    _register_report(subparsers)
+    _register_audit(subparsers)
+
+
+def _register_track(commands) -> None:
+    cmd = commands.add_parser("track", help="score one track (one job per track) -> museval per-track JSON")
+    cmd.add_argument("track", help="a MUSDB18-HQ track folder or a MUSDB .stem.mp4 file")
+    cmd.add_argument("--estimator", choices=["model", "mixture", "irm"], default="model",
+                     help="model: trained separators; mixture: lower bound; irm: ideal ratio mask oracle")
+    cmd.add_argument("--models", help="models folder (<source>.pt, mixer.pt); needed by --estimator model")
+    cmd.add_argument("--no-mixer", action="store_true", help="score the separators alone, without the Mixer")
+    cmd.add_argument("--device", help="torch device for the model (default: params separate.device)")
+    cmd.add_argument("-o", "--out", required=True, help="output JSON (museval per-track format)")
+    cmd.set_defaults(func=run_track)
+
+
+def _register_estimates(commands) -> None:
+    cmd = commands.add_parser("estimates", help="score a folder of estimates (musdb layout) against references")
+    cmd.add_argument("estimates", help="estimates folder: <dir>/test/<track>/{vocals,drums,bass,other}.wav")
+    cmd.add_argument("--references", help="dataset root holding test/<track>/ (default: params data.root)")
+    cmd.add_argument("--track", action="append", help="only this track (repeatable)")
+    cmd.add_argument("-o", "--out", required=True, help="output folder: <out>/test/<track>.json")
+    cmd.set_defaults(func=run_estimates)
+
+
+def _register_aggregate(commands) -> None:
+    cmd = commands.add_parser("aggregate", help="median over frames, then over tracks (SiSEC2018)")
+    cmd.add_argument("folders", nargs="+", help="folders of per-track JSON (test/*.json or *.json)")
+    cmd.add_argument("-o", "--out", required=True, help="summary JSON")
+    cmd.set_defaults(func=run_aggregate)
+
+
+def _register_report(subparsers) -> None:
+    cmd = subparsers.add_parser("report", help="the paper's table with this run's rows, and SDR box plots")
+    cmd.add_argument("--runs", nargs="+", required=True, metavar="NAME=DIR",
+                     help="evaluation folders by row name; names no-mixer, mixer, mixture, irm get their "
+                          "standard labels (and the model rows a delta to the paper)")
+    cmd.add_argument("--data-check", help="data check report JSON (its dataset checksum goes in the table)")
+    cmd.add_argument("-o", "--out", default="results", help="output folder (default: results)")
+    cmd.set_defaults(func=run_report)
+
+
+def _register_audit(subparsers) -> None:
+    cmd = subparsers.add_parser("audit", help="score someone's estimates and check their claimed numbers")
+    cmd.add_argument("estimates", help="estimates folder: <dir>/test/<track>/{vocals,drums,bass,other}.wav")
+    cmd.add_argument("--references", help="dataset root with test/<track>/ (default: params data.root)")
+    cmd.add_argument("--claimed", help="their per-track JSON folder, summary JSON, or table (.csv/.md/.json)")
+    cmd.add_argument("--claimed-row", help="row of a claimed table to compare with (when it has several)")
+    cmd.add_argument("--tolerance", type=float, help="dB difference that flags (default: params evaluate.audit_tolerance)")
+    cmd.add_argument("--train-root", help="their training data root (train/<track>/) to check for overlap")
+    cmd.add_argument("-o", "--out", help="audit report JSON (default: <estimates>/audit.json)")
+    cmd.set_defaults(func=run_audit)
+
+
+def run_track(args) -> int:
+    from mdxnet.config import load_params
+    from mdxnet.evaluation.atomic import write_json_atomic
+    from mdxnet.evaluation.scoring import score_track
+
+    params = load_params(args.params)
+    document = score_track(args.track, args.estimator, params, args.models, not args.no_mixer, args.device)
+    write_json_atomic(args.out, document)
+    _log_medians(document, args.out)
+    return 0
+
+
+def _log_medians(document: dict, out) -> None:
+    from mdxnet.evaluation.aggregate import track_medians
+
+    medians = track_medians(document)
+    text = "  ".join(f"{t} {m['SDR']:.2f}" for t, m in medians.items())
+    log.info("%s: median SDR %s -> %s", document.get("mdxnet", {}).get("track", "?"), text, out)
+
+
+def run_estimates(args) -> int:
+    from mdxnet.config import load_params
+    from mdxnet.evaluation.atomic import write_json_atomic
+    from mdxnet.evaluation.audit import estimate_folders, score_estimate_folder
+    from mdxnet.evaluation.tracks import track_index
+
+    params = load_params(args.params)
+    references = track_index(args.references or params["data"]["root"], "test")
+    folders = estimate_folders(args.estimates)
+    names = args.track or sorted(folders)
+    for name in names:
+        if name not in folders:
+            raise FileNotFoundError(f"no estimates for track {name!r} under {args.estimates}")
+        if name not in references:
+            raise FileNotFoundError(f"no reference track {name!r} under {args.references or params['data']['root']}")
+        document, _ = score_estimate_folder(folders[name], references[name], params)
+        out = Path(args.out) / "test" / f"{name}.json"
+        write_json_atomic(out, document)
+        _log_medians(document, out)
+    return 0
+
+
+def run_aggregate(args) -> int:
+    from mdxnet.evaluation.aggregate import aggregate
+    from mdxnet.evaluation.atomic import write_json_atomic
+
+    summary = aggregate(args.folders)
+    write_json_atomic(args.out, summary)
+    for target, metrics in summary["summary"].items():
+        print(f"{target:<10} " + "  ".join(f"{m} {v:7.3f}" for m, v in metrics.items()))
+    print(f"({summary['tracks']} tracks) -> {args.out}")
+    return 0
+
+
+def run_report(args) -> int:
+    from mdxnet.config import load_params
+    from mdxnet.evaluation.report import parse_runs, write_report
+
+    params = load_params(args.params)
+    paths = write_report(parse_runs(args.runs), params, args.out, data_check=args.data_check)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def run_audit(args) -> int:
+    from mdxnet.config import load_params
+    from mdxnet.evaluation.atomic import write_json_atomic
+    from mdxnet.evaluation.audit import format_audit, run_audit_checks
+
+    params = load_params(args.params)
+    tolerance = args.tolerance if args.tolerance is not None else params["evaluate"].get("audit_tolerance", 0.05)
+    report = run_audit_checks(
+        args.estimates,
+        args.references or params["data"]["root"],
+        params,
+        claimed=args.claimed,
+        claimed_row=args.claimed_row,
+        tolerance=tolerance,
+        train_root=args.train_root,
+    )
+    out = Path(args.out) if args.out else Path(args.estimates) / "audit.json"
+    write_json_atomic(out, report)
+    print(format_audit(report))
+    print(f"audit report -> {out}", file=sys.stderr)
+    return 1 if report["flags"] else 0
