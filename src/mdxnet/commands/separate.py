@@ -25,12 +25,32 @@ def register(subparsers) -> None:
     init.add_argument("--seed", type=int, default=0, help="torch seed (default 0)")
     init.set_defaults(func=run_models_init)
 
+    export = subparsers.add_parser("export", help="export trained separators")
+    export_sub = export.add_subparsers(dest="export_format", metavar="FORMAT", required=True)
+    onnx = export_sub.add_parser("onnx", help="each separator's spectrogram network as <out>/<source>.onnx")
+    onnx.add_argument("--models", type=Path, default=Path("models"), help="models folder (default: models)")
+    onnx.add_argument("-o", "--out", type=Path, required=True, help="folder for the .onnx files")
+    onnx.set_defaults(func=run_export_onnx)
+
 
 def run_models_init(args) -> int:
     from mdxnet.checkpoint import init_models
     from mdxnet.config import load_params
 
     for path in init_models(args.out, load_params(args.params), seed=args.seed):
+        print(path)
+    return 0
+
+
+def run_export_onnx(args) -> int:
+    from mdxnet.checkpoint import HOW_TO_GET
+    from mdxnet.config import load_params
+    from mdxnet.errors import UserError
+    from mdxnet.onnx_export import export_models
+
+    if not args.models.is_dir():
+        raise UserError(f"models folder {args.models} does not exist: {HOW_TO_GET}, or pass --models DIR")
+    for path in export_models(args.models, args.out, load_params(args.params)):
         print(path)
     return 0
 

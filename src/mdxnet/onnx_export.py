@@ -1,0 +1,95 @@
+"""Export the separators' spectrogram networks to ONNX, as the original KUIELAB system shipped them.
+
+Only `spec_forward` (the (B, 4, dim_f, dim_t) -> (B, 4, dim_f, dim_t) network) is exported: the STFT and
+iSTFT stay in the host program, as in the authors' submission. The STFT settings a host needs are stored in
+the ONNX file's metadata (n_fft, hop, dim_f, dim_t, source).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME, OUTPUT_NAME = "spec", "source_spec"
+
+
+class SpecNet(nn.Module):
+    """The separator minus its STFT: what gets exported."""
+
+    def __init__(self, separator: nn.Module):
+        super().__init__()
+        self.separator = separator
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        return self.separator.spec_forward(spec)
+
+
+@contextlib.contextmanager
+def quiet_exporter():
+    """The dynamo exporter logs warnings about optional packages (torchvision) that do not concern us."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def export_separator(model, path: str | Path, source: str = "", batch: int = 1) -> Path:
+    """Write `model.spec_forward` as ONNX (dynamic batch axis) atomically; returns the path."""
+    import onnx
+
+    model = model.eval()
+    stft = model.stft
+    example = torch.zeros(batch, 4, stft.dim_f, stft.dim_t)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        raw = Path(tmp) / "model.onnx"
+        with quiet_exporter():
+            torch.onnx.export(
+                SpecNet(model).eval(), (example,), str(raw), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_shapes={"spec": {0: torch.export.Dim("batch", min=1, max=64)}}, dynamo=True,
+                external_data=False, verbose=False,
+            )
+        proto = onnx.load(str(raw))
+        meta = {"source": source, "n_fft": stft.n_fft, "hop": stft.hop, "dim_f": stft.dim_f, "dim_t": stft.dim_t}
+        onnx.helper.set_model_props(proto, {k: str(v) for k, v in meta.items()})
+        onnx.save(proto, str(raw))
+        os.replace(raw, path)
+    return path
+
+
+def export_models(models_dir, out_dir, params: dict) -> list[Path]:
+    """<models_dir>/<source>.pt -> <out_dir>/<source>.onnx for every source."""
+    from tqdm import tqdm
+
+    from mdxnet.checkpoint import load_separator, separator_path
+
+    written = []
+    for source in tqdm(params["sources"], desc="exporting", unit="model"):
+        model = load_separator(separator_path(models_dir, source), source)
+        written.append(export_separator(model, Path(out_dir) / f"{source}.onnx", source))
+    return written
+
+
+def onnx_session(path: str | Path, threads: int | None = None):
+    """An ONNX Runtime CPU session for an exported separator."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
