@@ -1,0 +1,175 @@
+"""The training sampler: random chunks with cross-song remixing, random gain, channel swap and silence handling.
+
+Item i of a RemixDataset is a pure function of (seed, i) and the audio on disk, so a resumed training run that
+continues from item `step * batch_size` sees exactly the batches it would have seen. Drawing an item:
+
+1. a base (track, variant, offset): track uniform over training tracks, variant uniform over the track's
+   original and its cached augmentations (`mdxnet.data.augment`), offset uniform over the variant;
+2. per source, with probability train.remix_prob the stem comes from its own random (track, variant, offset)
+   instead of the base (cross-song remixing; non-remixed stems stay time-aligned with each other);
+3. silence: a stem chunk whose RMS is below sampler.silence_db is re-drawn (as in 2) with probability
+   sampler.silent_redraw_prob, at most sampler.max_redraws times; otherwise the silent target is kept
+   (a separator must also learn to output silence);
+4. a random gain in sampler.gain_db and a left/right swap with probability sampler.channel_swap_prob per stem;
+5. the mixture is the sum of the (augmented) targets, computed after 4, so it is exact.
+
+Audio is read lazily: each item reads its chunks from the wav files (soundfile seeks), so memory stays flat
+whatever the dataset size, and DataLoader workers share nothing but paths. The OS page cache makes the small
+embedded dataset effectively memory-resident anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch.utils.data import Dataset
+
+from mdxnet.audio import SAMPLE_RATE
+from mdxnet.data.augment import cached_variants
+from mdxnet.data.musdb import is_stem_file, list_tracks, track_name
+from mdxnet.errors import UserError
+
+log = logging.getLogger(__name__)
+
+ORIGINAL = "original"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One playable version of a track: its stems on disk and their common length."""
+
+    track: str
+    name: str
+    paths: dict[str, Path]
+    frames: int
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    remix_prob: float = 0.5
+    gain_db: tuple[float, float] = (-3.0, 3.0)
+    channel_swap_prob: float = 0.5
+    silence_db: float = -60.0
+    silent_redraw_prob: float = 0.8
+    max_redraws: int = 4
+
+
+def _variant(track: str, name: str, folder: Path, sources: list[str]) -> Variant:
+    paths = {s: folder / f"{s}.wav" for s in sources}
+    missing = [str(p) for p in paths.values() if not p.is_file()]
+    if missing:
+        raise UserError(f"training stem {missing[0]} is missing: run `mdxnet data check` (and `mdxnet augment`)")
+    frames = min(sf.info(p).frames for p in paths.values())
+    return Variant(track, name, paths, frames)
+
+
+def track_variants(params: dict, track: Path, use_augmented: bool = True) -> list[Variant]:
+    """The original stems of `track` plus its cached augmentation variants."""
+    name, sources = track_name(track), list(params["sources"])
+    if is_stem_file(track):
+        raise UserError(f"{track}: training reads MUSDB18-HQ wav tracks, not .stem.mp4 files (decode them first)")
+    found = [_variant(name, ORIGINAL, track, sources)]
+    if use_augmented:
+        cached = cached_variants(params, name)
+        if not cached and (params["augment"].get("pitch_semitones") or params["augment"].get("tempo_rates")):
+            log.warning("no augmentation cache for %s: run `mdxnet augment --track '%s'`", name, name)
+        found += [_variant(name, v, folder, sources) for v, folder in sorted(cached.items())]
+    return found
+
+
+def _read_chunk(path: Path, offset: int, length: int) -> np.ndarray:
+    """(2, length) float32 from `offset`; zero-padded past the end."""
+    data, rate = sf.read(path, start=offset, frames=length, dtype="float32", always_2d=True)
+    if rate != SAMPLE_RATE or data.shape[1] != 2:
+        raise UserError(f"{path} is {rate} Hz, {data.shape[1]} channels; expected {SAMPLE_RATE} Hz stereo: "
+                        "run `mdxnet data check`")
+    chunk = np.zeros((2, length), dtype=np.float32)
+    chunk[:, : data.shape[0]] = data.T
+    return chunk
+
+
+def _rms_db(chunk: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(chunk.astype(np.float64) ** 2) + 1e-20))
+
+
+class RemixDataset(Dataset):
+    """Random training chunks; item i -> (mixture (2, L), targets (S, 2, L)) float32, mixture == targets.sum(0)."""
+
+    def __init__(self, tracks: list[list[Variant]], sources: list[str], chunk_samples: int, length: int,
+                 seed: int, config: SamplerConfig = SamplerConfig()):
+        if not tracks:
+            raise UserError("no training tracks: run `mdxnet data synth` or `mdxnet data fetch`")
+        self.tracks = tracks
+        self.sources = list(sources)
+        self.chunk_samples = int(chunk_samples)
+        self.length = int(length)
+        self.seed = int(seed)
+        self.config = config
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _draw(self, rng: np.random.Generator) -> tuple[Variant, int]:
+        variants = self.tracks[int(rng.integers(len(self.tracks)))]
+        variant = variants[int(rng.integers(len(variants)))]
+        offset = int(rng.integers(0, max(1, variant.frames - self.chunk_samples + 1)))
+        return variant, offset
+
+    def _stem(self, rng: np.random.Generator, source: str, base: tuple[Variant, int]) -> np.ndarray:
+        cfg = self.config
+        variant, offset = self._draw(rng) if rng.random() < cfg.remix_prob else base
+        chunk = _read_chunk(variant.paths[source], offset, self.chunk_samples)
+        for _ in range(cfg.max_redraws):
+            if _rms_db(chunk) >= cfg.silence_db or rng.random() >= cfg.silent_redraw_prob:
+                break
+            variant, offset = self._draw(rng)
+            chunk = _read_chunk(variant.paths[source], offset, self.chunk_samples)
+        gain = np.float32(10 ** (rng.uniform(*cfg.gain_db) / 20))
+        if rng.random() < cfg.channel_swap_prob:
+            chunk = chunk[::-1]
+        return chunk * gain
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        rng = np.random.default_rng([self.seed, int(index)])
+        base = self._draw(rng)
+        targets = torch.from_numpy(np.stack([self._stem(rng, s, base) for s in self.sources]))
+        return targets.sum(dim=0), targets
+
+
+def sampler_config(params: dict) -> SamplerConfig:
+    values = params.get("sampler") or {}
+    defaults = SamplerConfig()
+    return SamplerConfig(
+        remix_prob=float(params["train"].get("remix_prob", defaults.remix_prob)),
+        gain_db=tuple(float(g) for g in values.get("gain_db", defaults.gain_db)),
+        channel_swap_prob=float(values.get("channel_swap_prob", defaults.channel_swap_prob)),
+        silence_db=float(values.get("silence_db", defaults.silence_db)),
+        silent_redraw_prob=float(values.get("silent_redraw_prob", defaults.silent_redraw_prob)),
+        max_redraws=int(values.get("max_redraws", defaults.max_redraws)),
+    )
+
+
+def build_train_dataset(params: dict, chunk_samples: int, seed: int, length: int | None = None,
+                        root: str | Path | None = None) -> RemixDataset:
+    """The RemixDataset over data.root's training tracks (+ their augmentation cache when sampler.use_augmented).
+
+    Length: `length`, else sampler.items, else train.steps * train.batch_size (one pass = the whole training).
+    """
+    values = params.get("sampler") or {}
+    use_augmented = bool(values.get("use_augmented", True))
+    tracks = [track_variants(params, t, use_augmented) for t in list_tracks(root or params["data"]["root"], "train")]
+    if length is None:
+        length = values.get("items") or params["train"]["steps"] * params["train"]["batch_size"]
+    return RemixDataset(tracks, params["sources"], chunk_samples, int(length), seed, sampler_config(params))
+
+
+def validation_tracks(params: dict, root: str | Path | None = None) -> list[Path]:
+    """Validation track folders (musdb's list for MUSDB18-HQ, the recorded split for the generated dataset)."""
+    return list_tracks(root or params["data"]["root"], "valid")
