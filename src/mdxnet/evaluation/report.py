@@ -1,0 +1,288 @@
+"""`mdxnet report`: the paper's results table regenerated next to this run's rows, plus SDR box plots.
+
+Writes <out>/table.md, table.csv, table.json and the box plot PNG, each atomically. Run rows are aggregated
+from per-track museval JSON exactly like `mdxnet evaluate aggregate` (SiSEC2018 medians).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import math
+import platform
+import subprocess
+from pathlib import Path
+
+from mdxnet.errors import UserError
+from mdxnet.evaluation.aggregate import load_track_medians, read_track_json, summarize, track_json_paths
+from mdxnet.evaluation.atomic import write_atomic, write_json_atomic, write_text_atomic
+from mdxnet.evaluation.references import ARXIV, REFERENCE_ROWS, SOURCES, VERSIONS, paper_row
+
+RUN_LABELS = {
+    "no-mixer": "this run: without Mixer",
+    "mixer": "this run: with Mixer",
+    "mixture": "this run: mixture as estimate (lower bound)",
+    "irm": "this run: ideal ratio mask oracle (upper bound)",
+}
+PACKAGES = ("mdxnet", "torch", "numpy", "scipy", "museval", "musdb", "stempeg", "matplotlib")
+CSV_COLUMNS = ["method", "kind", "version", *SOURCES, "mean", *(f"delta_{s}" for s in SOURCES), "tracks", "source"]
+
+
+def parse_runs(specs: list[str]) -> list[tuple[str, Path]]:
+    """["name=DIR", ...] -> [(name, Path)], names unique."""
+    runs = []
+    for spec in specs:
+        name, sep, folder = spec.partition("=")
+        if not sep or not name or not folder:
+            raise UserError(f"--runs entry {spec!r} is not NAME=DIR (e.g. no-mixer=eval/no-mixer)")
+        if name in {n for n, _ in runs}:
+            raise UserError(f"--runs names {name!r} twice: give every run its own name")
+        runs.append((name, Path(folder)))
+    return runs
+
+
+def _mean(values: list[float | None]) -> float | None:
+    if any(v is None for v in values):
+        return None
+    return sum(values) / len(values)
+
+
+def _run_metadata(folder: Path) -> list[dict]:
+    return [read_track_json(path).get("mdxnet", {}) for path in track_json_paths(folder)]
+
+
+def run_rows(runs: list[tuple[str, Path]], compare_with: str) -> tuple[list[dict], dict]:
+    """This run's table rows and {name: {track: {source: SDR}}} for the box plot."""
+    rows, per_track_sdr = [], {}
+    for name, folder in runs:
+        per_track = load_track_medians([folder])
+        summary = summarize(per_track)
+        sdr = {s: summary.get(s, {}).get("SDR") for s in SOURCES}
+        paper = paper_row(name, compare_with)
+        delta = {s: (sdr[s] - paper.sdr[s]) if paper and sdr[s] is not None else None for s in SOURCES}
+        metadata = _run_metadata(folder)
+        rows.append({
+            "method": RUN_LABELS.get(name, f"this run: {name}"),
+            "kind": "this run",
+            "version": name,
+            "sdr": sdr,
+            "mean": _mean(list(sdr.values())),
+            "delta": delta,
+            "compared_with": paper.method if paper else None,
+            "tracks": len(per_track),
+            "source": str(folder),
+            "devices": sorted({str(m.get("device")) for m in metadata if m.get("device")}),
+            "params_hashes": sorted({m["params_hash"] for m in metadata if m.get("params_hash")}),
+            "backends": sorted({m["backend"] for m in metadata if m.get("backend")}),
+            "summary": summary,
+        })
+        per_track_sdr[name] = {t: {s: m[s]["SDR"] for s in SOURCES if s in m} for t, m in per_track.items()}
+    return rows, per_track_sdr
+
+
+def reference_rows() -> list[dict]:
+    return [
+        {
+            "method": row.method,
+            "kind": "paper" if row.role != "baseline" else "quoted baseline",
+            "version": row.version,
+            "sdr": dict(row.sdr),
+            "mean": _mean(list(row.sdr.values())),
+            "delta": dict.fromkeys(SOURCES),
+            "tracks": 50,
+            "source": row.source,
+        }
+        for row in REFERENCE_ROWS
+    ]
+
+
+def dataset_statement(params: dict, rows: list[dict]) -> tuple[bool, str]:
+    """(comparable with the paper?, one loud sentence saying what was evaluated)."""
+    data = params["data"]
+    tracks = max((r["tracks"] for r in rows), default=0)
+    if data.get("origin") == "synth":
+        return False, (
+            f"EMBEDDED SYNTHETIC DATASET ({data['root']}, profile '{params.get('profile')}', {tracks} test songs incl. "
+            "any extra real clips): these numbers are NOT comparable with the paper's MUSDB18-HQ numbers."
+        )
+    if tracks != 50:
+        return False, (
+            f"MUSDB18-HQ ({data['root']}), but only {tracks} test songs were scored (the paper uses all 50): "
+            "NOT directly comparable with the paper."
+        )
+    return True, f"MUSDB18-HQ test set ({data['root']}, 50 songs): comparable with the paper's numbers."
+
+
+def _git_commit() -> dict:
+    def git(*args):
+        result = subprocess.run(["git", *args], capture_output=True, text=True)
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit or "unknown (not a git checkout)", "dirty": bool(status) if status is not None else None}
+
+
+def _package_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def dataset_checksum(data_check: str | Path | None) -> str | None:
+    """The checksum recorded by `mdxnet data check --report`; the report file's own sha256 as a fallback."""
+    if not data_check:
+        return None
+    path = Path(data_check)
+    if not path.is_file():
+        raise UserError(f"data check report {path} not found: run `mdxnet data check --report {path}` first")
+    try:
+        report = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise UserError(f"data check report {path} is not JSON ({err}): regenerate it with `mdxnet data check`") from err
+    for key in ("checksum", "sha256", "md5"):
+        if isinstance(report, dict) and report.get(key):
+            return str(report[key])
+    return "sha256 of report file " + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def provenance(params: dict, rows: list[dict], data_check=None) -> dict:
+    from mdxnet.config import params_hash
+
+    comparable, statement = dataset_statement(params, rows)
+    return {
+        "dataset": statement,
+        "comparable_with_paper": comparable,
+        "data_origin": params["data"].get("origin"),
+        "profile": params.get("profile"),
+        "params_hash": params_hash(params),
+        "git": _git_commit(),
+        "dataset_checksum": dataset_checksum(data_check),
+        "packages": _package_versions(),
+        "devices": {r["version"]: r["devices"] for r in rows},
+        "scoring": "museval BSS Eval v4 (SiSEC2018): win "
+                   f"{params['evaluate'].get('win', 1.0)} s, hop {params['evaluate'].get('hop', 1.0)} s; median over "
+                   "frames per track (NaN ignored), then median over tracks",
+        "backends": {r["version"]: r["backends"] for r in rows},
+        "compare_with": VERSIONS.get(params.get("report", {}).get("compare_with", ARXIV)),
+        "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def _fmt(value, signed=False) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    return f"{value:+.2f}" if signed else f"{value:.2f}"
+
+
+def _ref_fmt(row: dict, source: str) -> str:
+    value = row["sdr"][source]
+    return "not verified" if value is None and row["kind"] != "this run" else _fmt(value)
+
+
+def render_markdown(rows: list[dict], prov: dict) -> str:
+    banner = ("> **" + prov["dataset"] + "**") if not prov["comparable_with_paper"] else ("> " + prov["dataset"])
+    lines = [
+        "# KUIELAB-MDX-Net: results table",
+        "",
+        banner,
+        "",
+        "SDR in dB, " + prov["scoring"] + ". Paper rows: median over the 50 MUSDB18(-HQ) test songs as published.",
+        f"Deltas: this run minus the paper ({prov['compare_with']}).",
+        "",
+        "| Method | Kind | Version | " + " | ".join(SOURCES) + " | mean | "
+        + " | ".join(f"Δ {s}" for s in SOURCES) + " | tracks |",
+        "|" + "---|" * (4 + 2 * len(SOURCES) + 2),
+    ]
+    for row in rows:
+        cells = [row["method"], row["kind"], row["version"]]
+        cells += [_ref_fmt(row, s) for s in SOURCES] + [_fmt(row["mean"])]
+        cells += [_fmt(row["delta"][s], signed=True) for s in SOURCES] + [str(row["tracks"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Provenance", ""]
+    git = prov["git"]
+    lines += [
+        f"- dataset: {prov['dataset']}",
+        f"- params hash: `{prov['params_hash']}` (profile `{prov['profile']}`, data.origin `{prov['data_origin']}`)",
+        f"- git commit: `{git['commit']}`" + (" (uncommitted changes present)" if git["dirty"] else ""),
+        f"- dataset checksum: {prov['dataset_checksum'] or 'not given (pass --data-check REPORT.json)'}",
+        "- devices: " + ", ".join(f"{k}: {'/'.join(v) or 'n/a'}" for k, v in prov["devices"].items()),
+        "- packages: " + ", ".join(f"{k} {v}" for k, v in prov["packages"].items()),
+        f"- generated: {prov['generated']}",
+        "",
+        "Sources of the paper rows: " + "; ".join(f"`{k}` = {v}" for k, v in VERSIONS.items())
+        + "; `both` = the five earlier systems, quoted identically by both versions (not checked against their own papers).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def render_csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        record = {"method": row["method"], "kind": row["kind"], "version": row["version"], "mean": row["mean"],
+                  "tracks": row["tracks"], "source": row["source"]}
+        record.update({s: row["sdr"][s] for s in SOURCES})
+        record.update({f"delta_{s}": row["delta"][s] for s in SOURCES})
+        writer.writerow({k: ("" if v is None else v) for k, v in record.items()})
+    return buffer.getvalue()
+
+
+def write_boxplot(path: Path, per_track_sdr: dict[str, dict[str, dict[str, float]]], title: str) -> Path:
+    """Per-source boxes of the per-track median SDR, one box per run (like museval's sisec plots)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(per_track_sdr)
+    fig, axes = plt.subplots(1, len(SOURCES), figsize=(3.2 * len(SOURCES), 4.2), sharey=True, squeeze=False)
+    for ax, source in zip(axes[0], SOURCES, strict=True):
+        data = [[v[source] for v in per_track_sdr[n].values() if source in v and not math.isnan(v[source])]
+                for n in names]
+        ax.boxplot(data, showmeans=True)
+        ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
+        ax.set_title(source)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("SDR per track (dB, median over 1 s frames)")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    try:
+        return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    finally:
+        plt.close(fig)
+
+
+def write_report(runs: list[tuple[str, Path]], params: dict, out: str | Path, data_check=None) -> list[Path]:
+    """Write table.md/.csv/.json and the box plot into `out`; returns the written paths."""
+    if not runs:
+        raise UserError("mdxnet report needs at least one --runs NAME=DIR")
+    report_params = params.get("report", {})
+    compare_with = report_params.get("compare_with", ARXIV)
+    if compare_with not in VERSIONS:
+        raise UserError(f"params report.compare_with is {compare_with!r}; use one of {sorted(VERSIONS)}")
+    ours, per_track_sdr = run_rows(runs, compare_with)
+    rows = reference_rows() + ours
+    prov = provenance(params, ours, data_check)
+    out = Path(out)
+    document = {"provenance": prov, "rows": rows, "per_track_sdr": per_track_sdr}
+    short = prov["dataset"].split(":")[0]
+    return [
+        write_text_atomic(out / "table.md", render_markdown(rows, prov)),
+        write_text_atomic(out / "table.csv", render_csv(rows)),
+        write_json_atomic(out / "table.json", document),
+        write_boxplot(out / report_params.get("boxplot", "sdr_boxplot.png"), per_track_sdr, short),
+    ]

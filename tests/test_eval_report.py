@@ -1,0 +1,100 @@
+"""`mdxnet report`: reference rows, this run's rows with deltas, loud dataset statement, CSV/JSON/PNG outputs."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from mdxnet.cli import main
+from mdxnet.errors import UserError
+from mdxnet.evaluation.aggregate import aggregate
+from mdxnet.evaluation.atomic import write_json_atomic
+from mdxnet.evaluation.references import ARXIV, REFERENCE_ROWS, WORKSHOP, paper_row
+from mdxnet.evaluation.report import dataset_statement, parse_runs
+from mdxnet.evaluation.scoring import METRICS, track_document
+
+SOURCES = ["vocals", "drums", "bass", "other"]
+
+
+def _write_run(folder, level: float, tracks: int, seed: int, device="cpu"):
+    rng = np.random.default_rng(seed)
+    for t in range(tracks):
+        scores = {s: {m: rng.normal(level + i, 1.0, 9) for m in METRICS} for i, s in enumerate(SOURCES)}
+        metadata = {"track": f"Song {t}", "device": device, "params_hash": "abc", "backend": "museval"}
+        write_json_atomic(folder / "test" / f"Song {t}.json", track_document(scores, metadata=metadata))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    return {
+        "no-mixer": _write_run(root / "no-mixer", 3.0, 5, 1),
+        "mixer": _write_run(root / "mixer", 3.5, 5, 2),
+        "mixture": _write_run(root / "mixture", -4.0, 5, 3),
+        "irm": _write_run(root / "irm", 8.0, 5, 4),
+    }
+
+
+def test_report_cli_writes_table_csv_json_and_boxplot(runs, tmp_path, repo_root, params):
+    out = tmp_path / "results"
+    specs = [f"{name}={folder}" for name, folder in runs.items()]
+    assert main(["--params", str(repo_root / "params.yaml"), "report", "--runs", *specs, "-o", str(out)]) == 0
+
+    table = (out / "table.md").read_text()
+    assert "NOT comparable" in table and "EMBEDDED SYNTHETIC DATASET" in table  # params profile is embedded
+    assert "| D3Net (Takahashi & Mitsufuji 2021) | quoted baseline | both | 7.24 | 7.01 | 5.25 | 4.53 |" in table
+    assert "| v2 + Mixer | paper | arxiv-2111.12203 | 8.91 | 7.07 | 7.33 | 5.81 |" in table
+    assert "params hash: `" in table and "git commit: `" in table and "torch" in table
+
+    document = json.loads((out / "table.json").read_text())
+    assert document["provenance"]["comparable_with_paper"] is False
+    ours = {row["version"]: row for row in document["rows"] if row["kind"] == "this run"}
+    assert set(ours) == set(runs)
+    # the run rows are the SiSEC aggregation of their folders, and the deltas are against the arXiv rows
+    summary = aggregate([runs["mixer"]])["summary"]
+    paper = paper_row("mixer", ARXIV)
+    for source in SOURCES:
+        assert ours["mixer"]["sdr"][source] == summary[source]["SDR"]
+        assert ours["mixer"]["delta"][source] == pytest.approx(summary[source]["SDR"] - paper.sdr[source])
+    assert ours["mixture"]["delta"]["vocals"] is None  # baselines have no paper counterpart
+    assert ours["irm"]["sdr"]["vocals"] > ours["mixer"]["sdr"]["vocals"] > ours["mixture"]["sdr"]["vocals"]
+    assert ours["mixer"]["devices"] == ["cpu"]
+
+    with open(out / "table.csv", newline="") as handle:
+        records = list(csv.DictReader(handle))
+    assert len(records) == len(REFERENCE_ROWS) + 4
+    assert float(records[-1]["vocals"]) == pytest.approx(ours["irm"]["sdr"]["vocals"])
+
+    png = (out / params["report"]["boxplot"]).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    assert not list(out.glob(".*.tmp"))  # atomic writes leave no temp files
+
+
+def test_dataset_statement_for_full_musdb(params):
+    paper = copy.deepcopy(params)
+    paper["data"]["origin"] = "existing"
+    comparable, text = dataset_statement(paper, [{"tracks": 50}])
+    assert comparable and "MUSDB18-HQ" in text
+    comparable, text = dataset_statement(paper, [{"tracks": 12}])
+    assert not comparable and "only 12" in text
+
+
+def test_reference_rows_hold_the_paper_numbers():
+    assert paper_row("no-mixer", ARXIV).sdr == {"vocals": 8.81, "drums": 6.52, "bass": 7.65, "other": 5.70}
+    assert paper_row("mixer", ARXIV).sdr == {"vocals": 8.91, "drums": 7.07, "bass": 7.33, "other": 5.81}
+    assert paper_row("no-mixer", WORKSHOP).sdr == {"vocals": 8.91, "drums": 6.86, "bass": 7.30, "other": 6.18}
+    assert paper_row("mixer", WORKSHOP).sdr == {"vocals": 8.88, "drums": 7.09, "bass": 7.38, "other": 6.29}
+    assert all(row.verified for row in REFERENCE_ROWS)
+
+
+def test_parse_runs_rejects_bad_specs():
+    assert parse_runs(["a=x", "b=y"])[1][0] == "b"
+    with pytest.raises(UserError, match="NAME=DIR"):
+        parse_runs(["just-a-dir"])
+    with pytest.raises(UserError, match="twice"):
+        parse_runs(["a=x", "a=y"])
