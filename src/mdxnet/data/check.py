@@ -1,0 +1,256 @@
+"""`mdxnet data check`: validate a dataset in MUSDB18-HQ layout (or MUSDB `.stem.mp4` files) and report EVERY
+problem with its file name.
+
+Accepted inputs: a dataset folder (<root>/{train,test}/<track>/{mixture,drums,bass,other,vocals}.wav, or
+<root>/{train,test}/<track>.stem.mp4), a folder of `.stem.mp4` files, or one `.stem.mp4` file.
+
+Per track: all five stems present and readable, 44.1 kHz, stereo, the wav not truncated (its header's data size
+fits the file), equal lengths, and the mixture within data.check.mix_snr_db of the sum of the stems.
+
+The checksum in the report is a cheap dataset fingerprint, not a content hash: sha256 over, for every audio file
+sorted by relative path, the path, the size in bytes and the first 64 KiB. It changes when a file is added,
+removed, renamed, resized or its beginning (header and first ~0.4 s) changes; reading every byte of MUSDB18-HQ
+(~30 GB) on each check would be too slow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from mdxnet.audio import SAMPLE_RATE, STEM_NAMES
+from mdxnet.data.musdb import (
+    DATASET_FILE,
+    DatasetMissingError,
+    _tracks_in,
+    is_stem_file,
+    list_tracks,
+    missing_dataset_message,
+    read_dataset_file,
+)
+
+CHECKSUM_METHOD = "sha256 over sorted (relative path, size, first 64 KiB) of every audio file"
+HEAD_BYTES = 1 << 16
+BLOCK_FRAMES = 1 << 18
+
+
+@dataclass
+class CheckResult:
+    root: str
+    problems: list[str] = field(default_factory=list)
+    tracks: int = 0
+    seconds: float = 0.0
+    subsets: dict[str, int] = field(default_factory=dict)
+    checksum: str = ""
+    checksum_method: str = CHECKSUM_METHOD
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and self.tracks > 0
+
+
+def _wav_truncation(path: Path) -> str | None:
+    """A RIFF/WAVE file whose 'data' chunk claims more bytes than the file holds (cut short by a copy)."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None  # not plain RIFF (RF64, other formats): leave it to libsndfile
+        offset = 12
+        while offset + 8 <= size:
+            handle.seek(offset)
+            chunk_id, chunk_size = struct.unpack("<4sI", handle.read(8))
+            if chunk_id == b"data":
+                available = size - offset - 8
+                if chunk_size > available and chunk_size != 0xFFFFFFFF:
+                    return f"{path}: truncated: header declares {chunk_size} bytes of audio, file holds {available}"
+                return None
+            offset += 8 + chunk_size + (chunk_size & 1)
+    return f"{path}: truncated: no audio data chunk"
+
+
+def _mix_snr_db(mixture: np.ndarray, stems: list[np.ndarray]) -> float:
+    error = mixture - np.sum(stems, axis=0)
+    signal, noise = float(np.sum(mixture**2)), float(np.sum(error**2))
+    return float("inf") if noise == 0 else 10 * np.log10(max(signal, 1e-20) / noise)
+
+
+def _wav_snr_db(track: Path) -> float:
+    """Mixture vs sum of stems, read block by block so full-length songs need little memory."""
+    files = {name: sf.SoundFile(track / f"{name}.wav") for name in STEM_NAMES}
+    signal = noise = 0.0
+    try:
+        while True:
+            blocks = {name: f.read(BLOCK_FRAMES, dtype="float64", always_2d=True) for name, f in files.items()}
+            if blocks["mixture"].shape[0] == 0:
+                break
+            mix = blocks.pop("mixture")
+            err = mix - np.sum(list(blocks.values()), axis=0)
+            signal += float(np.sum(mix**2))
+            noise += float(np.sum(err**2))
+    finally:
+        for f in files.values():
+            f.close()
+    return float("inf") if noise == 0 else 10 * np.log10(max(signal, 1e-20) / noise)
+
+
+def check_wav_track(track: Path, min_snr_db: float) -> tuple[list[str], float]:
+    """Problems of one MUSDB18-HQ track folder, and its duration in seconds (0 when unknown)."""
+    problems, frames = [], {}
+    for name in STEM_NAMES:
+        path = track / f"{name}.wav"
+        if not path.is_file():
+            problems.append(f"{path}: missing stem '{name}'")
+            continue
+        try:
+            info = sf.info(path)
+        except (sf.LibsndfileError, RuntimeError) as err:
+            problems.append(f"{path}: unreadable ({err})")
+            continue
+        truncated = _wav_truncation(path)
+        if truncated:
+            problems.append(truncated)
+        if info.samplerate != SAMPLE_RATE:
+            problems.append(f"{path}: sample rate {info.samplerate} Hz, expected {SAMPLE_RATE} Hz")
+        if info.channels != 2:
+            problems.append(f"{path}: {info.channels} channel(s), expected stereo (2)")
+        frames[name] = info.frames
+    if len(set(frames.values())) > 1:
+        lengths = ", ".join(f"{name}={n}" for name, n in frames.items())
+        problems.append(f"{track}: stems differ in length (samples: {lengths})")
+    if not problems:
+        try:
+            snr = _wav_snr_db(track)
+        except (sf.LibsndfileError, RuntimeError) as err:
+            problems.append(f"{track}: audio data unreadable ({err})")
+        else:
+            if snr < min_snr_db:
+                problems.append(f"{track / 'mixture.wav'}: differs from the sum of the stems "
+                                f"(SNR {snr:.1f} dB < data.check.mix_snr_db = {min_snr_db:g} dB)")
+    return problems, frames.get("mixture", 0) / SAMPLE_RATE
+
+
+def check_stem_file(path: Path, min_snr_db: float) -> tuple[list[str], float]:
+    """Problems of one MUSDB `.stem.mp4` file (5 stereo 44.1 kHz streams, mixture ~ sum of stems)."""
+    import stempeg
+
+    from mdxnet.audio import read_stem_file
+
+    try:
+        info = stempeg.Info(str(path))
+    except Exception as err:  # ffprobe errors surface as various exception types
+        return [f"{path}: unreadable stem file ({str(err).strip()[-200:]})"], 0.0
+    problems = []
+    if info.nb_audio_streams != len(STEM_NAMES):
+        problems.append(f"{path}: {info.nb_audio_streams} audio streams, expected 5 ({', '.join(STEM_NAMES)})")
+        return problems, 0.0
+    for idx, name in enumerate(STEM_NAMES):
+        if info.sample_rate(idx) != SAMPLE_RATE:
+            problems.append(f"{path} [{name}]: sample rate {info.sample_rate(idx)} Hz, expected {SAMPLE_RATE} Hz")
+        if info.channels(idx) != 2:
+            problems.append(f"{path} [{name}]: {info.channels(idx)} channel(s), expected stereo (2)")
+    if problems:
+        return problems, 0.0
+    try:
+        stems = read_stem_file(path)
+    except Exception as err:  # a damaged stream fails only when decoded
+        return [f"{path}: cannot decode ({str(err).strip()[-200:]})"], 0.0
+    lengths = {name: a.shape[-1] for name, a in stems.items()}
+    if len(set(lengths.values())) > 1:
+        problems.append(f"{path}: streams differ in length (samples: {lengths})")
+    else:
+        snr = _mix_snr_db(stems["mixture"], [stems[n] for n in STEM_NAMES[1:]])
+        if snr < min_snr_db:
+            problems.append(f"{path}: mixture differs from the sum of the stems "
+                            f"(SNR {snr:.1f} dB < data.check.mix_snr_db = {min_snr_db:g} dB)")
+    return problems, lengths["mixture"] / SAMPLE_RATE
+
+
+def _audio_files(tracks: list[Path]) -> list[Path]:
+    files = []
+    for track in tracks:
+        files += [track] if is_stem_file(track) else sorted(p for p in track.iterdir() if p.suffix == ".wav")
+    return files
+
+
+def dataset_checksum(files: list[Path], base: Path) -> str:
+    """See the module docstring: names, sizes and first 64 KiB of every file, in path order."""
+    digest = hashlib.sha256()
+    for path in sorted(files, key=lambda p: str(p.relative_to(base))):
+        digest.update(f"{path.relative_to(base)}\0{path.stat().st_size}\0".encode())
+        with open(path, "rb") as handle:
+            digest.update(handle.read(HEAD_BYTES))
+    return digest.hexdigest()
+
+
+def _collect(root: Path, result: CheckResult) -> list[Path]:
+    """The tracks to check, by input kind; layout problems go to `result`."""
+    if root.is_file():
+        if not is_stem_file(root):
+            result.problems.append(f"{root}: not a .stem.mp4 file nor a dataset folder")
+            return []
+        result.subsets = {"stems": 1}
+        return [root]
+    if not root.is_dir():
+        raise DatasetMissingError(missing_dataset_message(root))
+    if not (root / "train").is_dir() and not (root / "test").is_dir():
+        stems = [p for p in sorted(root.iterdir()) if is_stem_file(p)]
+        if not stems:
+            result.problems.append(f"{root}: no train/ and test/ folders (MUSDB18-HQ layout) and no .stem.mp4 files")
+        result.subsets = {"stems": len(stems)}
+        return stems
+    tracks = []
+    for subset in ("train", "test"):
+        folder = root / subset
+        if not folder.is_dir():
+            result.problems.append(f"{folder}: missing (MUSDB18-HQ layout has train/ and test/)")
+            continue
+        found = _tracks_in(folder)
+        if not found:
+            result.problems.append(f"{folder}: holds no tracks")
+        result.subsets[subset] = len(found)
+        tracks += found
+    if read_dataset_file(root) is not None:
+        try:
+            result.subsets.update({s: len(list_tracks(root, s)) for s in ("train", "valid", "test")})
+        except Exception as err:  # a split file naming absent tracks
+            result.problems.append(f"{root / DATASET_FILE}: {err}")
+    return tracks
+
+
+def check_dataset(root: str | Path, params: dict, progress: bool = True) -> CheckResult:
+    from tqdm import tqdm
+
+    root = Path(root)
+    min_snr = float(params["data"].get("check", {}).get("mix_snr_db", 30))
+    result = CheckResult(root=str(root))
+    tracks = _collect(root, result)
+    for track in tqdm(tracks, desc="check tracks", unit="track", disable=not progress or len(tracks) < 2):
+        check = check_stem_file if is_stem_file(track) else check_wav_track
+        problems, seconds = check(track, min_snr)
+        result.problems += problems
+        result.seconds += seconds
+    result.tracks = len(tracks)
+    base = root.parent if root.is_file() else root
+    result.checksum = dataset_checksum(_audio_files(tracks), base)
+    return result
+
+
+def write_report(result: CheckResult, path: str | Path) -> None:
+    """The JSON summary, written atomically (the workflow uses it as an output)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    report = {**asdict(result), "ok": result.ok, "seconds": round(result.seconds, 3)}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(report, handle, indent=2)
+        handle.write("\n")
+    os.replace(tmp, path)
