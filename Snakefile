@@ -1,0 +1,23 @@
+# mdxnet workflow: dataset -> data check -> augmentation cache -> 4 separators -> Mixer -> museval -> results.
+# Every value comes from params.yaml (profile applied); every rule runs one `mdxnet` command.
+# Run: `.venv/bin/snakemake --cores 2 all`; design notes: workflow/README.md.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+
+
+rule all:
+    """The results table and box plots (and, through them, every step before)."""
+    default_target: True
+    input:
+        rules.report.output,

@@ -1,0 +1,199 @@
+# Shared set-up of the workflow: params validation and profile resolution, the params each rule depends on,
+# and the track lists that only exist once the dataset does (read after the `data_check` checkpoint).
+
+import json
+import math
+import os
+import shlex
+import sys
+from functools import cache
+from pathlib import Path
+
+import yaml
+from snakemake.utils import validate
+
+from mdxnet.config import ParamsError, resolve_profile
+
+# The one params file. Every rule passes it to `mdxnet --params`, so values given any other way would be
+# seen by Snakemake but not by the commands: refuse them instead of silently ignoring them.
+PARAMS_FILE = "params.yaml"
+if config != yaml.safe_load(Path(PARAMS_FILE).read_text()):
+    raise WorkflowError(
+        f"{PARAMS_FILE} is the only home of values: edit it (or run `dvc exp run -S key=value`) instead of "
+        "passing --config/--configfile to snakemake"
+    )
+
+# Start-up check of the raw file (base values and every profile overlay): one line per bad value, naming its key.
+def schema_problems(params):
+    import jsonschema
+
+    schema = yaml.safe_load(Path(workflow.basedir, "workflow/schemas/params.schema.yaml").read_text())
+    errors = jsonschema.Draft202012Validator(schema).iter_errors(params)
+    return sorted(
+        f"  {'.'.join(map(str, err.absolute_path)) or '(top level)'}: {err.message}" for err in errors
+    )
+
+
+try:
+    validate(config, "../schemas/params.schema.yaml", set_default=False)
+except WorkflowError:
+    raise WorkflowError(
+        f"{PARAMS_FILE} has bad values (schema: workflow/schemas/params.schema.yaml); fix them and rerun:\n"
+        + "\n".join(schema_problems(config))
+    ) from None
+try:
+    P = resolve_profile(config)
+except ParamsError as err:
+    raise WorkflowError(f"{PARAMS_FILE}: {err}") from None
+
+# Rules call the `mdxnet` of the environment that runs Snakemake, so `.venv/bin/snakemake` works unactivated.
+shell.prefix(f"set -euo pipefail; PATH={shlex.quote(str(Path(sys.executable).parent))}:\"$PATH\"; ")
+
+SOURCES = list(P["sources"])
+DATA_ROOT = P["data"]["root"].rstrip("/")
+AUGMENT_ROOT = P["augment"]["root"].rstrip("/")
+MODELS = "models"
+DATA_CHECK = "resources/data-check.json"
+# Evaluation runs: the model with and without the Mixer, and the two baselines (lower and upper bound).
+MODEL_RUNS = {"mixer": "--estimator model", "no-mixer": "--estimator model --no-mixer"}
+BASELINE_RUNS = {"mixture": "--estimator mixture", "irm": "--estimator irm"}
+RUNS = {**MODEL_RUNS, **BASELINE_RUNS}
+
+
+wildcard_constraints:
+    source="|".join(SOURCES),
+    run="|".join(RUNS),
+
+
+# ---- the params each rule depends on -------------------------------------------------------------------------
+# dvc.yaml declares, per stage, the params keys the stage depends on; this is the one place where they are
+# written down. Snakemake reads the same lists and gives each rule the RESOLVED values of those keys as a
+# `params:` entry, so its params rerun trigger fires exactly when one of them changes (a different profile
+# that yields the same values reruns nothing).
+@cache
+def dvc_stages():
+    return yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
+
+
+def lookup(params, dotted):
+    value = params
+    for part in dotted.split("."):
+        if part in SOURCES and not isinstance(value, dict):
+            return value  # a value shared by every source (e.g. model.n_fft: 512) stands for each of them
+        if not isinstance(value, dict) or part not in value:
+            raise WorkflowError(f"dvc.yaml names params key {dotted!r}, which {PARAMS_FILE} does not define")
+        value = value[part]
+    return value
+
+
+def stage_param_keys(stage, item=None):
+    """Params keys of a dvc.yaml stage (`foreach` stages: `${item}` replaced); None means the whole file."""
+    definition = dvc_stages()[stage]
+    definition = definition.get("do", definition)
+    keys = []
+    for entry in definition.get("params", []):
+        if isinstance(entry, dict):  # {params.yaml: [keys]}; an empty list or null means every key
+            listed = next(iter(entry.values()))
+            if not listed:
+                return None
+            keys.extend(listed)
+        else:
+            keys.append(entry)
+    return [key.replace("${item}", str(item)) for key in keys]
+
+
+def stage_params(stage, item=None):
+    """The resolved values a stage depends on, as a stable string (profile switches are already applied)."""
+    keys = stage_param_keys(stage, item)
+    if keys is None:
+        values = P
+    else:
+        values = {key: lookup(P, key) for key in keys if key.split(".")[0] not in ("profile", "profiles")}
+    return json.dumps(values, sort_keys=True)
+
+
+# ---- track lists (known once the dataset exists) -------------------------------------------------------------
+def checked_dataset():
+    """Waits for the data check (a checkpoint): the track lists below are read from the checked dataset."""
+    return checkpoints.data_check.get().output.report
+
+
+def train_tracks():
+    from mdxnet.data.musdb import list_tracks
+
+    checked_dataset()
+    return [track.name for track in list_tracks(DATA_ROOT, "train")]
+
+
+@cache
+def _test_songs():
+    from mdxnet.data.musdb import list_test_songs, track_name
+
+    return {track_name(path): str(path) for path in list_test_songs(P)}
+
+
+def test_songs():
+    """{track name: path} of the test tracks plus the `data.extra_test` stem files."""
+    checked_dataset()
+    return _test_songs()
+
+
+def track_files(path):
+    """The files of one track: its five wavs (MUSDB18-HQ folder) or the stem file itself."""
+    if Path(path).is_dir():
+        return [f"{path}/{name}.wav" for name in ["mixture", *SOURCES]]
+    return [path]
+
+
+@cache
+def track_minutes(path):
+    if Path(path).is_dir():
+        import soundfile
+
+        return soundfile.info(f"{path}/mixture.wav").duration / 60
+    import stempeg
+
+    return stempeg.Info(path).duration(0) / 60
+
+
+def evaluate_mem_mb(wildcards):
+    """museval's memory grows with track length: reserve evaluate.mem_mb_per_minute per minute of audio."""
+    minutes = track_minutes(test_songs()[wildcards.track])
+    return math.ceil(minutes * P["evaluate"]["mem_mb_per_minute"])
+
+
+def augment_manifests(wildcards=None):
+    return expand(f"{AUGMENT_ROOT}/{{track}}/manifest.json", track=train_tracks())
+
+
+def evaluation_files(runs):
+    return expand("evaluation/{run}/test/{track}.json", run=runs, track=sorted(test_songs()))
+
+
+# ---- inputs ------------------------------------------------------------------------------------------------
+# The file each way of making the dataset writes last: its presence means the dataset is complete.
+DATASET_MARKER = {
+    "synth": f"{DATA_ROOT}/mdxnet_dataset.json",
+    "fetch": f"{DATA_ROOT}/.mdxnet_fetched.json",
+}
+
+
+def dataset_ready():
+    """What the data check waits for: the finished dataset, or an existing copy (`data.origin: existing`)."""
+    origin = P["data"]["origin"]
+    if origin == "existing":
+        if not Path(DATA_ROOT).is_dir():
+            raise WorkflowError(
+                f"data.origin is 'existing' but data.root {DATA_ROOT} is not a folder: point data.root at a "
+                "MUSDB18-HQ copy, or set data.origin to fetch or synth in params.yaml"
+            )
+        return []
+    return [DATASET_MARKER[origin]]
+
+
+def model_inputs(wildcards):
+    """Model runs need the separators (and the Mixer for the `mixer` run); baselines need no model."""
+    if wildcards.run not in MODEL_RUNS:
+        return []
+    names = SOURCES + (["mixer"] if wildcards.run == "mixer" else [])
+    return [f"{MODELS}/{name}.pt" for name in names]

@@ -1,0 +1,81 @@
+# Data: make the dataset exist (generate it or download MUSDB18-HQ), check it, and cache its augmentations.
+
+# Both ways of making the dataset are defined; `dataset_ready` picks the one data.origin names.
+rule data_synth:
+    """Generate the embedded default dataset (multitrack songs rendered with fluidsynth)."""
+    output:
+        DATASET_MARKER["synth"],
+    params:
+        file=PARAMS_FILE,
+        deps=stage_params("data"),
+    conda:
+        "../envs/mdxnet.yaml"
+    log:
+        "logs/data/synth.log",
+    benchmark:
+        "benchmarks/data/synth.tsv"
+    shell:
+        "mdxnet --params {params.file} data synth > {log:q} 2>&1"
+
+
+rule data_fetch:
+    """Download MUSDB18-HQ (resumable, md5-checked) and extract it into data.root."""
+    output:
+        DATASET_MARKER["fetch"],
+    params:
+        file=PARAMS_FILE,
+        deps=stage_params("data"),
+    conda:
+        "../envs/mdxnet.yaml"
+    log:
+        "logs/data/fetch.log",
+    benchmark:
+        "benchmarks/data/fetch.tsv"
+    shell:
+        "mdxnet --params {params.file} data fetch > {log:q} 2>&1"
+
+
+checkpoint data_check:
+    """Validate the dataset; its report (with the dataset checksum) is what every later step depends on."""
+    input:
+        dataset_ready(),
+    output:
+        report=DATA_CHECK,
+    params:
+        file=PARAMS_FILE,
+        deps=stage_params("data"),
+        root=lambda w, input: os.path.dirname(input[0]) if input else DATA_ROOT,
+    conda:
+        "../envs/mdxnet.yaml"
+    log:
+        "logs/data/check.log",
+    benchmark:
+        "benchmarks/data/check.tsv"
+    shell:
+        "mdxnet --params {params.file} data check {params.root:q} --report {output.report:q} > {log:q} 2>&1"
+
+
+rule augment:
+    """Pitch-shifted and time-stretched copies of one training track (one job per track)."""
+    input:
+        report=DATA_CHECK,
+        track=lambda w: track_files(f"{DATA_ROOT}/train/{w.track}"),
+    output:
+        manifest=f"{AUGMENT_ROOT}/{{track}}/manifest.json",
+    params:
+        file=PARAMS_FILE,
+        deps=stage_params("augment"),
+    conda:
+        "../envs/mdxnet.yaml"
+    log:
+        "logs/augment/{track}.log",
+    benchmark:
+        "benchmarks/augment/{track}.tsv"
+    shell:
+        "mdxnet --params {params.file} augment --track {wildcards.track:q} > {log:q} 2>&1"
+
+
+rule augment_all:
+    """Target of the DVC `augment` stage: the augmentation cache of every training track."""
+    input:
+        augment_manifests,

@@ -1,0 +1,65 @@
+# Evaluation: museval scores per test track (one job per track and run), then the results table.
+
+
+rule evaluate_track:
+    """Separate one test track (or apply a baseline) and score it with museval (BSS Eval v4, SiSEC2018)."""
+    input:
+        report=DATA_CHECK,
+        track=lambda w: track_files(test_songs()[w.track]),
+        models=model_inputs,
+    output:
+        scores="evaluation/{run}/test/{track}.json",
+    params:
+        file=PARAMS_FILE,
+        deps=lambda w: stage_params("evaluate" if w.run in MODEL_RUNS else "baselines"),
+        track=lambda w: test_songs()[w.track],
+        estimator=lambda w: RUNS[w.run],
+        models=lambda w, input: os.path.dirname(input.models[0]) if input.models else MODELS,
+    resources:
+        mem_mb=evaluate_mem_mb,
+    conda:
+        "../envs/mdxnet.yaml"
+    log:
+        "logs/evaluate/{run}/{track}.log",
+    benchmark:
+        "benchmarks/evaluate/{run}/{track}.tsv"
+    shell:
+        "mdxnet --params {params.file} evaluate track {params.track:q} {params.estimator} --models {params.models}"
+        " -o {output.scores:q} > {log:q} 2>&1"
+
+
+rule evaluate_models:
+    """Target of the DVC `evaluate` stage: every test track scored with and without the Mixer."""
+    input:
+        lambda w: evaluation_files(MODEL_RUNS),
+
+
+rule evaluate_baselines:
+    """Target of the DVC `baselines` stage: the mixture (lower bound) and IRM oracle (upper bound) scores."""
+    input:
+        lambda w: evaluation_files(BASELINE_RUNS),
+
+
+rule report:
+    """The results table (paper rows + this run's), box plots, and the provenance of the numbers."""
+    input:
+        report=DATA_CHECK,
+        scores=lambda w: evaluation_files(RUNS),
+    output:
+        table="results/table.md",
+        csv="results/table.csv",
+        json="results/table.json",
+        boxplot=f"results/{P['report']['boxplot']}",
+    params:
+        file=PARAMS_FILE,
+        deps=stage_params("report"),
+        runs=" ".join(f"{run}=evaluation/{run}" for run in RUNS),
+    conda:
+        "../envs/mdxnet.yaml"
+    log:
+        "logs/report.log",
+    benchmark:
+        "benchmarks/report.tsv"
+    shell:
+        "mdxnet --params {params.file} report --runs {params.runs} --data-check {input.report:q}"
+        " -o results > {log:q} 2>&1"

@@ -1,0 +1,48 @@
+# Training: one TFC-TDF-U-Net v2 separator per source, then the Mixer on top of the four frozen separators.
+
+
+rule train_separator:
+    """Train the separator of one source; one job per source, each wants a GPU when there is one."""
+    input:
+        report=DATA_CHECK,
+        augmented=augment_manifests,
+    output:
+        model=f"{MODELS}/{{source}}.pt",
+    params:
+        file=PARAMS_FILE,
+        deps=lambda w: stage_params("train", w.source),
+    resources:
+        gpu=1,
+    conda:
+        "../envs/mdxnet.yaml"
+    log:
+        "logs/train/{source}.log",
+    benchmark:
+        "benchmarks/train/{source}.tsv"
+    shell:
+        "mdxnet --params {params.file} train separator --source {wildcards.source}"
+        " --out {output.model:q} > {log:q} 2>&1"
+
+
+rule train_mixer:
+    """Train the Mixer on the outputs of the four frozen separators."""
+    input:
+        report=DATA_CHECK,
+        augmented=augment_manifests,
+        separators=expand(f"{MODELS}/{{source}}.pt", source=SOURCES),
+    output:
+        model=f"{MODELS}/mixer.pt",
+    params:
+        file=PARAMS_FILE,
+        deps=stage_params("mixer"),
+        models=lambda w, input: os.path.dirname(input.separators[0]),
+    resources:
+        gpu=1,
+    conda:
+        "../envs/mdxnet.yaml"
+    log:
+        "logs/train/mixer.log",
+    benchmark:
+        "benchmarks/train/mixer.tsv"
+    shell:
+        "mdxnet --params {params.file} train mixer --models {params.models} --out {output.model:q} > {log:q} 2>&1"
