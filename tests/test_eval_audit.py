@@ -1,0 +1,128 @@
+"""`mdxnet audit`: scoring someone's estimates and flagging what is wrong with them or with their claims."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from mdxnet.audio import read_stem_file, write_wav
+from mdxnet.cli import main
+from mdxnet.errors import UserError
+from mdxnet.evaluation.audit import compare_claims, load_claims
+
+SOURCES = ["vocals", "drums", "bass", "other"]
+SR = 44100
+
+
+def _segment(stems, start_s: float, seconds: float = 2.0):
+    start = int(start_s * SR)
+    return {k: v[:, start : start + int(seconds * SR)] for k, v in stems.items()}
+
+
+def _write(folder, stems, subtype="PCM_16"):
+    for name, audio in stems.items():
+        write_wav(folder / f"{name}.wav", audio, SR, subtype=subtype)
+
+
+def _noisy(stems, seed):
+    rng = np.random.default_rng(seed)
+    return {s: (stems[s] + 0.05 * stems[s].std() * rng.standard_normal(stems[s].shape)).astype(np.float32)
+            for s in SOURCES}
+
+
+@pytest.fixture(scope="module")
+def stems(real_clip):
+    return read_stem_file(real_clip)
+
+
+@pytest.fixture(scope="module")
+def flawed(stems, tmp_path_factory):
+    """A reference set and an estimates tree with one of each problem the audit must find."""
+    root = tmp_path_factory.mktemp("audit")
+    data, est = root / "data", root / "estimates" / "test"
+    a, b, d = _segment(stems, 0.0), _segment(stems, 4.0), _segment(stems, 8.0)
+    _write(data / "test" / "A", a)
+    _write(data / "test" / "B", b)
+    _write(data / "test" / "D", d)  # no estimates for D
+    _write(data / "train" / "A", _segment(stems, 10.0))  # same name as a test track
+    _write(data / "train" / "Copy of B", b)  # same audio as test track B under another name
+    est_a = _noisy(a, 1)
+    est_a["vocals"] = est_a["vocals"][:, :-1000]  # wrong length
+    est_b = _noisy(b, 2)
+    est_b["drums"][0, 100] = np.nan  # NaN sample
+    _write(est / "A", est_a, "FLOAT")
+    _write(est / "B", est_b, "FLOAT")
+    _write(est / "Z", _noisy(a, 3), "FLOAT")  # not a reference track
+    claimed = root / "claimed.md"
+    claimed.write_text("| Method | vocals | drums | bass | other |\n|---|---|---|---|---|\n| theirs | 99 | 99 | 99 | 99 |\n")
+    return {"data": data, "estimates": root / "estimates", "claimed": claimed, "root": root}
+
+
+def test_audit_flags_every_problem(flawed, repo_root, capsys):
+    out = flawed["root"] / "audit.json"
+    argv = ["--params", str(repo_root / "params.yaml"), "audit", str(flawed["estimates"]),
+            "--references", str(flawed["data"]), "--claimed", str(flawed["claimed"]),
+            "--train-root", str(flawed["data"]), "-o", str(out)]
+    assert main(argv) == 1  # flagged -> non-zero exit
+    report = json.loads(out.read_text())
+    kinds = {}
+    for flag in report["flags"]:
+        kinds.setdefault(flag["kind"], []).append(flag)
+    assert [f["track"] for f in kinds["missing_track"]] == ["D"]
+    assert [f["track"] for f in kinds["extra_track"]] == ["Z"]
+    assert [(f["track"], f["source"], f["samples"]) for f in kinds["wrong_length"]] == [("A", "vocals", 2 * SR - 1000)]
+    assert [(f["track"], f["source"], f["samples"]) for f in kinds["nan_audio"]] == [("B", "drums", 1)]
+    assert sorted(f["source"] for f in kinds["claimed_mismatch"]) == sorted(SOURCES)  # 99 dB claimed, far off
+    assert [f["track"] for f in kinds["train_overlap_name"]] == ["A"]
+    assert [(f["track"], f["train_track"]) for f in kinds["train_overlap_audio"]] == [("B", "Copy of B")]
+    assert report["tracks_scored"] == 2
+    assert 10 < report["summary"]["vocals"]["SDR"] < 40  # noise is 26 dB down: the scores are real
+    printed = capsys.readouterr().out
+    assert "FLAGGED" in printed and "train_overlap_audio" in printed
+
+
+def test_clean_audit_agrees_with_its_own_claims(stems, tmp_path, repo_root, capsys):
+    """Estimates scored by `mdxnet evaluate estimates` and then audited against those claims: nothing flagged."""
+    track = _segment(stems, 2.0, 1.5)
+    _write(tmp_path / "data" / "test" / "Song", track)
+    _write(tmp_path / "est" / "test" / "Song", _noisy(track, 5), "FLOAT")
+    params = ["--params", str(repo_root / "params.yaml")]
+    assert main([*params, "evaluate", "estimates", str(tmp_path / "est"), "--references", str(tmp_path / "data"),
+                 "-o", str(tmp_path / "claims")]) == 0
+    assert main([*params, "audit", str(tmp_path / "est"), "--references", str(tmp_path / "data"),
+                 "--claimed", str(tmp_path / "claims")]) == 0
+    report = json.loads((tmp_path / "est" / "audit.json").read_text())
+    assert report["flags"] == [] and report["tracks_scored"] == 1
+    assert "OK: nothing flagged" in capsys.readouterr().out
+
+
+def _medians(value):
+    return {s: {"SDR": value, "SIR": value, "ISR": value, "SAR": value} for s in SOURCES}
+
+
+def test_compare_claims_tolerance_nan_and_track_sets():
+    ours = {"A": _medians(5.0), "B": _medians(6.0)}
+    summary = _medians(5.5)
+    within = {"per_track": {"A": _medians(5.04)}, "summary": _medians(5.46)}
+    flags = compare_claims(ours, summary, within, tolerance=0.05)
+    assert [f["kind"] for f in flags] == ["claimed_missing"]  # B has no claim; all values within 0.05 dB
+    beyond = {"per_track": {"A": _medians(5.06), "C": _medians(1.0), "B": _medians(float("nan"))}, "summary": {}}
+    kinds = [f["kind"] for f in compare_claims(ours, summary, beyond, tolerance=0.05)]
+    assert kinds.count("claimed_mismatch") == 32  # A off by 0.06 and B claimed NaN: 4 sources x 4 metrics each
+    assert kinds.count("claimed_unscored") == 1
+
+
+def test_load_claims_tables(tmp_path):
+    csv_path = tmp_path / "t.csv"
+    csv_path.write_text("method,vocals,drums,bass,other\nmine,1,2,3,4\nyours,5,6,7,8\n")
+    assert load_claims(csv_path, SOURCES, "yours")["summary"]["bass"]["SDR"] == 7.0
+    with pytest.raises(UserError, match="--claimed-row"):
+        load_claims(csv_path, SOURCES)
+    md_path = tmp_path / "t.md"
+    md_path.write_text("| Model | Vocals | Drums | Bass | Other |\n|:--|--:|--:|--:|--:|\n| **x** | **9.00** | 7.33 | 7.86 | 5.95 |\n")
+    claims = load_claims(md_path, SOURCES)
+    assert claims["summary"]["vocals"]["SDR"] == 9.0 and claims["per_track"] is None
+    assert math.isclose(claims["summary"]["other"]["SDR"], 5.95)
