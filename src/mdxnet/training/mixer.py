@@ -33,7 +33,7 @@ class MixerTask:
     kind = "mixer"
     source = None
 
-    def __init__(self, params: dict, models_dir: Path, seed: int):
+    def __init__(self, params: dict, models_dir: Path, seed: int, items: int):
         from mdxnet.data.sampler import build_train_dataset
         from mdxnet.models import build_mixer, mixer_kwargs
 
@@ -42,7 +42,7 @@ class MixerTask:
         self.model_kwargs = mixer_kwargs(params)
         self.model = build_mixer(params)
         self.chunk = max(m.chunk_samples for m in self.separators.values())
-        self.dataset = build_train_dataset(params, self.chunk, seed)
+        self.dataset = build_train_dataset(params, self.chunk, seed, length=items)
         self.overlaps = {s: int(per_source(params["separate"]["overlap"], s)) for s in params["sources"]}
         self.batch = int(params["separate"]["batch"])
         self._valid: list[ValidTrack] | None = None
@@ -148,7 +148,7 @@ def train_mixer(params: dict, models_dir: Path, out: Path, *, device: str = "aut
                             f"them with `mdxnet train separator --source S` or pass --models DIR")
         cfg = mixer_config(params, out, live_dir, steps, resume_key(params, "mixer", inputs))
         seed_everything(cfg.seed)
-        task = MixerTask(params, Path(models_dir), cfg.seed)
+        task = MixerTask(params, Path(models_dir), cfg.seed, items=cfg.steps * cfg.batch_size)
         return Trainer(task, cfg, dist, torch_device).run()
     finally:
         ddp.shutdown(dist)

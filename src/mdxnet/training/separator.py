@@ -15,14 +15,14 @@ class SeparatorTask:
 
     kind = "separator"
 
-    def __init__(self, params: dict, source: str, seed: int):
+    def __init__(self, params: dict, source: str, seed: int, items: int):
         from mdxnet.data.sampler import build_train_dataset
         from mdxnet.models import build_separator
 
         self.params, self.source = params, source
         self.model_kwargs = separator_kwargs(params, source)
         self.model = build_separator(params, source)
-        self.dataset = build_train_dataset(params, self.model.chunk_samples, seed)
+        self.dataset = build_train_dataset(params, self.model.chunk_samples, seed, length=items)
         self.index = params["sources"].index(source)
         self.overlap = int(per_source(params["separate"]["overlap"], source))
         self.batch = int(params["separate"]["batch"])
@@ -80,7 +80,7 @@ def train_separator(params: dict, source: str, out: Path, *, device: str = "auto
     try:
         cfg = separator_config(params, source, out, live_dir, steps, resume_key(params, f"separator/{source}"))
         seed_everything(cfg.seed)  # before the model is built: its initial weights come from this seed
-        task = SeparatorTask(params, source, cfg.seed)
+        task = SeparatorTask(params, source, cfg.seed, items=cfg.steps * cfg.batch_size)
         return Trainer(task, cfg, dist, torch_device).run()
     finally:
         ddp.shutdown(dist)
