@@ -50,3 +50,21 @@ def _torch_threads():
     except ImportError:
         return
     torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def synth_dataset(tmp_path_factory, params) -> Path:
+    """A tiny generated dataset in MUSDB18-HQ layout (data issue): 4 songs x 3 s, split 2 train / 1 valid / 1 test.
+
+    Read-only for tests: copy it (shutil.copytree) before modifying. Skips when fluidsynth is absent.
+    """
+    import shutil
+
+    if shutil.which("fluidsynth") is None:
+        pytest.skip("fluidsynth is not installed (apt-get install fluidsynth fluid-soundfont-gm)")
+    from mdxnet.data.synth import generate_dataset, synth_config
+
+    root = tmp_path_factory.mktemp("synth") / "dataset"
+    config = synth_config(params, tracks=4, valid_tracks=1, test_tracks=1, seconds=3, seed=123, jobs=2)
+    generate_dataset(root, config, progress=False)
+    return root

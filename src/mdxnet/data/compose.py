@@ -101,10 +101,11 @@ def _pick(rng: np.random.Generator, items):
 
 def _layout(rng: np.random.Generator, total_bars: int, progressions: list[list[int]]) -> list[Section]:
     """Intro, then alternating verse/chorus sections (4 or 8 bars) until `total_bars` are covered."""
-    sections, bar = [], 0
-    intro = int(rng.choice([1, 1, 2]))
-    sections.append(Section("intro", 0, intro, progressions[0], vocals=False, lead=bool(rng.random() < 0.7),
-                            busy=False))
+    sections = []
+    intro = min(int(rng.choice([1, 1, 2])), total_bars // 4)  # short songs start singing at once
+    lead = bool(rng.random() < 0.7)
+    if intro:
+        sections.append(Section("intro", 0, intro, progressions[0], vocals=False, lead=lead, busy=False))
     bar = intro
     kinds = ["verse", "chorus"] if rng.random() < 0.8 else ["chorus", "verse"]
     k = 0

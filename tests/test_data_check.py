@@ -1,0 +1,106 @@
+"""`mdxnet data check`: passes on good data, reports each kind of broken file with its name."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mdxnet.cli import main
+from mdxnet.data.check import check_dataset
+
+
+@pytest.fixture
+def broken_copy(synth_dataset, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(synth_dataset, root)
+    track = sorted((root / "train").iterdir())[0]
+    return root, track
+
+
+def test_passes_on_generated_dataset_with_report(synth_dataset, tmp_path, params):
+    report = tmp_path / "out" / "check.json"
+    assert main(["data", "check", str(synth_dataset), "--report", str(report)]) == 0
+    data = json.loads(report.read_text())
+    assert data["ok"] and data["problems"] == [] and data["tracks"] == 4
+    assert data["seconds"] == pytest.approx(12.0)
+    assert data["subsets"] == {"train": 2, "test": 1, "valid": 1}
+    assert len(data["checksum"]) == 64
+    assert check_dataset(synth_dataset, params, progress=False).checksum == data["checksum"]
+
+
+def test_passes_on_real_stem_clip(real_clip, params):
+    for target in (real_clip, real_clip.parent):
+        result = check_dataset(target, params, progress=False)
+        assert result.ok, result.problems
+        assert result.tracks >= 1 and result.seconds > 12
+
+
+def _assert_fails(root, params, *fragments):
+    result = check_dataset(root, params, progress=False)
+    text = "\n".join(result.problems)
+    assert not result.ok
+    for fragment in fragments:
+        assert fragment in text, text
+    return result
+
+
+def test_missing_stem(broken_copy, params, capsys):
+    root, track = broken_copy
+    (track / "bass.wav").unlink()
+    _assert_fails(root, params, str(track / "bass.wav"), "missing stem")
+    assert main(["data", "check", str(root)]) == 2
+    assert str(track / "bass.wav") in capsys.readouterr().out
+
+
+def test_48k_stem(broken_copy, params):
+    root, track = broken_copy
+    audio, _ = sf.read(track / "drums.wav")
+    sf.write(track / "drums.wav", audio, 48000)
+    _assert_fails(root, params, str(track / "drums.wav"), "48000 Hz")
+
+
+def test_mono_stem(broken_copy, params):
+    root, track = broken_copy
+    audio, rate = sf.read(track / "vocals.wav")
+    sf.write(track / "vocals.wav", audio[:, 0], rate)
+    _assert_fails(root, params, str(track / "vocals.wav"), "1 channel")
+
+
+def test_truncated_file(broken_copy, params):
+    root, track = broken_copy
+    path = track / "other.wav"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    _assert_fails(root, params, str(path), "truncated")
+
+
+def test_corrupt_file(broken_copy, params):
+    root, track = broken_copy
+    path = track / "mixture.wav"
+    path.write_bytes(np.random.default_rng(0).bytes(5000))
+    _assert_fails(root, params, str(path), "unreadable")
+
+
+def test_mixture_not_sum_of_stems(broken_copy, params):
+    root, track = broken_copy
+    audio, rate = sf.read(track / "mixture.wav", dtype="int16")
+    sf.write(track / "mixture.wav", audio // 2, rate, subtype="PCM_16")
+    _assert_fails(root, params, str(track / "mixture.wav"), "sum of the stems")
+
+
+def test_every_problem_is_reported(broken_copy, params):
+    root, track = broken_copy
+    other = sorted((root / "train").iterdir())[1]
+    (track / "bass.wav").unlink()
+    audio, rate = sf.read(other / "vocals.wav")
+    sf.write(other / "vocals.wav", audio[:, 0], rate)
+    result = _assert_fails(root, params, str(track / "bass.wav"), str(other / "vocals.wav"))
+    assert len(result.problems) >= 2
+
+
+def test_absent_dataset_exits_2(tmp_path, capsys):
+    assert main(["data", "check", str(tmp_path / "nope")]) == 2
+    assert "mdxnet data synth" in capsys.readouterr().err

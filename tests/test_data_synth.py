@@ -1,0 +1,77 @@
+"""The generated dataset: MUSDB18-HQ layout, exact mixtures, recorded split, determinism and idempotence."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mdxnet.audio import STEM_NAMES
+from mdxnet.data.musdb import DATASET_FILE, list_tracks, track_name
+from mdxnet.data.synth import TRACK_MARKER, generate_dataset, synth_config
+
+pytestmark = pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth is not installed")
+
+
+def _hashes(root):
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_layout_split_and_exact_mixture(synth_dataset):
+    info = json.loads((synth_dataset / DATASET_FILE).read_text())
+    assert {k: len(v) for k, v in info["split"].items()} == {"train": 2, "valid": 1, "test": 1}
+    assert [track_name(t) for t in list_tracks(synth_dataset, "valid")] == info["split"]["valid"]
+    assert list_tracks(synth_dataset, "test")[0].parent.name == "test"
+    for subset in ("train", "valid", "test"):
+        for track in list_tracks(synth_dataset, subset):
+            audio = {n: sf.read(track / f"{n}.wav", dtype="int16")[0].astype(np.int32) for n in STEM_NAMES}
+            info_ = sf.info(track / "mixture.wav")
+            assert (info_.samplerate, info_.channels, info_.frames) == (44100, 2, 3 * 44100)
+            assert np.array_equal(audio["mixture"], sum(audio[n] for n in STEM_NAMES[1:]))
+            for name in STEM_NAMES:  # every stem carries sound
+                assert np.sqrt(np.mean((audio[name] / 32768.0) ** 2)) > 1e-3, (track, name)
+
+
+def test_songs_differ(synth_dataset):
+    tracks = json.loads((synth_dataset / DATASET_FILE).read_text())["tracks"]
+    assert len({(t["tempo"], t["key"]) for t in tracks.values()}) == len(tracks)
+    mixes = [sf.read(t / "mixture.wav")[0][:44100, 0] for s in ("train", "test") for t in list_tracks(synth_dataset, s)]
+    corr = np.corrcoef(np.stack(mixes))
+    assert np.max(np.abs(corr - np.eye(len(mixes)))) < 0.5
+
+
+def test_deterministic_idempotent_and_resplit(tmp_path, params, synth_dataset):
+    # same (seed, index, seconds) as the session dataset's synth000 -> byte-identical files
+    config = synth_config(params, tracks=2, valid_tracks=0, test_tracks=1, seconds=3, seed=123, jobs=2)
+    root = tmp_path / "ds"
+    generate_dataset(root, config, progress=False)
+    assert _hashes(root / "train" / "synth000") == _hashes(synth_dataset / "train" / "synth000")
+    marker = root / "train" / "synth000" / TRACK_MARKER
+    mtime = marker.stat().st_mtime_ns
+    first = _hashes(root)
+    generate_dataset(root, config, progress=False)  # rerun: finished tracks are skipped, files unchanged
+    assert marker.stat().st_mtime_ns == mtime
+    assert _hashes(root) == first
+    # a new split moves synth001 from test/ to train/: the stale copy goes, synth000 is left alone
+    generate_dataset(root, synth_config(params, tracks=2, valid_tracks=0, test_tracks=0, seconds=3, seed=123),
+                     progress=False)
+    assert not (root / "test" / "synth001").exists()
+    assert _hashes(root / "train" / "synth001") == first_for(first, "test/synth001", "train/synth001")
+    assert marker.stat().st_mtime_ns == mtime
+
+
+def first_for(hashes: dict, old: str, new: str) -> dict:
+    """Hashes of the files under `old`, keyed as `_hashes` of the folder `new` would key them."""
+    return {k[len(old) + 1:]: v for k, v in hashes.items() if k.startswith(old + "/")}
+
+
+def test_bad_split_is_refused(params):
+    from mdxnet.errors import UserError
+
+    with pytest.raises(UserError, match="valid_tracks"):
+        synth_config(params, tracks=3, valid_tracks=1, test_tracks=2)
