@@ -1,0 +1,159 @@
+"""`mdxnet data fetch` against a small archive served from 127.0.0.1: success, corruption, resume, safety."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from mdxnet.data.fetch import fetch_dataset
+from mdxnet.errors import UserError
+
+pytestmark = pytest.mark.network
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Serves `payload` at any path, honours `Range: bytes=N-`, and can cut the body after `cut_after` bytes."""
+
+    payload = b""
+    cut_after: int | None = None
+    requests: list[str | None] = []
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        cls = type(self)
+        cls.requests.append(self.headers.get("Range"))
+        start = int(self.headers["Range"].split("=")[1].rstrip("-")) if self.headers.get("Range") else 0
+        if start >= len(cls.payload) and start:
+            self.send_response(416)
+            self.end_headers()
+            return
+        body = cls.payload[start:]
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(cls.payload) - 1}/{len(cls.payload)}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if cls.cut_after is not None:
+            body = body[: cls.cut_after]
+            cls.cut_after = None
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    handler = type("Handler", (_Handler,), {"payload": b"", "cut_after": None, "requests": []})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield handler, f"http://127.0.0.1:{httpd.server_address[1]}/musdb18hq.zip"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _zip(members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        for name, target in (links or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (0o120777 << 16)  # symlink mode bits
+            zf.writestr(info, target)
+    return buffer.getvalue()
+
+
+GOOD = {f"{subset}/Song {i}/{stem}.wav": bytes([i]) * 5000 * (1 + j)
+        for subset, i in (("train", 1), ("train", 2), ("test", 3))
+        for j, stem in enumerate(["mixture", "drums", "bass", "other", "vocals"])}
+
+
+def _params(tmp_path, url, payload, md5=True):
+    return {"data": {"root": str(tmp_path / "musdb18hq"), "origin": "fetch",
+                     "fetch": {"url": url, "md5": hashlib.md5(payload).hexdigest() if md5 else None,
+                               "size": None, "download_dir": str(tmp_path / "downloads"), "timeout_s": 10}}}
+
+
+def test_download_verify_extract(server, tmp_path):
+    handler, url = server
+    handler.payload = _zip(GOOD)
+    params = _params(tmp_path, url, handler.payload)
+    root = fetch_dataset(params, progress=False)
+    assert (root / "train" / "Song 1" / "vocals.wav").read_bytes() == GOOD["train/Song 1/vocals.wav"]
+    assert sorted(p.name for p in (root / "train").iterdir()) == ["Song 1", "Song 2"]
+    assert (tmp_path / "downloads" / "musdb18hq.zip").is_file()
+    assert not list(tmp_path.glob(".*extracting*"))
+    # second call: dataset present, nothing downloaded
+    fetch_dataset(params, progress=False)
+    assert len(handler.requests) == 1
+
+
+def test_corrupt_archive_leaves_nothing_and_rerun_recovers(server, tmp_path):
+    handler, url = server
+    good = _zip(GOOD)
+    params = _params(tmp_path, url, good)
+    handler.payload = good[:100] + bytes(b ^ 0xFF for b in good[100:200]) + good[200:]
+    with pytest.raises(UserError, match="corrupt.*md5.*rerun"):
+        fetch_dataset(params, progress=False)
+    assert not (tmp_path / "musdb18hq").exists()
+    assert not list((tmp_path / "downloads").iterdir())  # the bad download is deleted
+    handler.payload = good  # the server is fixed
+    root = fetch_dataset(params, progress=False)
+    assert (root / "test" / "Song 3" / "mixture.wav").is_file()
+
+
+def test_corrupt_archive_without_md5_fails_zip_check(server, tmp_path):
+    handler, url = server
+    good = _zip(GOOD)
+    handler.payload = good[:300] + b"\0" * 200 + good[500:]
+    with pytest.raises(UserError, match="corrupt"):
+        fetch_dataset(_params(tmp_path, url, good, md5=False), progress=False)
+    assert not (tmp_path / "musdb18hq").exists()
+
+
+def test_interrupted_download_resumes_with_range(server, tmp_path):
+    handler, url = server
+    handler.payload = _zip(GOOD)
+    params = _params(tmp_path, url, handler.payload)
+    handler.cut_after = len(handler.payload) // 3
+    with pytest.raises(UserError, match="rerun .*resume"):
+        fetch_dataset(params, progress=False)
+    part = tmp_path / "downloads" / "musdb18hq.zip.part"
+    assert part.stat().st_size == len(handler.payload) // 3
+    assert not (tmp_path / "musdb18hq").exists()
+    root = fetch_dataset(params, progress=False)
+    assert handler.requests == [None, f"bytes={len(handler.payload) // 3}-"]
+    assert (root / "train" / "Song 2" / "bass.wav").read_bytes() == GOOD["train/Song 2/bass.wav"]
+    assert not part.exists()
+
+
+@pytest.mark.parametrize("evil", [{"../evil.txt": b"x"}, {"/tmp/evil-abs.txt": b"x"}, "link"])
+def test_malicious_member_is_rejected(server, tmp_path, evil):
+    handler, url = server
+    members = copy.deepcopy(GOOD)
+    links = None
+    if evil == "link":
+        links = {"train/Song 1/link.wav": "/etc/passwd"}
+    else:
+        members.update(evil)
+    handler.payload = _zip(members, links)
+    with pytest.raises(UserError, match="refusing to extract"):
+        fetch_dataset(_params(tmp_path, url, handler.payload), progress=False)
+    assert not (tmp_path / "musdb18hq").exists()
+    assert not (tmp_path / "evil.txt").exists()
+    assert not list(tmp_path.glob(".*extracting*"))
+
+
+def test_existing_origin_downloads_nothing(tmp_path):
+    params = {"data": {"root": str(tmp_path), "origin": "existing", "fetch": {}}}
+    assert fetch_dataset(params, progress=False) == tmp_path
+    params["data"]["root"] = str(tmp_path / "absent")
+    with pytest.raises(UserError, match="data.root"):
+        fetch_dataset(params, progress=False)
