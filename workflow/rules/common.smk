@@ -27,7 +27,7 @@ if config != yaml.safe_load(Path(PARAMS_FILE).read_text()):
 def schema_problems(params):
     import jsonschema
 
-    schema = yaml.safe_load(Path(workflow.basedir, "workflow/schemas/params.schema.yaml").read_text())
+    schema = yaml.safe_load(Path(workflow.basedir, "schemas", "params.schema.yaml").read_text())
     errors = jsonschema.Draft202012Validator(schema).iter_errors(params)
     return sorted(
         f"  {'.'.join(map(str, err.absolute_path)) or '(top level)'}: {err.message}" for err in errors
@@ -171,10 +171,11 @@ def evaluation_files(runs):
 
 
 # ---- inputs ------------------------------------------------------------------------------------------------
-# The file each way of making the dataset writes last: its presence means the dataset is complete.
-DATASET_MARKER = {
+# What each way of making the dataset produces: the generator writes its split file last; a download is
+# extracted aside and renamed into place, so the folder itself is complete once it exists.
+DATASET_READY = {
     "synth": f"{DATA_ROOT}/mdxnet_dataset.json",
-    "fetch": f"{DATA_ROOT}/.mdxnet_fetched.json",
+    "fetch": directory(DATA_ROOT),
 }
 
 
@@ -188,7 +189,7 @@ def dataset_ready():
                 "MUSDB18-HQ copy, or set data.origin to fetch or synth in params.yaml"
             )
         return []
-    return [DATASET_MARKER[origin]]
+    return [str(DATASET_READY[origin])]
 
 
 def model_inputs(wildcards):

@@ -1,38 +1,42 @@
 # Data: make the dataset exist (generate it or download MUSDB18-HQ), check it, and cache its augmentations.
 
-# Both ways of making the dataset are defined; `dataset_ready` picks the one data.origin names.
-rule data_synth:
-    """Generate the embedded default dataset (multitrack songs rendered with fluidsynth)."""
-    output:
-        DATASET_MARKER["synth"],
-    params:
-        file=PARAMS_FILE,
-        deps=stage_params("data"),
-    conda:
-        "../envs/mdxnet.yaml"
-    log:
-        "logs/data/synth.log",
-    benchmark:
-        "benchmarks/data/synth.tsv"
-    shell:
-        "mdxnet --params {params.file} data synth > {log:q} 2>&1"
+# Only the rule data.origin names is defined (with `existing`, neither: data.root is used as it is).
+if P["data"]["origin"] == "synth":
+
+    rule data_synth:
+        """Generate the embedded default dataset (multitrack songs rendered with fluidsynth)."""
+        output:
+            DATASET_READY["synth"],
+        params:
+            file=PARAMS_FILE,
+            deps=stage_params("data"),
+        conda:
+            "../envs/mdxnet.yaml"
+        log:
+            "logs/data/synth.log",
+        benchmark:
+            "benchmarks/data/synth.tsv"
+        shell:
+            "mdxnet --params {params.file} data synth > {log:q} 2>&1"
 
 
-rule data_fetch:
-    """Download MUSDB18-HQ (resumable, md5-checked) and extract it into data.root."""
-    output:
-        DATASET_MARKER["fetch"],
-    params:
-        file=PARAMS_FILE,
-        deps=stage_params("data"),
-    conda:
-        "../envs/mdxnet.yaml"
-    log:
-        "logs/data/fetch.log",
-    benchmark:
-        "benchmarks/data/fetch.tsv"
-    shell:
-        "mdxnet --params {params.file} data fetch > {log:q} 2>&1"
+if P["data"]["origin"] == "fetch":
+
+    rule data_fetch:
+        """Download MUSDB18-HQ (resumable, md5-checked) and extract it into data.root (complete or absent)."""
+        output:
+            DATASET_READY["fetch"],
+        params:
+            file=PARAMS_FILE,
+            deps=stage_params("data"),
+        conda:
+            "../envs/mdxnet.yaml"
+        log:
+            "logs/data/fetch.log",
+        benchmark:
+            "benchmarks/data/fetch.tsv"
+        shell:
+            "mdxnet --params {params.file} data fetch > {log:q} 2>&1"
 
 
 checkpoint data_check:
