@@ -100,3 +100,8 @@ def test_list_test_songs_resolves_extra_entries_against_the_project_root(musdb_l
     params = {"data": {"root": str(musdb_like), "extra_test": ["../shared/data/real-clips"]}}
     songs = list_test_songs(params, project_root=repo_root)
     assert real_clip.resolve() in [s.resolve() for s in songs]
+
+
+def test_valid_split_none_keeps_every_train_track(musdb_like):
+    assert len(list_tracks(musdb_like, "train", valid_split="none")) == 4
+    assert list_tracks(musdb_like, "valid", valid_split="none") == []

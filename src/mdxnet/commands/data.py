@@ -93,7 +93,8 @@ def run_list(args) -> int:
     from mdxnet.data.musdb import list_tracks, track_name
 
     params = load_params(args.params)
-    for track in list_tracks(args.root or params["data"]["root"], args.subset):
+    root = args.root or params["data"]["root"]
+    for track in list_tracks(root, args.subset, params["data"].get("valid_split", "musdb")):
         print(track_name(track))
     return 0
 
@@ -105,7 +106,8 @@ def run_augment(args) -> int:
 
     params = load_params(args.params)
     root = args.root or params["data"]["root"]
-    tracks = list_tracks(root, "train") if args.all else [find_track(root, args.track)]
+    split = params["data"].get("valid_split", "musdb")
+    tracks = list_tracks(root, "train", split) if args.all else [find_track(root, args.track)]
     for track in tracks:
         manifest = augment_track(track, params, out_root=args.out)
         print(f"{track_name(track)}: {len(manifest['variants'])} variants cached in {manifest['folder']}")

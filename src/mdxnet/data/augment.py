@@ -18,15 +18,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from mdxnet.audio import SAMPLE_RATE, write_wav
+from mdxnet.data.files import write_json_atomic
 from mdxnet.data.musdb import is_stem_file, load_track, track_name
 from mdxnet.errors import UserError
 
@@ -72,19 +71,7 @@ def fingerprint(track: Path) -> str:
 
 
 def read_manifest(folder: Path) -> dict | None:
-    path = Path(folder) / MANIFEST
-    try:
-        return json.loads(path.read_text()) if path.is_file() else None
-    except json.JSONDecodeError:
-        return None
-
-
-def _write_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    os.replace(tmp, path)
+    return _read_json(Path(folder) / MANIFEST)
 
 
 def transform(audio: np.ndarray, kind: str, value: float) -> np.ndarray:
@@ -123,17 +110,18 @@ def _prepare(folder: Path, expected: dict) -> dict | None:
     manifest = read_manifest(folder)
     if manifest and all(manifest.get(k) == v for k, v in expected.items()):
         return manifest
-    previous = manifest or read_manifest_file(folder / PENDING)
+    previous = manifest or _read_json(folder / PENDING)
     if previous and previous.get("fingerprint") != expected["fingerprint"]:
         log.info("source of %s changed: clearing its augmentation cache", folder)
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST).unlink(missing_ok=True)
-    _write_json(folder / PENDING, {"fingerprint": expected["fingerprint"]})
+    write_json_atomic(folder / PENDING, {"fingerprint": expected["fingerprint"]})
     return None
 
 
-def read_manifest_file(path: Path) -> dict | None:
+def _read_json(path: Path) -> dict | None:
+    """The JSON at `path`, or None when absent or damaged (an interrupted write never leaves one)."""
     try:
         return json.loads(path.read_text()) if path.is_file() else None
     except json.JSONDecodeError:
@@ -169,7 +157,7 @@ def augment_track(track: str | Path, params: dict, out_root: str | Path | None =
     manifest = {**expected, "source": str(track), "folder": str(folder), "sample_rate": SAMPLE_RATE,
                 "stems": list(STEMS), "variants": results,
                 "seconds": sum(r["frames"] for r in results.values()) / SAMPLE_RATE * len(STEMS)}
-    _write_json(folder / MANIFEST, manifest)
+    write_json_atomic(folder / MANIFEST, manifest)
     (folder / PENDING).unlink(missing_ok=True)
     return manifest
 

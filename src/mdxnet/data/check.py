@@ -16,10 +16,7 @@ removed, renamed, resized or its beginning (header and first ~0.4 s) changes; re
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import struct
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,6 +24,7 @@ import numpy as np
 import soundfile as sf
 
 from mdxnet.audio import SAMPLE_RATE, STEM_NAMES
+from mdxnet.data.files import write_json_atomic
 from mdxnet.data.musdb import (
     DATASET_FILE,
     DatasetMissingError,
@@ -246,11 +244,4 @@ def check_dataset(root: str | Path, params: dict, progress: bool = True) -> Chec
 
 def write_report(result: CheckResult, path: str | Path) -> None:
     """The JSON summary, written atomically (the workflow uses it as an output)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    report = {**asdict(result), "ok": result.ok, "seconds": round(result.seconds, 3)}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(report, handle, indent=2)
-        handle.write("\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, {**asdict(result), "ok": result.ok, "seconds": round(result.seconds, 3)})

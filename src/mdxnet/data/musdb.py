@@ -24,6 +24,7 @@ SUBSETS = ("train", "valid", "test")
 STEM_SUFFIX = ".stem.mp4"
 # A dataset that records its own split (the generated one) writes this file at its root, last.
 DATASET_FILE = "mdxnet_dataset.json"
+VALID_SPLITS = ("musdb", "none")
 
 
 class DatasetMissingError(UserError):
@@ -84,10 +85,16 @@ def _recorded_split(root: Path, info: dict, subset: str) -> list[Path]:
     return sorted(tracks, key=track_name)
 
 
-def list_tracks(root: str | Path, subset: str) -> list[Path]:
-    """Sorted track folders (or stem files) of one subset: 'train' (without valid), 'valid' or 'test'."""
+def list_tracks(root: str | Path, subset: str, valid_split: str = "musdb") -> list[Path]:
+    """Sorted track folders (or stem files) of one subset: 'train' (without valid), 'valid' or 'test'.
+
+    `valid_split` (params data.valid_split) applies to datasets without a recorded split: 'musdb' takes musdb's
+    official validation tracks out of train/, 'none' has no validation tracks.
+    """
     if subset not in SUBSETS:
         raise ValueError(f"unknown subset {subset!r}; expected one of {SUBSETS}")
+    if valid_split not in VALID_SPLITS:
+        raise UserError(f"data.valid_split is {valid_split!r}; expected one of {VALID_SPLITS}")
     root = Path(root)
     folder = root / ("test" if subset == "test" else "train")
     if not folder.is_dir():
@@ -98,7 +105,7 @@ def list_tracks(root: str | Path, subset: str) -> list[Path]:
     tracks = _tracks_in(folder)
     if subset == "test":
         return tracks
-    valid = set(musdb_validation_names())
+    valid = set(musdb_validation_names()) if valid_split == "musdb" else set()
     return [t for t in tracks if (track_name(t) in valid) == (subset == "valid")]
 
 

@@ -164,7 +164,8 @@ def build_train_dataset(params: dict, chunk_samples: int, seed: int, length: int
     """
     values = params.get("sampler") or {}
     use_augmented = bool(values.get("use_augmented", True))
-    tracks = [track_variants(params, t, use_augmented) for t in list_tracks(root or params["data"]["root"], "train")]
+    train = list_tracks(root or params["data"]["root"], "train", params["data"].get("valid_split", "musdb"))
+    tracks = [track_variants(params, t, use_augmented) for t in train]
     if length is None:
         length = values.get("items") or params["train"]["steps"] * params["train"]["batch_size"]
     return RemixDataset(tracks, params["sources"], chunk_samples, int(length), seed, sampler_config(params))
@@ -172,4 +173,4 @@ def build_train_dataset(params: dict, chunk_samples: int, seed: int, length: int
 
 def validation_tracks(params: dict, root: str | Path | None = None) -> list[Path]:
     """Validation track folders (musdb's list for MUSDB18-HQ, the recorded split for the generated dataset)."""
-    return list_tracks(root or params["data"]["root"], "valid")
+    return list_tracks(root or params["data"]["root"], "valid", params["data"].get("valid_split", "musdb"))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import subprocess
 import tempfile
@@ -28,6 +27,7 @@ import soundfile as sf
 
 from mdxnet.audio import SAMPLE_RATE, read_audio, resample
 from mdxnet.data.compose import beat_seconds, compose, to_midi
+from mdxnet.data.files import write_json_atomic, write_pcm16_atomic
 from mdxnet.data.musdb import DATASET_FILE
 from mdxnet.errors import UserError
 
@@ -177,26 +177,6 @@ def _quantise(audio: np.ndarray) -> np.ndarray:
     return np.clip(np.round(audio * 32768), -32768, 32767).astype(np.int16)
 
 
-def _write_pcm16(path: Path, samples: np.ndarray) -> None:
-    """Atomic 16-bit wav write of integer samples (2, n): exact, unlike a float -> PCM conversion."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        sf.write(tmp, samples.T, SAMPLE_RATE, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True, default=str)
-        handle.write("\n")
-    os.replace(tmp, path)
-
-
 def render_track(config: SynthConfig, index: int, out_dir: Path) -> dict:
     """Compose and render song `index` into `out_dir` (5 wavs + marker); returns its description."""
     rng = np.random.default_rng([config.seed, index])
@@ -220,8 +200,8 @@ def render_track(config: SynthConfig, index: int, out_dir: Path) -> dict:
         raise RuntimeError(f"mixture of {out_dir.name} clips after quantisation")  # cannot happen with PEAK < 1
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, samples in {**quantised, "mixture": mixture.astype(np.int16)}.items():
-        _write_pcm16(out_dir / f"{name}.wav", samples)
-    _write_json(out_dir / TRACK_MARKER, config.marker(index))
+        write_pcm16_atomic(out_dir / f"{name}.wav", samples)
+    write_json_atomic(out_dir / TRACK_MARKER, config.marker(index))
     return song.description
 
 
@@ -252,6 +232,8 @@ def generate_dataset(root: str | Path, config: SynthConfig, progress: bool = Tru
 
     check_tools(config)
     root = Path(root)
+    for folder in ("train", "test"):  # both exist even when a subset is empty
+        (root / folder).mkdir(parents=True, exist_ok=True)
     dirs = {index: track_dir(root, config, index) for index in range(config.tracks)}
     todo = [i for i, path in dirs.items() if not _is_finished(path, config, i)]
     descriptions = _load_descriptions(root)
@@ -270,7 +252,7 @@ def generate_dataset(root: str | Path, config: SynthConfig, progress: bool = Tru
                                        for name in split}}
     info["config"].pop("jobs")
     info["config"]["soundfont"] = Path(config.soundfont).name
-    _write_json(root / DATASET_FILE, info)
+    write_json_atomic(root / DATASET_FILE, info)
     return info
 
 
