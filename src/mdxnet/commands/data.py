@@ -35,6 +35,8 @@ def register(subparsers) -> None:
     listing = sub.add_parser("list", help="print the track names of one subset, one per line")
     listing.add_argument("--subset", choices=["train", "valid", "test"], default="train")
     listing.add_argument("--root", help="dataset folder (default: data.root)")
+    listing.add_argument("--planned", action="store_true",
+                         help="names the generator will produce (data.origin synth), without reading the dataset")
     listing.set_defaults(func=run_list)
 
     augment = subparsers.add_parser("augment", help="cache pitch-shifted / time-stretched stems of one track")
@@ -93,9 +95,14 @@ def run_list(args) -> int:
     from mdxnet.data.musdb import list_tracks, track_name
 
     params = load_params(args.params)
-    root = args.root or params["data"]["root"]
-    for track in list_tracks(root, args.subset, params["data"].get("valid_split", "musdb")):
-        print(track_name(track))
+    if args.planned:
+        from mdxnet.data.synth import planned_track_names
+
+        names = planned_track_names(params, args.subset)
+    else:
+        root = args.root or params["data"]["root"]
+        names = [track_name(t) for t in list_tracks(root, args.subset, params["data"].get("valid_split", "musdb"))]
+    print("\n".join(names))
     return 0
 
 

@@ -91,6 +91,20 @@ def track_names(config: SynthConfig) -> dict[str, list[str]]:
             "test": names[n_train + config.valid_tracks:]}
 
 
+def planned_track_names(params: dict, subset: str) -> list[str]:
+    """Track names of a subset known before the dataset exists (for workflow planning, e.g. Snakemake).
+
+    data.origin 'synth': the names the generator will produce (a pure function of data.synth); otherwise the
+    dataset must exist and is listed.
+    """
+    from mdxnet.data.musdb import list_tracks, track_name
+
+    if params["data"].get("origin") == "synth":
+        return track_names(synth_config(params))[subset]
+    root = params["data"]["root"]
+    return [track_name(t) for t in list_tracks(root, subset, params["data"].get("valid_split", "musdb"))]
+
+
 def track_dir(root: Path, config: SynthConfig, index: int) -> Path:
     name = f"synth{index:03d}"
     folder = "test" if name in track_names(config)["test"] else "train"
