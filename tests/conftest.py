@@ -68,3 +68,16 @@ def synth_dataset(tmp_path_factory, params) -> Path:
     config = synth_config(params, tracks=4, valid_tracks=1, test_tracks=1, seconds=3, seed=123, jobs=2)
     generate_dataset(root, config, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def fast_eval_params_file(tmp_path_factory) -> Path:
+    """A copy of params.yaml scoring with the fast BSS Eval backend (evaluation issue): for tests about what is
+    scored rather than about museval itself, which tests/test_eval_scoring.py and test_eval_fast.py pin down."""
+    import yaml
+
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw["evaluate"]["backend"] = "fast"
+    path = tmp_path_factory.mktemp("params") / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
