@@ -61,9 +61,9 @@ def flawed(stems, tmp_path_factory):
     return {"data": data, "estimates": root / "estimates", "claimed": claimed, "root": root}
 
 
-def test_audit_flags_every_problem(flawed, repo_root, capsys):
+def test_audit_flags_every_problem(flawed, fast_eval_params_file, capsys):
     out = flawed["root"] / "audit.json"
-    argv = ["--params", str(repo_root / "params.yaml"), "audit", str(flawed["estimates"]),
+    argv = ["--params", str(fast_eval_params_file), "audit", str(flawed["estimates"]),
             "--references", str(flawed["data"]), "--claimed", str(flawed["claimed"]),
             "--train-root", str(flawed["data"]), "-o", str(out)]
     assert main(argv) == 1  # flagged -> non-zero exit
@@ -84,12 +84,12 @@ def test_audit_flags_every_problem(flawed, repo_root, capsys):
     assert "FLAGGED" in printed and "train_overlap_audio" in printed
 
 
-def test_clean_audit_agrees_with_its_own_claims(stems, tmp_path, repo_root, capsys):
+def test_clean_audit_agrees_with_its_own_claims(stems, tmp_path, fast_eval_params_file, capsys):
     """Estimates scored by `mdxnet evaluate estimates` and then audited against those claims: nothing flagged."""
     track = _segment(stems, 2.0, 1.5)
     _write(tmp_path / "data" / "test" / "Song", track)
     _write(tmp_path / "est" / "test" / "Song", _noisy(track, 5), "FLOAT")
-    params = ["--params", str(repo_root / "params.yaml")]
+    params = ["--params", str(fast_eval_params_file)]
     assert main([*params, "evaluate", "estimates", str(tmp_path / "est"), "--references", str(tmp_path / "data"),
                  "-o", str(tmp_path / "claims")]) == 0
     assert main([*params, "audit", str(tmp_path / "est"), "--references", str(tmp_path / "data"),
