@@ -82,9 +82,12 @@ def test_idempotent_and_resumes_after_interruption(setup, monkeypatch):
     assert calls == []  # complete: nothing to do
 
 
-def test_changed_source_invalidates_cache(setup):
+@pytest.mark.parametrize("manifest_deleted", [False, True])
+def test_changed_source_invalidates_cache(setup, manifest_deleted):
     p, track = setup
     augment_track(track, p, progress=False)
+    if manifest_deleted:  # what Snakemake does to a job's outputs before rerunning it
+        (track.parent / "aug" / "track" / MANIFEST).unlink()
     audio, rate = sf.read(track / "drums.wav", dtype="int16")
     sf.write(track / "drums.wav", audio // 2, rate, subtype="PCM_16")
     before = sf.read(track.parent / "aug" / "track" / "pitch+2" / "drums.wav")[0]

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 STEMS = ("drums", "bass", "other", "vocals")
 MANIFEST = "manifest.json"
-PENDING = ".pending.json"
+STATE = ".source.json"  # fingerprint of the source the variants were made from
 FINGERPRINT_BYTES = 1 << 16
 
 
@@ -106,17 +106,21 @@ def _render_variant(stems: dict[str, np.ndarray], kind: str, value: float, folde
 
 
 def _prepare(folder: Path, expected: dict) -> dict | None:
-    """Return a finished, matching manifest; otherwise invalidate what no longer matches and mark pending."""
+    """Return a finished, matching manifest; otherwise drop a cache made from other source audio and start.
+
+    The source fingerprint lives in STATE, which outlives the manifest: a workflow manager that deletes the
+    manifest before rerunning the job must not make stale variant files look reusable.
+    """
     manifest = read_manifest(folder)
     if manifest and all(manifest.get(k) == v for k, v in expected.items()):
         return manifest
-    previous = manifest or _read_json(folder / PENDING)
-    if previous and previous.get("fingerprint") != expected["fingerprint"]:
-        log.info("source of %s changed: clearing its augmentation cache", folder)
+    state = _read_json(folder / STATE)
+    if folder.is_dir() and any(folder.iterdir()) and (state or {}).get("fingerprint") != expected["fingerprint"]:
+        log.info("%s was made from other source audio (or cannot be verified): clearing it", folder)
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST).unlink(missing_ok=True)
-    write_json_atomic(folder / PENDING, {"fingerprint": expected["fingerprint"]})
+    write_json_atomic(folder / STATE, {"fingerprint": expected["fingerprint"], "track": expected["track"]})
     return None
 
 
@@ -158,7 +162,6 @@ def augment_track(track: str | Path, params: dict, out_root: str | Path | None =
                 "stems": list(STEMS), "variants": results,
                 "seconds": sum(r["frames"] for r in results.values()) / SAMPLE_RATE * len(STEMS)}
     write_json_atomic(folder / MANIFEST, manifest)
-    (folder / PENDING).unlink(missing_ok=True)
     return manifest
 
 

@@ -183,7 +183,7 @@ def _balance(rng, stems: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         low, high = STEM_GAIN_DB[name]
         target = STEM_RMS_DB + rng.uniform(low, high)
         out[name] = audio * 10 ** ((target - _rms_db(audio)) / 20) if _rms_db(audio) > -100 else audio
-    peak = max(np.abs(sum(out.values())).max(), *(np.abs(a).max() for a in out.values()))
+    peak = max(np.abs(sum(out.values())).max(), *(np.abs(a).max() for a in out.values()), 1e-9)
     return {name: audio * (PEAK / peak) for name, audio in out.items()}
 
 
