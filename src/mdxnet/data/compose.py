@@ -32,7 +32,8 @@ PROGRESSIONS = [
 # General MIDI programs (0-based) per role, from sensible families.
 BASS_PROGRAMS = [32, 33, 34, 35, 36, 37, 38, 39]
 CHORD_PROGRAMS = {
-    "block": [0, 4, 16, 17, 19, 48, 49, 50, 51, 88, 89, 90, 91, 94, 95, 61],
+    # no choir-like pads (91 Pad 4 'choir', 94 Pad 7 'halo'): voices belong to the vocal stem only
+    "block": [0, 4, 16, 17, 19, 48, 49, 50, 51, 88, 89, 90, 92, 95, 61],
     "arpeggio": [0, 1, 2, 4, 5, 6, 11, 12, 24, 25, 46, 108],
     "rhythm": [0, 2, 4, 16, 24, 25, 26, 27, 28, 29, 30, 61, 62],
 }

@@ -33,7 +33,7 @@ from mdxnet.errors import UserError
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 TRACK_MARKER = ".synth.json"
 STEMS = ("drums", "bass", "other", "vocals")
 # Loudness of each stem before the song-level peak normalisation: RMS target and a random offset range (dB).
@@ -144,15 +144,24 @@ def _fit(audio: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _espeak(text: str, voice: str, pitch: int, speed: int, tmp: Path) -> np.ndarray:
+def _sung_ssml(words: list[str], offsets: list[float]) -> str:
+    """SSML for espeak-ng: a flat intonation (range x-low) moved per word by the melody's semitone steps.
+
+    espeak compresses requested steps to about 0.8 of their size; the 1.25 factor restores the contour.
+    """
+    sung = " ".join(f'<prosody pitch="{1.25 * st:+.1f}st">{word}</prosody>' for word, st in zip(words, offsets, strict=True))
+    return f'<speak><prosody range="x-low">{sung}</prosody></speak>'
+
+
+def _espeak(ssml: str, voice: str, pitch: int, speed: int, tmp: Path) -> np.ndarray:
     wav = tmp / "words.wav"
-    _run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "-w", str(wav), text], "espeak-ng")
+    _run(["espeak-ng", "-m", "-v", voice, "-p", str(pitch), "-s", str(speed), "-w", str(wav), ssml], "espeak-ng")
     data, rate = sf.read(wav, dtype="float64", always_2d=True)
     return resample(data.T[:1], rate, SAMPLE_RATE)[0]
 
 
 def _syllable_layer(rng, phrases, tempo: float, n: int, tmp: Path) -> np.ndarray:
-    """espeak-ng words, one per sung note, pitched to the phrase's register and squeezed into each phrase."""
+    """espeak-ng words, one per sung note, following the phrase's melody contour, fitted into each phrase."""
     layer = np.zeros(n)
     voice = ESPEAK_VOICES[int(rng.integers(len(ESPEAK_VOICES)))]
     for start_beat, beats, notes in phrases:
@@ -160,11 +169,12 @@ def _syllable_layer(rng, phrases, tempo: float, n: int, tmp: Path) -> np.ndarray
         if not notes or start >= n:
             continue
         length = int(beats * beat_seconds(tempo) * SAMPLE_RATE)
-        words = " ".join(SYLLABLES[int(rng.integers(len(SYLLABLES)))] for _ in notes)
+        words = [SYLLABLES[int(rng.integers(len(SYLLABLES)))] for _ in notes]
         mean_pitch = float(np.mean([note.pitch for note in notes]))
         pitch = int(np.clip((mean_pitch - 52) * 3, 10, 90))
         speed = int(np.clip(60 * len(notes) / (length / SAMPLE_RATE), 90, 320))
-        speech = _espeak(words, voice, pitch, speed, tmp)[:length]
+        ssml = _sung_ssml(words, [note.pitch - mean_pitch for note in notes])
+        speech = _espeak(ssml, voice, pitch, speed, tmp)[:length]
         fade = min(len(speech), int(0.03 * SAMPLE_RATE))
         speech[len(speech) - fade:] *= np.linspace(1, 0, fade)
         end = min(n, start + len(speech))
