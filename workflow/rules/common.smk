@@ -28,10 +28,13 @@ def schema_problems(params):
     import jsonschema
 
     schema = yaml.safe_load(Path(workflow.basedir, "schemas", "params.schema.yaml").read_text())
-    errors = jsonschema.Draft202012Validator(schema).iter_errors(params)
-    return sorted(
-        f"  {'.'.join(map(str, err.absolute_path)) or '(top level)'}: {err.message}" for err in errors
-    )
+    problems = []
+    for error in jsonschema.Draft202012Validator(schema).iter_errors(params):
+        if error.context:  # "one value, or one per source": report the failure deepest inside the value
+            error = max(error.context, key=lambda sub: len(sub.absolute_path))
+        path = ".".join(map(str, error.absolute_path)) or "(top level)"
+        problems.append(f"  {path}: {error.message}")
+    return sorted(problems)
 
 
 try:

@@ -1,0 +1,291 @@
+"""The Snakemake workflow and its DVC stages, run end to end on the minimal `ci` params profile in a temporary
+copy of the project (seconds of audio, a tiny model, a few steps).
+
+The copy holds what the workflow reads (workflow/, dvc.yaml, params.yaml, .gitignore); the commands come from the
+installed mdxnet package. The `ci` profile's test songs are its one generated test song plus the real 6 s stem
+file shipped with stempeg (a name with spaces, read through `data.extra_test`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SNAKEMAKE = str(BIN / "snakemake")
+DVC = str(BIN / "dvc")
+COPIED = ["workflow", "dvc.yaml", "params.yaml", ".gitignore"]
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run a command with the project's environment first on PATH (dvc.yaml commands call `snakemake`)."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
+                             f"{result.stderr[-6000:]}")
+    return result
+
+
+def make_copy(dest: Path, edit=None) -> Path:
+    """A copy of the workflow files under `dest` with `profile: ci`; `edit(raw_params)` may change values."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in COPIED:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, dest / name)
+    raw = yaml.safe_load((dest / "params.yaml").read_text())
+    raw["profile"] = "ci"
+    if edit is not None:
+        edit(raw)
+    write_params(dest, raw)
+    return dest
+
+
+def write_params(folder: Path, raw: dict) -> None:
+    (folder / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def planned_jobs(folder: Path, *targets: str) -> dict[str, list[str]]:
+    """{rule: [wildcards, ...]} of the jobs a dry run would run."""
+    out = run([SNAKEMAKE, "-n", "--cores", "2", *targets], folder).stdout
+    jobs: dict[str, list[str]] = {}
+    for block in re.split(r"\n(?=\[[^\n]*\d{4}\]\n)", out):
+        rule = re.search(r"^(?:local)?(?:rule|checkpoint) (\w+):", block, re.M)
+        if rule:
+            wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+            jobs.setdefault(rule.group(1), []).append(wildcards.group(1) if wildcards else "")
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def stem_clip() -> Path:
+    import stempeg
+
+    path = Path(stempeg.__file__).parent / "data" / "The Easton Ellises - Falcon 69.stem.mp4"
+    if not path.is_file():
+        pytest.skip("stempeg's example stem file is not installed")
+    return path
+
+
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory, stem_clip):
+    """The whole chain on the ci profile in a fresh git repository, run once for the tests below."""
+    folder = make_copy(tmp_path_factory.mktemp("ci") / "project",
+                       lambda raw: raw["profiles"]["ci"]["data"].update(extra_test=[str(stem_clip)]))
+    run(["git", "init", "-q"], folder)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init"], folder)
+    run(["git", "add", "-A"], folder)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "workflow"], folder)
+    start = time.perf_counter()
+    result = run([SNAKEMAKE, "--cores", "2", "all"], folder)
+    return {"folder": folder, "seconds": time.perf_counter() - start, "log": result.stderr}
+
+
+# ---- start-up checks -----------------------------------------------------------------------------------------
+def test_params_file_matches_the_schema_and_schema_names_every_section():
+    import jsonschema
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/params.schema.yaml").read_text())
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    jsonschema.Draft202012Validator(schema).validate(raw)
+    # unknown sections are only type-checked at run time, so a misspelt or new one must fail here
+    named = set(schema["properties"])
+    assert set(raw) <= named, f"params.yaml sections missing from the schema: {set(raw) - named}"
+    for name, overlay in raw["profiles"].items():
+        unknown = set(overlay or {}) - set(schema["$defs"]["overlay"]["properties"])
+        assert not unknown, f"profile {name} overlays sections the schema does not know: {unknown}"
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda raw: raw["profiles"]["ci"]["train"].update(lr={"vocals": -1.0}), "profiles.ci.train.lr"),
+        (lambda raw: raw["mixer"].update(kind="transformer"), "mixer.kind"),
+        (lambda raw: raw["data"].update(origin="ftp"), "data.origin"),
+        (lambda raw: raw.update(profile="nosuch"), "profile 'nosuch' is not defined"),
+    ],
+)
+def test_bad_params_stop_the_workflow_at_start_with_the_key(tmp_path, edit, expected):
+    folder = make_copy(tmp_path, edit)
+    result = run([SNAKEMAKE, "-n", "all"], folder, check=False)
+    assert result.returncode != 0
+    assert expected in result.stdout + result.stderr
+    assert "params.yaml" in result.stdout + result.stderr
+
+
+def test_values_given_outside_params_yaml_are_refused(tmp_path):
+    folder = make_copy(tmp_path)
+    result = run([SNAKEMAKE, "-n", "all", "--config", "sample_rate=22050"], folder, check=False)
+    assert result.returncode != 0
+    assert "only home of values" in result.stdout + result.stderr
+
+
+def test_lint_is_clean():
+    result = run([SNAKEMAKE, "--lint"], REPO)
+    assert "in a good condition" in result.stdout + result.stderr
+
+
+def test_slurm_profile_dry_run(ci_run, tmp_path):
+    """The SLURM profile parses and applies its resources (no cluster here: a dry run needs no sbatch)."""
+    folder = tmp_path / "copy"
+    shutil.copytree(ci_run["folder"], folder, symlinks=True)
+    env_path = f"{BIN}{os.pathsep}/usr/bin{os.pathsep}/bin"
+    assert shutil.which("sbatch", path=env_path) is None
+    result = run([SNAKEMAKE, "-n", "--workflow-profile", "workflow/profiles/slurm", "-f", "models/vocals.pt"],
+                 folder)
+    assert "workflow/profiles/slurm" in result.stderr
+    job = re.search(r"rule train_separator:.*?resources: ([^\n]*)", result.stdout, re.S)
+    resources = dict(item.split("=", 1) for item in job.group(1).split(", "))
+    assert resources["gpu"] == "1" and resources["runtime"] == "4320" and resources["cpus_per_task"] == "8"
+
+
+# ---- DVC and Snakemake agree ---------------------------------------------------------------------------------
+def dvc_stages() -> dict:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+
+def test_every_dvc_stage_runs_one_snakemake_target_and_tracks_the_profile():
+    for name, stage in dvc_stages().items():
+        stage = stage.get("do", stage)
+        assert re.fullmatch(r"snakemake --cores 2 \S+", stage["cmd"]), f"stage {name}: {stage['cmd']}"
+        params = stage["params"]
+        assert params == [{"params.yaml": None}] or {"profile", "profiles"} <= set(params), name
+
+
+def test_training_stage_declares_every_training_key():
+    """A key added to `model` or `train` must be declared (per source where it is per source), or DVC and
+    Snakemake would not retrain when it changes."""
+    from mdxnet.config import load_params
+
+    params = load_params(REPO / "params.yaml")
+    declared = set(dvc_stages()["train"]["do"]["params"])
+    for section in ("model", "train"):
+        for key, value in params[section].items():
+            if key == "mixer":
+                continue
+            wanted = f"{section}.{key}.${{item}}" if isinstance(value, dict) else f"{section}.{key}"
+            assert wanted in declared or f"{section}.{key}" in declared, f"dvc.yaml train stage lacks {wanted}"
+    assert {"sampler", "sample_rate", "sources"} <= declared
+
+
+def test_dvc_paths_are_the_workflows_paths():
+    from mdxnet.config import load_params
+
+    params = load_params(REPO / "params.yaml")
+    stages = dvc_stages()
+    assert stages["augment"]["outs"][0] == {"${augment.root}": {"persist": True}}
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert raw["augment"]["root"] == params["augment"]["root"], "DVC reads augment.root without the profile"
+    mixer_deps = [d for d in stages["mixer"]["deps"] if d.startswith("models/")]
+    assert mixer_deps == [f"models/{source}.pt" for source in params["sources"]]
+
+
+# ---- the chain, end to end on the ci profile -----------------------------------------------------------------
+def test_ci_chain_ends_with_the_results_table(ci_run):
+    folder = ci_run["folder"]
+    print(f"ci chain: {ci_run['seconds']:.0f} s")
+    table = (folder / "results/table.md").read_text()
+    for name in ("table.csv", "table.json", "sdr_boxplot.png"):
+        assert (folder / "results" / name).stat().st_size > 0
+    # auditability: params hash, commit, dataset checksum and environment are recorded
+    commit = run(["git", "rev-parse", "HEAD"], folder).stdout.strip()
+    check = json.loads((folder / "resources/data-check.json").read_text())
+    provenance = json.loads((folder / "results/table.json").read_text())["provenance"]
+    assert provenance["git"]["commit"] == commit
+    assert provenance["dataset_checksum"] == check["checksum"] and check["checksum"] in table
+    assert provenance["profile"] == "ci" and provenance["params_hash"] in table
+    assert "torch" in provenance["packages"]
+    # one evaluation job per test song and run: the generated song and the extra real stem file
+    for run_name in ("mixer", "no-mixer", "mixture", "irm"):
+        names = sorted(p.stem for p in (folder / "evaluation" / run_name / "test").glob("*.json"))
+        assert names == ["The Easton Ellises - Falcon 69", "synth003"]
+    # every job left a log and a benchmark
+    assert len(list((folder / "benchmarks").rglob("*.tsv"))) == len(list((folder / "logs").rglob("*.log")))
+
+
+def test_second_run_does_nothing(ci_run):
+    folder = ci_run["folder"]
+    start = time.perf_counter()
+    result = run([SNAKEMAKE, "--cores", "2", "all"], folder)
+    seconds = time.perf_counter() - start
+    print(f"second snakemake run: {seconds:.1f} s")
+    assert "Nothing to be done" in result.stderr + result.stdout
+
+
+def test_one_learning_rate_reruns_its_separator_the_mixer_and_evaluation_only(ci_run, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(ci_run["folder"], folder, symlinks=True)
+    raw = yaml.safe_load((folder / "params.yaml").read_text())
+    raw["train"]["lr"]["vocals"] = 5.0e-5
+    write_params(folder, raw)
+    jobs = planned_jobs(folder, "all")
+    assert jobs.pop("train_separator") == ["source=vocals"]
+    assert jobs.pop("train_mixer") == [""]
+    evaluated = sorted(w.split(",")[0] for w in jobs.pop("evaluate_track"))
+    assert evaluated == ["run=mixer"] * 2 + ["run=no-mixer"] * 2
+    assert sorted(jobs) == ["all", "report"]
+    # a value of another profile changes nothing that this profile uses
+    raw["train"]["lr"]["vocals"] = 2.0e-4
+    raw["profiles"]["embedded"]["train"]["lr_scale"] = 3.0
+    write_params(folder, raw)
+    assert planned_jobs(folder, "all") == {}
+
+
+def test_files_restored_with_new_times_do_not_rerun(ci_run, tmp_path):
+    """What `dvc checkout` does to a lost file: same content, new modification time."""
+    folder = tmp_path / "copy"
+    shutil.copytree(ci_run["folder"], folder, symlinks=True)
+    for path in ["models/vocals.pt", "resources/data-check.json", "resources/synth-ci/test/synth003/mixture.wav"]:
+        data = (folder / path).read_bytes()
+        (folder / path).unlink()
+        time.sleep(0.01)
+        (folder / path).write_bytes(data)
+    assert planned_jobs(folder, "all") == {}
+    # without Snakemake's records (a fresh clone + `dvc pull`), `snakemake --touch` adopts the files
+    shutil.rmtree(folder / ".snakemake")
+    for path in sorted((folder / "models").glob("*.pt")):
+        os.utime(path)
+    assert planned_jobs(folder, "all")
+    run([SNAKEMAKE, "--touch", "--cores", "1", "all"], folder)
+    assert planned_jobs(folder, "all") == {}
+
+
+@pytest.mark.slow
+def test_dvc_repro_and_experiments(ci_run, tmp_path):
+    """dvc repro adopts the Snakemake run, a second one does nothing, and an experiment on one learning rate
+    reruns exactly that separator's stage, the Mixer, evaluation and the report."""
+    folder = tmp_path / "copy"
+    shutil.copytree(ci_run["folder"], folder, symlinks=True)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    run([DVC, "init", "-q"], folder)
+    run([DVC, "config", "core.analytics", "false"], folder)
+    run([DVC, "repro"], folder)
+    run(["git", "add", "-A"], folder)
+    run([*git, "commit", "-q", "-m", "dvc repro"], folder)
+
+    start = time.perf_counter()
+    result = run([DVC, "repro"], folder)
+    print(f"second dvc repro: {time.perf_counter() - start:.1f} s")
+    assert "Running stage" not in result.stdout
+
+    result = run([DVC, "exp", "run", "-S", "train.lr.vocals=5e-05"], folder)
+    ran = sorted(re.findall(r"Running stage '([^']+)'", result.stdout))
+    assert ran == ["evaluate", "mixer", "report", "train@vocals"]
+    shown = json.loads(run([DVC, "exp", "show", "--json"], folder).stdout)
+    experiments = [rev for entry in shown for exp in (entry.get("experiments") or []) for rev in exp["revs"]]
+    lrs = [rev["data"]["params"]["params.yaml"]["data"]["train"]["lr"]["vocals"] for rev in experiments]
+    assert lrs == [5e-05]
+    assert "dvclive/vocals/metrics.json" in experiments[0]["data"]["metrics"]
