@@ -14,7 +14,7 @@ from mdxnet.errors import UserError
 from mdxnet.evaluation.aggregate import aggregate
 from mdxnet.evaluation.atomic import write_json_atomic
 from mdxnet.evaluation.references import ARXIV, REFERENCE_ROWS, WORKSHOP, paper_row
-from mdxnet.evaluation.report import dataset_statement, parse_runs
+from mdxnet.evaluation.report import dataset_statement, parse_runs, songs_statement
 from mdxnet.evaluation.scoring import METRICS, track_document
 
 SOURCES = ["vocals", "drums", "bass", "other"]
@@ -50,6 +50,9 @@ def test_report_cli_writes_table_csv_json_and_boxplot(runs, tmp_path, repo_root,
     assert "| D3Net (Takahashi & Mitsufuji 2021) | quoted baseline | both | 7.24 | 7.01 | 5.25 | 4.53 |" in table
     assert "| v2 + Mixer | paper | arxiv-2111.12203 | 8.91 | 7.07 | 7.33 | 5.81 |" in table
     assert "params hash: `" in table and "git commit: `" in table and "torch" in table
+    table_lines = [line for line in table.splitlines() if line.startswith("|")]
+    assert len({line.count("|") for line in table_lines}) == 1  # header, separator and rows line up
+    assert "not a git checkout" not in table  # the commit of the checkout holding the package
 
     document = json.loads((out / "table.json").read_text())
     assert document["provenance"]["comparable_with_paper"] is False
@@ -75,13 +78,19 @@ def test_report_cli_writes_table_csv_json_and_boxplot(runs, tmp_path, repo_root,
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temp files
 
 
-def test_dataset_statement_for_full_musdb(params):
+def test_dataset_statement_for_full_musdb(params, tmp_path):
     paper = copy.deepcopy(params)
     paper["data"]["origin"] = "existing"
-    comparable, text = dataset_statement(paper, [{"tracks": 50}])
+    paper["data"]["root"] = str(tmp_path / "musdb18hq")
+    songs = [str(tmp_path / "musdb18hq" / "test" / f"Song {i}") for i in range(50)]
+    comparable, text = dataset_statement(paper, [{"tracks": 50, "references": songs}])
     assert comparable and "MUSDB18-HQ" in text
-    comparable, text = dataset_statement(paper, [{"tracks": 12}])
+    comparable, text = dataset_statement(paper, [{"tracks": 12, "references": songs[:12]}])
     assert not comparable and "only 12" in text
+    extra = songs + ["/elsewhere/Music Delta - Rock.stem.mp4"]
+    comparable, text = dataset_statement(paper, [{"tracks": 51, "references": extra}])
+    assert not comparable and "1 songs from elsewhere" in text
+    assert "Music Delta - Rock.stem.mp4" in songs_statement(paper, [{"references": extra}])
 
 
 def test_reference_rows_hold_the_paper_numbers():

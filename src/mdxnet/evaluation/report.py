@@ -77,6 +77,7 @@ def run_rows(runs: list[tuple[str, Path]], compare_with: str) -> tuple[list[dict
             "devices": sorted({str(m.get("device")) for m in metadata if m.get("device")}),
             "params_hashes": sorted({m["params_hash"] for m in metadata if m.get("params_hash")}),
             "backends": sorted({m["backend"] for m in metadata if m.get("backend")}),
+            "references": sorted({m["reference"] for m in metadata if m.get("reference")}),
             "summary": summary,
         })
         per_track_sdr[name] = {t: {s: m[s]["SDR"] for s in SOURCES if s in m} for t, m in per_track.items()}
@@ -99,14 +100,28 @@ def reference_rows() -> list[dict]:
     ]
 
 
+def _split_songs(params: dict, rows: list[dict]) -> tuple[list[str], list[str]]:
+    """Scored songs (from the per-track files' "reference") inside data.root and elsewhere."""
+    root = Path(params["data"]["root"]).resolve()
+    songs = sorted({ref for row in rows for ref in row.get("references", [])})
+    inside = [s for s in songs if Path(s).resolve().is_relative_to(root)]
+    return inside, [s for s in songs if s not in inside]
+
+
 def dataset_statement(params: dict, rows: list[dict]) -> tuple[bool, str]:
     """(comparable with the paper?, one loud sentence saying what was evaluated)."""
     data = params["data"]
     tracks = max((r["tracks"] for r in rows), default=0)
+    inside, others = _split_songs(params, rows)
     if data.get("origin") == "synth":
         return False, (
             f"EMBEDDED SYNTHETIC DATASET ({data['root']}, profile '{params.get('profile')}', {tracks} test songs incl. "
             "any extra real clips): these numbers are NOT comparable with the paper's MUSDB18-HQ numbers."
+        )
+    if others:
+        return False, (
+            f"MUSDB18-HQ ({data['root']}) plus {len(others)} songs from elsewhere (data.extra_test) in the medians: "
+            "NOT directly comparable with the paper (50 MUSDB18-HQ test songs only)."
         )
     if tracks != 50:
         return False, (
@@ -116,9 +131,27 @@ def dataset_statement(params: dict, rows: list[dict]) -> tuple[bool, str]:
     return True, f"MUSDB18-HQ test set ({data['root']}, 50 songs): comparable with the paper's numbers."
 
 
+def songs_statement(params: dict, rows: list[dict]) -> str:
+    """Where the scored songs came from, read from the per-track files (not assumed from params)."""
+    inside, others = _split_songs(params, rows)
+    text = f"{len(inside)} from data.root ({params['data']['root']})"
+    if others:
+        text += f", {len(others)} from elsewhere (e.g. data.extra_test real clips): "
+        text += ", ".join(Path(s).name for s in others)
+    return text
+
+
 def _git_commit() -> dict:
+    """The commit of the code that produced the numbers: the checkout holding the mdxnet package."""
+    import mdxnet
+
+    checkout = Path(mdxnet.__file__).resolve().parent
+
     def git(*args):
-        result = subprocess.run(["git", *args], capture_output=True, text=True)
+        try:
+            result = subprocess.run(["git", "-C", str(checkout), *args], capture_output=True, text=True)
+        except OSError:
+            return None
         return result.stdout.strip() if result.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
@@ -161,6 +194,7 @@ def provenance(params: dict, rows: list[dict], data_check=None) -> dict:
     comparable, statement = dataset_statement(params, rows)
     return {
         "dataset": statement,
+        "songs": songs_statement(params, rows),
         "comparable_with_paper": comparable,
         "data_origin": params["data"].get("origin"),
         "profile": params.get("profile"),
@@ -183,6 +217,7 @@ def _fmt(value, signed=False) -> str:
         return ""
     if isinstance(value, float) and math.isnan(value):
         return "nan"
+    value = round(value, 2) + 0.0  # no "-0.00"
     return f"{value:+.2f}" if signed else f"{value:.2f}"
 
 
@@ -203,7 +238,7 @@ def render_markdown(rows: list[dict], prov: dict) -> str:
         "",
         "| Method | Kind | Version | " + " | ".join(SOURCES) + " | mean | "
         + " | ".join(f"Δ {s}" for s in SOURCES) + " | tracks |",
-        "|" + "---|" * (4 + 2 * len(SOURCES) + 2),
+        "|" + "---|" * (3 + 2 * len(SOURCES) + 2),
     ]
     for row in rows:
         cells = [row["method"], row["kind"], row["version"]]
@@ -214,6 +249,7 @@ def render_markdown(rows: list[dict], prov: dict) -> str:
     git = prov["git"]
     lines += [
         f"- dataset: {prov['dataset']}",
+        f"- songs scored: {prov['songs']}",
         f"- params hash: `{prov['params_hash']}` (profile `{prov['profile']}`, data.origin `{prov['data_origin']}`)",
         f"- git commit: `{git['commit']}`" + (" (uncommitted changes present)" if git["dirty"] else ""),
         f"- dataset checksum: {prov['dataset_checksum'] or 'not given (pass --data-check REPORT.json)'}",
