@@ -77,3 +77,19 @@ def test_bad_track_path_is_a_user_error(tmp_path):
     write_wav(tmp_path / "half" / "mixture.wav", np.zeros((2, 100), np.float32), SR)
     with pytest.raises(UserError, match=r"(drums|vocals|bass|other)\.wav"):
         load_reference(tmp_path / "half")
+
+
+def test_silent_reference_is_skipped_and_silent_estimate_refused():
+    from mdxnet.evaluation.scoring import bss_eval_v4
+
+    rng = np.random.default_rng(0)
+    sr = 8000
+    refs = {s: rng.standard_normal((2, sr)).cumsum(axis=1) * 0.01 for s in SOURCES}
+    refs["vocals"][:] = 0.0  # a song without vocals
+    ests = {s: refs[s] + 0.01 * rng.standard_normal(refs[s].shape) for s in SOURCES}
+    scores = bss_eval_v4(refs, ests, SOURCES, sr, 0.5, 0.5, backend="fast")
+    assert list(scores) == ["drums", "bass", "other"]
+    assert scores["drums"]["SDR"].shape == (2,)
+    ests["bass"] = np.zeros_like(ests["bass"])
+    with pytest.raises(UserError, match="estimated bass is all zeros"):
+        bss_eval_v4(refs, ests, SOURCES, sr, 0.5, 0.5, backend="fast")

@@ -43,12 +43,16 @@ def runs(tmp_path_factory):
 def test_report_cli_writes_table_csv_json_and_boxplot(runs, tmp_path, repo_root, params):
     out = tmp_path / "results"
     specs = [f"{name}={folder}" for name, folder in runs.items()]
-    assert main(["--params", str(repo_root / "params.yaml"), "report", "--runs", *specs, "-o", str(out)]) == 0
+    check = tmp_path / "data_check.json"
+    check.write_text(json.dumps({"tracks": 5, "checksum": "0123abcd", "checksum_method": "sizes+heads"}))
+    argv = ["--params", str(repo_root / "params.yaml"), "report", "--runs", *specs, "--data-check", str(check)]
+    assert main([*argv, "-o", str(out)]) == 0
 
     table = (out / "table.md").read_text()
     assert "NOT comparable" in table and "EMBEDDED SYNTHETIC DATASET" in table  # params profile is embedded
     assert "| D3Net (Takahashi & Mitsufuji 2021) | quoted baseline | both | 7.24 | 7.01 | 5.25 | 4.53 |" in table
     assert "| v2 + Mixer | paper | arxiv-2111.12203 | 8.91 | 7.07 | 7.33 | 5.81 |" in table
+    assert "dataset checksum: 0123abcd (sizes+heads)" in table
     assert "params hash: `" in table and "git commit: `" in table and "torch" in table
     table_lines = [line for line in table.splitlines() if line.startswith("|")]
     assert len({line.count("|") for line in table_lines}) == 1  # header, separator and rows line up

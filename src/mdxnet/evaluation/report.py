@@ -184,7 +184,8 @@ def dataset_checksum(data_check: str | Path | None) -> str | None:
         raise UserError(f"data check report {path} is not JSON ({err}): regenerate it with `mdxnet data check`") from err
     for key in ("checksum", "sha256", "md5"):
         if isinstance(report, dict) and report.get(key):
-            return str(report[key])
+            method = report.get("checksum_method")
+            return f"{report[key]} ({method})" if method else str(report[key])
     return "sha256 of report file " + hashlib.sha256(path.read_bytes()).hexdigest()
 
 

@@ -43,7 +43,8 @@ def _stack(signals: dict[str, np.ndarray], sources: list[str], length: int, what
 
 
 def _silent(stacked: np.ndarray) -> list[int]:
-    return [i for i, signal in enumerate(stacked) if not np.any(signal)]
+    """Sources museval calls silent: channel sum zero at every sample."""
+    return [i for i, signal in enumerate(stacked) if not np.any(np.sum(signal, axis=-1))]
 
 
 def bss_eval_v4(
@@ -59,11 +60,21 @@ def bss_eval_v4(
     length = np.asarray(references[sources[0]]).shape[-1]
     refs = _stack(references, sources, length, "the references")
     ests = _stack(estimates, sources, length, "the estimates")
-    for stacked, what in ((refs, "reference"), (ests, "estimated")):
-        silent = _silent(stacked)
-        if silent:
-            names = ", ".join(sources[i] for i in silent)
-            raise UserError(f"the {what} {names} is all zeros: BSS Eval is undefined for a silent source")
+    silent_refs = _silent(refs)
+    if silent_refs:
+        # museval refuses the whole track; a song without, say, vocals still has three scorable sources, and
+        # dropping a zero reference changes no other source's projection.
+        log.warning("reference %s is silent: not scored (BSS Eval is undefined for it)",
+                    ", ".join(sources[i] for i in silent_refs))
+        keep = [i for i in range(len(sources)) if i not in silent_refs]
+        if not keep:
+            raise UserError("every reference source is silent: nothing to score")
+        sources, refs, ests = [sources[i] for i in keep], refs[keep], ests[keep]
+    silent_ests = _silent(ests)
+    if silent_ests:
+        names = ", ".join(sources[i] for i in silent_ests)
+        raise UserError(f"the estimated {names} is all zeros: BSS Eval is undefined for a silent estimate "
+                        "(museval refuses it too); check the separator's output")
     if backend == "museval":
         import museval
 
