@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(ffmpeg rubberband-cli fluidsynth fluid-soundfont-gm)
+APT_PACKAGES=(ffmpeg rubberband-cli fluidsynth fluid-soundfont-gm espeak-ng)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
