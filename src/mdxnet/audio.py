@@ -7,7 +7,6 @@ Arrays are always shaped (channels=2, samples), float32.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import subprocess
 import tempfile
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from mdxnet.atomic import write_atomic
 from mdxnet.errors import AudioError
 
 log = logging.getLogger(__name__)
@@ -84,20 +84,9 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
 
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RATE, subtype: str = "FLOAT") -> None:
-    """Write (channels, samples) audio atomically: a temp file in the same folder, then os.replace.
-
-    An interrupted write leaves no half-written file under the final name.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        sf.write(tmp, np.asarray(audio, dtype=np.float32).T, sample_rate, subtype=subtype, format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write (channels, samples) audio atomically: an interrupted write leaves no half-written file."""
+    data = np.asarray(audio, dtype=np.float32).T
+    write_atomic(path, lambda tmp: sf.write(tmp, data, sample_rate, subtype=subtype, format="WAV"))
 
 
 def read_stem_file(path: str | Path, sample_rate: int = SAMPLE_RATE) -> dict[str, np.ndarray]:

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from mdxnet.atomic import write_json_atomic
 from mdxnet.audio import SAMPLE_RATE, write_wav
-from mdxnet.data.files import write_json_atomic
 from mdxnet.data.musdb import is_stem_file, load_track, track_name
 from mdxnet.errors import UserError
 

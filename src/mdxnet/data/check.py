@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from mdxnet.atomic import write_json_atomic
 from mdxnet.audio import SAMPLE_RATE, STEM_NAMES
-from mdxnet.data.files import write_json_atomic
 from mdxnet.data.musdb import (
     DATASET_FILE,
     DatasetMissingError,

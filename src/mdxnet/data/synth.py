@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from mdxnet.atomic import write_json_atomic
 from mdxnet.audio import SAMPLE_RATE, read_audio, resample
 from mdxnet.data.compose import beat_seconds, compose, to_midi
-from mdxnet.data.files import write_json_atomic, write_pcm16_atomic
+from mdxnet.data.files import write_pcm16_atomic
 from mdxnet.data.musdb import DATASET_FILE
 from mdxnet.errors import UserError
 
