@@ -90,10 +90,30 @@ def test_two_chunkings_agree_with_a_spectral_round_trip():
 @pytest.mark.parametrize("length", [1, 777, 64_512, 100_001])
 def test_output_length_equals_input_with_real_models(length, params, tmp_path):
     init_models(tmp_path, params, seed=0)
-    separator = Separator.from_dir(tmp_path, params, device="cpu")
+    separator = Separator.from_dir(tmp_path, params, device="cpu", backend="torch")
     out = separator.separate(song(length), progress=False)
     assert set(out) == set(SOURCES)
     assert all(a.shape == (2, length) and np.isfinite(a).all() for a in out.values())
+
+
+def test_onnx_backend_matches_torch_and_caches_exports(params, tmp_path):
+    # Two sources keep the (slow) exports few; the others go through the very same code.
+    params = {**params, "sources": ["vocals", "bass"],
+              "separate": {**params["separate"], "onnx_cache": str(tmp_path / "cache")}}
+    init_models(tmp_path / "models", params, seed=2)
+    mixture = song(70_000, seed=3)
+    by_torch = Separator.from_dir(tmp_path / "models", params, device="cpu", backend="torch")
+    by_onnx = Separator.from_dir(tmp_path / "models", params, device="cpu", backend="onnx")
+    a, b = by_torch.separate(mixture, progress=False), by_onnx.separate(mixture, progress=False)
+    assert sorted(a) == sorted(b) == ["bass", "vocals"]
+    for s in a:
+        scale = np.abs(a[s]).max()
+        np.testing.assert_allclose(b[s], a[s], atol=1e-4 * max(scale, 1.0))
+    cached = sorted(p.name.split("-")[0] for p in (tmp_path / "cache").glob("*.onnx"))
+    assert cached == ["bass", "vocals"]
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").iterdir()}
+    Separator.from_dir(tmp_path / "models", params, device="cpu", backend="onnx")  # reuses the exports
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").iterdir()} == before
 
 
 def test_conv_mixer_in_segments_equals_one_pass():
@@ -137,7 +157,7 @@ def test_cli_separates_the_real_clip(real_clip, tmp_path, repo_root, capsys):
     assert main(["--params", params_file, "models", "init", "-o", str(models)]) == 0
     out = tmp_path / "out"
     code = main(["--params", params_file, "separate", str(real_clip), "-o", str(out), "--models", str(models),
-                 "--device", "cpu", "--batch", "2"])
+                 "--device", "cpu", "--batch", "2", "--backend", "torch"])
     assert code == 0
     length = read_audio(real_clip).shape[-1]
     folder = out / "Music Delta - Rock"
@@ -152,7 +172,7 @@ def test_cli_bad_file_exits_2_naming_it(tmp_path, repo_root, params, capsys):
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"RIFF nonsense")
     code = main(["--params", str(repo_root / "params.yaml"), "separate", str(bad), "-o", str(tmp_path / "o"),
-                 "--models", str(tmp_path / "models")])
+                 "--models", str(tmp_path / "models"), "--backend", "torch"])
     assert code == 2
     assert "broken.wav" in capsys.readouterr().err
 

@@ -205,3 +205,23 @@ def build_mixer(params: dict) -> Mixer:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def fuse_for_inference(model: nn.Module) -> nn.Module:
+    """Fold each eval-mode BatchNorm into the conv before it and make the ReLU in-place (inference only).
+
+    The output is unchanged up to float rounding, but each conv block then makes one pass over its feature
+    map instead of three; those maps are tens of MB at the paper size, so this matters on CPU.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    if model.training:
+        raise ValueError("fuse_for_inference needs a model in eval mode (BatchNorm running statistics)")
+    for module in model.modules():
+        if (isinstance(module, nn.Sequential) and len(module) == 3
+                and isinstance(module[0], nn.Conv2d | nn.ConvTranspose2d)
+                and isinstance(module[1], nn.BatchNorm2d) and isinstance(module[2], nn.ReLU)):
+            module[0] = fuse_conv_bn_eval(module[0], module[1], transpose=isinstance(module[0], nn.ConvTranspose2d))
+            module[1] = nn.Identity()
+            module[2] = nn.ReLU(inplace=True)
+    return model

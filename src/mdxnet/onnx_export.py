@@ -93,3 +93,44 @@ def onnx_session(path: str | Path, threads: int | None = None):
     if threads:
         options.intra_op_num_threads = threads
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def file_digest(path: str | Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def cached_export(checkpoint: str | Path, model, source: str, cache_dir: str | Path) -> Path:
+    """The ONNX file of a checkpoint, exported once and cached under `cache_dir` by checkpoint content hash."""
+    path = Path(cache_dir) / f"{source}-{file_digest(checkpoint)}.onnx"
+    if not path.is_file():
+        log.info("exporting %s to ONNX (once; cached as %s)", checkpoint, path)
+        export_separator(model, path, source)
+    return path
+
+
+class OnnxChunkModel(nn.Module):
+    """A separator whose spectrogram network runs in ONNX Runtime on the CPU; STFT and iSTFT stay in torch.
+
+    Measured here ~2.5x faster than the same net in eager PyTorch (bench/README.md): ORT fuses
+    conv + BatchNorm + ReLU and runs the 3x3 convs in a blocked (NCHWc) layout.
+    """
+
+    def __init__(self, stft: nn.Module, onnx_path: str | Path, threads: int | None = None):
+        super().__init__()
+        self.stft = stft
+        self.session = onnx_session(onnx_path, threads or torch.get_num_threads())
+
+    @property
+    def chunk_samples(self) -> int:
+        return self.stft.chunk_samples
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        spec = self.stft(wave.cpu()).numpy()
+        (out,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: spec})
+        return self.stft.inverse(torch.from_numpy(out))

@@ -99,6 +99,34 @@ def pick_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def choose_backend(backend: str, device: torch.device) -> str:
+    """'onnx' (CPU only, needs onnxruntime) or 'torch'; falls back to torch with a notice where onnx cannot run."""
+    if backend not in ("onnx", "torch"):
+        raise UserError(f"unknown separate.backend {backend!r} in params: use onnx or torch")
+    if backend == "onnx" and device.type != "cpu":
+        log.info("ONNX Runtime backend is CPU-only: running the separators in PyTorch on %s", device)
+        return "torch"
+    if backend == "onnx":
+        try:
+            import onnxruntime  # noqa: F401
+            import onnxscript  # noqa: F401
+        except ImportError:
+            log.warning("onnxruntime/onnxscript not installed: running the separators in PyTorch")
+            return "torch"
+    return backend
+
+
+def runnable(model, checkpoint: Path, source: str, backend: str, cfg: dict) -> nn.Module:
+    """The chunk model the Separator calls: ORT-backed, or the torch model with BatchNorm folded in."""
+    from mdxnet.models import fuse_for_inference
+
+    if backend == "onnx":
+        from mdxnet.onnx_export import OnnxChunkModel, cached_export
+
+        return OnnxChunkModel(model.stft, cached_export(checkpoint, model, source, cfg["onnx_cache"]))
+    return fuse_for_inference(model)
+
+
 class Separator:
     """Four separators (+ optional Mixer) applied to whole songs."""
 
@@ -116,8 +144,12 @@ class Separator:
 
     @classmethod
     def from_dir(cls, models_dir, params: dict, device: str = "auto", use_mixer: bool = True,
-                 batch: int | None = None) -> Separator:
-        """Load <models_dir>/<source>.pt for every source (and mixer.pt), checking them against `params`."""
+                 batch: int | None = None, backend: str | None = None) -> Separator:
+        """Load <models_dir>/<source>.pt for every source (and mixer.pt), checking them against `params`.
+
+        backend (default params.separate.backend): 'onnx' runs the spectrogram nets in ONNX Runtime (CPU only;
+        each checkpoint is exported once into params.separate.onnx_cache), 'torch' runs them in PyTorch.
+        """
         from mdxnet.checkpoint import HOW_TO_GET, load_mixer, load_separator, mixer_path, separator_path
         from mdxnet.config import per_source, separator_kwargs
         from mdxnet.models import mixer_kwargs
@@ -125,18 +157,22 @@ class Separator:
         models_dir = Path(models_dir)
         if not models_dir.is_dir():
             raise UserError(f"models folder {models_dir} does not exist: {HOW_TO_GET}, or pass --models DIR")
-        sources = params["sources"]
-        separators = {s: load_separator(separator_path(models_dir, s), s, separator_kwargs(params, s))
-                      for s in sources}
-        mixer = None
+        cfg = params["separate"]
+        backend = choose_backend(backend or cfg.get("backend", "torch"), pick_device(device))
+        mixer = None  # checked first: a missing Mixer should not wait for four ONNX exports
         if use_mixer:
             path = mixer_path(models_dir)
             if not path.is_file():
                 raise UserError(f"Mixer checkpoint {path} not found: train it with `mdxnet train mixer` "
                                 f"or separate without it (--no-mixer)")
             mixer = load_mixer(path, mixer_kwargs(params))
-        overlaps = {s: int(per_source(params["separate"]["overlap"], s)) for s in sources}
-        batch = params["separate"]["batch"] if batch is None else batch
+        separators = {}
+        for source in params["sources"]:
+            path = separator_path(models_dir, source)
+            model = load_separator(path, source, separator_kwargs(params, source))
+            separators[source] = runnable(model, path, source, backend, cfg)
+        overlaps = {s: int(per_source(cfg["overlap"], s)) for s in params["sources"]}
+        batch = cfg["batch"] if batch is None else batch
         return cls(separators, overlaps, mixer, batch=batch, device=device)
 
     @torch.inference_mode()

@@ -16,6 +16,8 @@ def register(subparsers) -> None:
                      help="default: params separate.device")
     sep.add_argument("--no-mixer", action="store_true", help="skip the Mixer (raw separator outputs)")
     sep.add_argument("--batch", type=int, default=None, help="chunks per forward pass (default: params)")
+    sep.add_argument("--backend", choices=["onnx", "torch"], default=None,
+                     help="run the separators in ONNX Runtime (CPU) or PyTorch (default: params separate.backend)")
     sep.set_defaults(func=run_separate)
 
     models = subparsers.add_parser("models", help="model checkpoint utilities")
@@ -71,7 +73,7 @@ def run_separate(args) -> int:
     params = load_params(args.params)
     device = args.device or params["separate"]["device"]
     separator = Separator.from_dir(args.models, params, device=device, use_mixer=not args.no_mixer,
-                                   batch=args.batch)
+                                   batch=args.batch, backend=args.backend)
     rate = params["sample_rate"]
     for song in args.songs:
         started = time.perf_counter()
