@@ -145,3 +145,21 @@ def test_missing_separators_is_a_clear_error(tiny_project):
     result = mdxnet(tiny_project, tiny_project / "nomodels", "train", "mixer", "--device", "cpu")
     assert result.returncode == 2
     assert "vocals.pt" in result.stderr and "mdxnet train separator" in result.stderr
+
+
+def test_torchrun_two_cpu_processes(tiny_project):
+    """The real CLI under torchrun: gloo on CPU, each rank half of every batch, rank 0 alone writes."""
+    work = tiny_project / "ddp"
+    work.mkdir()
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("MDXNET_TRAIN_KILL_AFTER_STEP", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "mdxnet.cli",
+         "--params", str(tiny_project / "params.yaml"), "train", "separator", "--source", "bass", "--device", "cpu",
+         "--steps", "3"], cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("bass: trained 3 steps") == 1
+    last = state(work / "models" / "checkpoints" / "bass" / "last.pt")
+    assert last["step"] == 3 and (work / "models" / "bass.pt").is_file()
+    rows = (work / "dvclive" / "bass" / "plots" / "metrics" / "loss.tsv").read_text().splitlines()
+    assert [r.split("\t")[0] for r in rows] == ["step", "1", "2", "3"]

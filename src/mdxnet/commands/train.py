@@ -7,6 +7,7 @@ Multi-GPU: `torchrun --nproc_per_node=N -m mdxnet.cli train separator --source S
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -39,6 +40,8 @@ def register(subparsers) -> None:
 
 
 def _report(name: str, result) -> int:
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for all
+        return 0
     if result.best_score is None:
         print(f"{name}: trained {result.steps} steps (no validation tracks); model written to {result.best_path}")
     else:
