@@ -163,3 +163,18 @@ def test_torchrun_two_cpu_processes(tiny_project):
     assert last["step"] == 3 and (work / "models" / "bass.pt").is_file()
     rows = (work / "dvclive" / "bass" / "plots" / "metrics" / "loss.tsv").read_text().splitlines()
     assert [r.split("\t")[0] for r in rows] == ["step", "1", "2", "3"]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("amp_dtype", ["bfloat16", "float16"])
+def test_cuda_mixed_precision_trains(tiny_project, tmp_path, amp_dtype):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    params = yaml.safe_load((tiny_project / "params.yaml").read_text())
+    params["train"].update(amp=True, amp_dtype=amp_dtype)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = mdxnet(tmp_path, tmp_path / "run", "train", "separator", "--source", "vocals", "--device", "cuda",
+                    "--steps", "3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    last = state(tmp_path / "run" / "models" / "checkpoints" / "vocals" / "last.pt")
+    assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
