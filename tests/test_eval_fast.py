@@ -83,3 +83,16 @@ def test_backend_param_selects_fast(params):
 def test_bad_shapes_are_refused():
     with pytest.raises(ValueError, match="nsrc, nsampl, nchan"):
         fast_bsseval.evaluate(np.zeros((2, 100, 2)), np.zeros((2, 90, 2)))
+
+
+def test_blockwise_lagged_correlations_equal_direct_sums():
+    """Several blocks (small FFT size), a ragged last block, and lags up to +-(L-1)."""
+    rng = np.random.default_rng(11)
+    x, y = rng.standard_normal((3, 1500)), rng.standard_normal((2, 1500))
+    L = 40
+    got = fast_bsseval.lagged_correlations(x, y, filters_len=L, fft_size=256)
+    for a in range(3):
+        for b in range(2):
+            full = np.correlate(x[a], y[b], mode="full")  # full[k + n - 1] = sum_m x[m + k] y[m]
+            expected = full[1500 - 1 - (L - 1) : 1500 - 1 + L]
+            assert np.allclose(got[a, b], expected, rtol=0, atol=1e-9)

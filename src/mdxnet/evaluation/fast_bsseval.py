@@ -4,11 +4,12 @@ Same maths as `museval.metrics.bss_eval(..., framewise_filters=False, bsseval_so
 compute_permutation=False)`; only the plumbing differs:
 
 - real-input FFTs (rfft/irfft) instead of complex FFTs for every correlation and convolution;
+- the 2*512-1 correlation lags museval reads off full-length FFTs are computed blockwise with small FFTs,
+  summed in the frequency domain (no full-length spectra: far less memory for long tracks);
 - the big (nsrc*nchan*512)^2 Gram system is factorised once and solved for all estimates together, where museval
   solves it again for every source;
 - per frame, the distortion-filter projections are one batched FFT product (filter spectra computed once per
   frame length) instead of 80 separate `fftconvolve` calls;
-- the full-length spectra of the estimates are computed one source at a time, so peak memory is lower.
 
 museval stays the reference: tests/test_eval_fast.py checks every per-frame value against it (to 1e-3 dB).
 The numbers differ from museval's only by floating-point rounding, which matters only where an estimate is
@@ -34,34 +35,51 @@ def frames(length: int, window: int, hop: int) -> list[slice]:
     return [slice(t * hop, min(t * hop + window, length)) for t in range(count)]
 
 
-def _fft_size(samples: int, filters_len: int) -> int:
-    return int(2 ** np.ceil(np.log2(samples + filters_len - 1.0)))  # museval's size, kept for identical lags
+BLOCK_FFT = 1 << 15  # FFT size of the blockwise correlations
 
 
-def _lags(correlation: np.ndarray, filters_len: int) -> np.ndarray:
-    """Lags 0, -1, ..., -(L-1) of a circular correlation (museval's hstack((x[0], x[-1:-L:-1])))."""
-    return np.concatenate((correlation[..., :1], correlation[..., -1:-filters_len:-1]), axis=-1)
+def lagged_correlations(x: np.ndarray, y: np.ndarray, filters_len: int = FILTERS_LEN,
+                        fft_size: int = BLOCK_FFT) -> np.ndarray:
+    """c[a, b, k + L - 1] = sum_m x[a, m + k] * y[b, m] for |k| < L (zero outside the signals).
+
+    These 2L-1 lags are all museval reads from its full-length circular correlations (its FFT is long enough for
+    them to be linear). Here they come from blocks of y: each block's cross-spectra with the matching stretch of
+    x (L-1 samples of margin each side) are summed in the frequency domain and inverted once, so the work is a
+    sequence of small FFTs and no full-length spectrum is ever held in memory.
+    """
+    margin = filters_len - 1
+    n = x.shape[-1]
+    size = min(fft_size, sfft.next_fast_len(n + 2 * margin, real=True))
+    step = size - 2 * margin
+    padded = np.pad(x, ((0, 0), (margin, margin)))  # padded[:, i] = x[:, i - margin]
+    acc = np.zeros((x.shape[0], y.shape[0], size // 2 + 1), dtype=np.complex128)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        x_spec = sfft.rfft(padded[:, start : stop + 2 * margin], n=size, axis=-1)
+        y_spec = sfft.rfft(y[:, start:stop], n=size, axis=-1)
+        acc += x_spec[:, None, :] * np.conj(y_spec)[None, :, :]
+    return sfft.irfft(acc, n=size, axis=-1)[..., : 2 * margin + 1]
 
 
-def _gram(spectra: np.ndarray, n_fft: int, filters_len: int) -> np.ndarray:
-    """The references' delayed-correlation matrix, laid out like museval's _reshape_G(G)."""
-    signals = spectra.shape[0]  # nsrc * nchan, source-major
+def _gram(ref_corr: np.ndarray, filters_len: int) -> np.ndarray:
+    """The references' delayed-correlation matrix, laid out like museval's _reshape_G(G) (and, like museval, built
+    from the pairs p <= q with the mirrored block transposed, so it is exactly symmetric)."""
+    signals = ref_corr.shape[0]  # nsrc * nchan, source-major
+    zero = filters_len - 1  # index of lag 0
     gram = np.empty((signals, filters_len, signals, filters_len))
     for p in range(signals):
         for q in range(p, signals):
-            corr = sfft.irfft(spectra[q] * np.conj(spectra[p]), n=n_fft)
-            block = toeplitz(_lags(corr, filters_len), r=corr[:filters_len])
+            corr = ref_corr[q, p]  # lags of sum_m r_q[m + k] r_p[m]
+            block = toeplitz(corr[zero::-1], r=corr[zero:])  # block[a, b] = corr at lag b - a
             gram[q, :, p, :] = block
             gram[p, :, q, :] = block.T
     return gram.reshape(signals * filters_len, signals * filters_len)
 
 
-def _cross(spectra: np.ndarray, estimate: np.ndarray, n_fft: int, filters_len: int) -> np.ndarray:
-    """Correlations of every reference signal with one estimate: (nsrc*nchan*L, nchan), museval's D layout."""
-    est_spectra = sfft.rfft(estimate.T, n=n_fft, axis=-1)  # (nchan, F)
-    corr = sfft.irfft(spectra[:, None, :] * np.conj(est_spectra)[None, :, :], n=n_fft, axis=-1)
-    lags = _lags(corr, filters_len)  # (signals, nchan_est, L)
-    return np.ascontiguousarray(np.moveaxis(lags, 2, 1)).reshape(-1, estimate.shape[1])
+def _cross(cross_corr: np.ndarray, filters_len: int) -> np.ndarray:
+    """museval's D for every estimate at once: rows (source, channel, lag 0..-(L-1)), columns (estimate, channel)."""
+    lags = cross_corr[:, :, filters_len - 1 :: -1]  # lags 0, -1, ..., -(L-1): (ref signal, est signal, L)
+    return np.ascontiguousarray(np.moveaxis(lags, 2, 1)).reshape(-1, cross_corr.shape[1])
 
 
 def _solve(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -79,11 +97,10 @@ def _solve(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 def distortion_filters(refs: np.ndarray, ests: np.ndarray, filters_len: int = FILTERS_LEN):
     """(C, Cj): C[jest] (nsrc, nchan, L, nchan) projects on all references, Cj[j] (nchan, L, nchan) on reference j."""
     nsrc, nsampl, nchan = refs.shape
-    n_fft = _fft_size(nsampl, filters_len)
-    spectra = sfft.rfft(np.moveaxis(refs, 1, 2), n=n_fft, axis=-1).reshape(nsrc * nchan, -1)
-    gram = _gram(spectra, n_fft, filters_len)
-    cross = np.concatenate([_cross(spectra, ests[j], n_fft, filters_len) for j in range(nsrc)], axis=1)
-    del spectra
+    ref_signals = np.moveaxis(refs, 1, 2).reshape(nsrc * nchan, nsampl)
+    est_signals = np.moveaxis(ests, 1, 2).reshape(nsrc * nchan, nsampl)
+    gram = _gram(lagged_correlations(ref_signals, ref_signals, filters_len), filters_len)
+    cross = _cross(lagged_correlations(ref_signals, est_signals, filters_len), filters_len)
     all_filters = _solve(gram, cross).reshape(nsrc, nchan, filters_len, nsrc, nchan)
     C = np.moveaxis(all_filters, 3, 0)  # (jest, j, cj, L, c)
     block = nchan * filters_len
