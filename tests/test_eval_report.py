@@ -53,6 +53,7 @@ def test_report_cli_writes_table_csv_json_and_boxplot(runs, tmp_path, repo_root,
     assert "| D3Net (Takahashi & Mitsufuji 2021) | quoted baseline | both | 7.24 | 7.01 | 5.25 | 4.53 |" in table
     assert "| v2 + Mixer | paper | arxiv-2111.12203 | 8.91 | 7.07 | 7.33 | 5.81 |" in table
     assert "dataset checksum: 0123abcd (sizes+heads)" in table
+    assert "scoring backend: no-mixer: museval" in table
     assert "params hash: `" in table and "git commit: `" in table and "torch" in table
     table_lines = [line for line in table.splitlines() if line.startswith("|")]
     assert len({line.count("|") for line in table_lines}) == 1  # header, separator and rows line up

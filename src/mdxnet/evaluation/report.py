@@ -255,6 +255,8 @@ def render_markdown(rows: list[dict], prov: dict) -> str:
         f"- git commit: `{git['commit']}`" + (" (uncommitted changes present)" if git["dirty"] else ""),
         f"- dataset checksum: {prov['dataset_checksum'] or 'not given (pass --data-check REPORT.json)'}",
         "- devices: " + ", ".join(f"{k}: {'/'.join(v) or 'n/a'}" for k, v in prov["devices"].items()),
+        "- scoring backend: " + ", ".join(f"{k}: {'/'.join(v) or 'n/a'}" for k, v in prov["backends"].items())
+        + " (museval = the reference implementation; fast = tested equal to it within 1e-3 dB)",
         "- packages: " + ", ".join(f"{k} {v}" for k, v in prov["packages"].items()),
         f"- generated: {prov['generated']}",
         "",
