@@ -129,7 +129,7 @@ def train_tracks():
 
 
 @cache
-def _test_songs():
+def _test_songs(checked_at):
     from mdxnet.data.musdb import list_test_songs, track_name
 
     return {track_name(path): str(path) for path in list_test_songs(P)}
@@ -137,8 +137,8 @@ def _test_songs():
 
 def test_songs():
     """{track name: path} of the test tracks plus the `data.extra_test` stem files."""
-    checked_dataset()
-    return _test_songs()
+    # listed once per data check: a dataset rebuilt during this run is listed again after its new check
+    return _test_songs(os.stat(checked_dataset()).st_mtime_ns)
 
 
 def track_files(path):
