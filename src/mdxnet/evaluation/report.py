@@ -227,6 +227,16 @@ def _ref_fmt(row: dict, source: str) -> str:
     return "not verified" if value is None and row["kind"] != "this run" else _fmt(value)
 
 
+def stale_params_lines(rows: list[dict], current: str) -> list[str]:
+    """A loud line for every run whose per-track files were scored under other params than the current ones."""
+    return [
+        f"- **WARNING: run `{row['version']}` was scored with params hash {', '.join(row['params_hashes'])}, not "
+        f"the current `{current}`: re-run its evaluation (or pass the params it used).**"
+        for row in rows
+        if row.get("params_hashes") and row["params_hashes"] != [current]
+    ]
+
+
 def render_markdown(rows: list[dict], prov: dict) -> str:
     banner = ("> **" + prov["dataset"] + "**") if not prov["comparable_with_paper"] else ("> " + prov["dataset"])
     lines = [
@@ -252,6 +262,7 @@ def render_markdown(rows: list[dict], prov: dict) -> str:
         f"- dataset: {prov['dataset']}",
         f"- songs scored: {prov['songs']}",
         f"- params hash: `{prov['params_hash']}` (profile `{prov['profile']}`, data.origin `{prov['data_origin']}`)",
+        *stale_params_lines(rows, prov["params_hash"]),
         f"- git commit: `{git['commit']}`" + (" (uncommitted changes present)" if git["dirty"] else ""),
         f"- dataset checksum: {prov['dataset_checksum'] or 'not given (pass --data-check REPORT.json)'}",
         "- devices: " + ", ".join(f"{k}: {'/'.join(v) or 'n/a'}" for k, v in prov["devices"].items()),
