@@ -54,7 +54,7 @@ def test_report_cli_writes_table_csv_json_and_boxplot(runs, tmp_path, repo_root,
     assert "| v2 + Mixer | paper | arxiv-2111.12203 | 8.91 | 7.07 | 7.33 | 5.81 |" in table
     assert "dataset checksum: 0123abcd (sizes+heads)" in table
     assert "scoring backend: no-mixer: museval" in table
-    assert "WARNING: run `mixer` was scored with params hash abc" in table  # fixtures carry a made-up hash
+    assert "note: run `mixer` was scored with params hash abc" in table  # fixtures carry a made-up hash
     assert "params hash: `" in table and "git commit: `" in table and "torch" in table
     table_lines = [line for line in table.splitlines() if line.startswith("|")]
     assert len({line.count("|") for line in table_lines}) == 1  # header, separator and rows line up

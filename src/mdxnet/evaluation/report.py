@@ -228,10 +228,11 @@ def _ref_fmt(row: dict, source: str) -> str:
 
 
 def stale_params_lines(rows: list[dict], current: str) -> list[str]:
-    """A loud line for every run whose per-track files were scored under other params than the current ones."""
+    """A line for every run whose per-track files were scored under other params than the current ones (harmless
+    when only keys the scores do not depend on changed, e.g. `report:`; otherwise re-run the evaluation)."""
     return [
-        f"- **WARNING: run `{row['version']}` was scored with params hash {', '.join(row['params_hashes'])}, not "
-        f"the current `{current}`: re-run its evaluation (or pass the params it used).**"
+        f"- note: run `{row['version']}` was scored with params hash {', '.join(row['params_hashes'])}, not the "
+        f"current `{current}`: params changed since (harmless only if the change cannot affect these scores)"
         for row in rows
         if row.get("params_hashes") and row["params_hashes"] != [current]
     ]
