@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
+from mdxnet.atomic import write_json_atomic
 from mdxnet.cli import main
 from mdxnet.errors import UserError
 from mdxnet.evaluation.aggregate import aggregate, nanmedian
-from mdxnet.evaluation.atomic import write_json_atomic
 from mdxnet.evaluation.scoring import METRICS, bss_eval_v4, track_document
 
 SOURCES = ["vocals", "drums", "bass", "other"]

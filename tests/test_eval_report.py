@@ -9,10 +9,10 @@ import json
 import numpy as np
 import pytest
 
+from mdxnet.atomic import write_json_atomic
 from mdxnet.cli import main
 from mdxnet.errors import UserError
 from mdxnet.evaluation.aggregate import aggregate
-from mdxnet.evaluation.atomic import write_json_atomic
 from mdxnet.evaluation.references import ARXIV, REFERENCE_ROWS, WORKSHOP, paper_row
 from mdxnet.evaluation.report import dataset_statement, parse_runs, songs_statement
 from mdxnet.evaluation.scoring import METRICS, track_document

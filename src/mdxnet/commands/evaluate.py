@@ -70,8 +70,8 @@ def _register_audit(subparsers) -> None:
 
 
 def run_track(args) -> int:
+    from mdxnet.atomic import write_json_atomic
     from mdxnet.config import load_params
-    from mdxnet.evaluation.atomic import write_json_atomic
     from mdxnet.evaluation.scoring import score_track
 
     params = load_params(args.params)
@@ -90,8 +90,8 @@ def _log_medians(document: dict, out) -> None:
 
 
 def run_estimates(args) -> int:
+    from mdxnet.atomic import write_json_atomic
     from mdxnet.config import load_params
-    from mdxnet.evaluation.atomic import write_json_atomic
     from mdxnet.evaluation.audit import estimate_folders, score_estimate_folder
     from mdxnet.evaluation.tracks import track_index
 
@@ -112,8 +112,8 @@ def run_estimates(args) -> int:
 
 
 def run_aggregate(args) -> int:
+    from mdxnet.atomic import write_json_atomic
     from mdxnet.evaluation.aggregate import aggregate
-    from mdxnet.evaluation.atomic import write_json_atomic
 
     summary = aggregate(args.folders)
     write_json_atomic(args.out, summary)
@@ -135,8 +135,8 @@ def run_report(args) -> int:
 
 
 def run_audit(args) -> int:
+    from mdxnet.atomic import write_json_atomic
     from mdxnet.config import load_params
-    from mdxnet.evaluation.atomic import write_json_atomic
     from mdxnet.evaluation.audit import format_audit, run_audit_checks
 
     params = load_params(args.params)

@@ -16,9 +16,9 @@ import platform
 import subprocess
 from pathlib import Path
 
+from mdxnet.atomic import write_atomic, write_json_atomic, write_text_atomic
 from mdxnet.errors import UserError
 from mdxnet.evaluation.aggregate import load_track_medians, read_track_json, summarize, track_json_paths
-from mdxnet.evaluation.atomic import write_atomic, write_json_atomic, write_text_atomic
 from mdxnet.evaluation.references import ARXIV, REFERENCE_ROWS, SOURCES, VERSIONS, paper_row
 
 RUN_LABELS = {
