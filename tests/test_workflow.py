@@ -127,6 +127,15 @@ def test_bad_params_stop_the_workflow_at_start_with_the_key(tmp_path, edit, expe
     assert "params.yaml" in result.stdout + result.stderr
 
 
+def test_numbers_as_dvc_exp_run_writes_them_are_numbers(tmp_path):
+    """`dvc exp run -S train.lr.vocals=5e-5` writes `5e-05`, which plain PyYAML reads as a string."""
+    folder = make_copy(tmp_path)
+    text = (folder / "params.yaml").read_text()
+    (folder / "params.yaml").write_text(re.sub(r"(\n  lr:\n    vocals:) [^\n]+", r"\1 5e-05", text, count=1))
+    assert "vocals: 5e-05" in (folder / "params.yaml").read_text()
+    run([SNAKEMAKE, "-n", "all"], folder)
+
+
 def test_values_given_outside_params_yaml_are_refused(tmp_path):
     folder = make_copy(tmp_path)
     result = run([SNAKEMAKE, "-n", "all", "--config", "sample_rate=22050"], folder, check=False)

@@ -5,12 +5,29 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 DEFAULT_PARAMS = Path("params.yaml")
+
+
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that also reads floats without a dot (`1e-4`, `5e-05`) as floats, as YAML 1.2 does.
+
+    `dvc exp run -S train.lr.vocals=1e-4` writes such values; plain PyYAML (YAML 1.1) would read them as strings.
+    """
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=YamlLoader)
 
 
 class ParamsError(ValueError):
@@ -46,7 +63,7 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
     if not path.is_file():
         raise ParamsError(f"params file {path} not found: run from the project root or pass --params PATH")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise ParamsError(f"params file {path} is not valid YAML: {err}") from err
     if not isinstance(raw, dict):

@@ -12,12 +12,12 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
-from mdxnet.config import ParamsError, resolve_profile
+from mdxnet.config import ParamsError, load_yaml, resolve_profile
 
 # The one params file. Every rule passes it to `mdxnet --params`, so values given any other way would be
 # seen by Snakemake but not by the commands: refuse them instead of silently ignoring them.
 PARAMS_FILE = "params.yaml"
-if config != yaml.safe_load(Path(PARAMS_FILE).read_text()):
+if config != yaml.safe_load(Path(PARAMS_FILE).read_text()):  # the same YAML reading as `configfile:`
     raise WorkflowError(
         f"{PARAMS_FILE} is the only home of values: edit it (or run `dvc exp run -S key=value`) instead of "
         "passing --config/--configfile to snakemake"
@@ -37,15 +37,18 @@ def schema_problems(params):
     return sorted(problems)
 
 
+# The values as the commands read them (mdxnet.config.load_yaml): unlike `config`, `1e-4` (as `dvc exp run -S`
+# writes it) is a number there, not a string.
+RAW = load_yaml(Path(PARAMS_FILE).read_text())
 try:
-    validate(config, "../schemas/params.schema.yaml", set_default=False)
+    validate(RAW, "../schemas/params.schema.yaml", set_default=False)
 except WorkflowError:
     raise WorkflowError(
         f"{PARAMS_FILE} has bad values (schema: workflow/schemas/params.schema.yaml); fix them and rerun:\n"
-        + "\n".join(schema_problems(config))
+        + "\n".join(schema_problems(RAW))
     ) from None
 try:
-    P = resolve_profile(config)
+    P = resolve_profile(RAW)
 except ParamsError as err:
     raise WorkflowError(f"{PARAMS_FILE}: {err}") from None
 
