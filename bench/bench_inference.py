@@ -135,6 +135,8 @@ VARIANTS = {  # name: (how, batch)
     "bf16-b2": ("bf16", 2),
     "compile-b1": ("compile", 1),
     "onnx-b1": ("onnx", 1),
+    "onnx-b2": ("onnx", 2),
+    "onnx-b4": ("onnx", 4),
 }
 
 
