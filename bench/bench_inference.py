@@ -28,9 +28,9 @@ from mdxnet.models import build_mixer, build_separator, fuse_for_inference
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def paper_params(path: Path) -> dict:
+def profile_params(path: Path, profile: str) -> dict:
     raw = yaml.safe_load(path.read_text())
-    raw["profile"] = "paper"
+    raw["profile"] = profile
     return resolve_profile(raw)
 
 
@@ -174,6 +174,7 @@ def end_to_end(params: dict, seconds: float, batch: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    parser.add_argument("--profile", default="paper", help="params profile to size the models (default: paper)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reps", type=int, default=2, help="timed repetitions per variant (after 1 warm-up)")
     parser.add_argument("--only", nargs="*", choices=list(VARIANTS), help="variants to run (default: all)")
@@ -183,7 +184,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    params = paper_params(args.params)
+    params = profile_params(args.params, args.profile)
     model = build_separator(params, "vocals").eval()
     chunk, sr = model.chunk_samples, params["sample_rate"]
 
