@@ -181,3 +181,15 @@ def test_cli_missing_models_exits_2(tmp_path, repo_root, capsys):
     code = main(["--params", str(repo_root / "params.yaml"), "separate", "x.wav", "--models", str(tmp_path / "m")])
     assert code == 2
     assert "models init" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu(params, tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    init_models(tmp_path, params, seed=4)
+    mixture = song(80_000, seed=5)
+    on_cpu = Separator.from_dir(tmp_path, params, device="cpu", backend="torch").separate(mixture, progress=False)
+    on_gpu = Separator.from_dir(tmp_path, params, device="cuda").separate(mixture, progress=False)
+    for s in SOURCES:
+        np.testing.assert_allclose(on_gpu[s], on_cpu[s], atol=1e-4 * max(1.0, np.abs(on_cpu[s]).max()))

@@ -128,7 +128,11 @@ def runnable(model, checkpoint: Path, source: str, backend: str, cfg: dict) -> n
 
 
 class Separator:
-    """Four separators (+ optional Mixer) applied to whole songs."""
+    """Four separators (+ optional Mixer) applied to whole songs.
+
+    The constructor takes any chunk models (a `chunk_samples` attribute; (B, 2, chunk) -> (B, 2, chunk)) and
+    puts them in eval mode on `device`: a trainer that validates with its own model must call .train() after.
+    """
 
     def __init__(self, separators: dict[str, nn.Module], overlaps: dict[str, int], mixer: nn.Module | None = None,
                  batch: int = 1, device: str = "cpu"):
