@@ -45,7 +45,7 @@ def _report(name: str, result) -> int:
     if result.best_score is None:
         print(f"{name}: trained {result.steps} steps (no validation tracks); model written to {result.best_path}")
     else:
-        print(f"{name}: trained {result.steps} steps; best validation median SDR {result.best_score:.3f} dB at "
+        print(f"{name}: trained {result.steps} steps; best validation SDR {result.best_score:.3f} dB at "
               f"step {result.best_step}, written to {result.best_path}")
     return 0
 

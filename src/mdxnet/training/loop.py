@@ -250,7 +250,7 @@ class Trainer:
                 self._save_best()
             if score is not None:
                 monitor.log(step, metrics, summary={"best_valid_sdr": p.best_score, "best_step": p.best_step})
-                monitor.note(f"step {step}: validation median SDR {score:.3f} dB (best {p.best_score:.3f} dB "
+                monitor.note(f"step {step}: validation SDR {score:.3f} dB (best {p.best_score:.3f} dB "
                              f"at step {p.best_step})")
         ddp.barrier(self.dist)
 
