@@ -64,6 +64,8 @@ DATA_CHECK = "resources/data-check.json"
 MODEL_RUNS = {"mixer": "--estimator model", "no-mixer": "--estimator model --no-mixer"}
 BASELINE_RUNS = {"mixture": "--estimator mixture", "irm": "--estimator irm"}
 RUNS = {**MODEL_RUNS, **BASELINE_RUNS}
+# Augmentation and training (`priority: 1`) are the critical path; the baselines need no model, so their
+# scoring jobs wait and fill the cores training leaves idle (e.g. while the Mixer trains on one core).
 
 
 wildcard_constraints:

@@ -69,6 +69,7 @@ rule augment:
     params:
         file=PARAMS_FILE,
         deps=stage_params("augment"),
+    priority: 1
     conda:
         "../envs/mdxnet.yaml"
     log:

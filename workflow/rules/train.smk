@@ -13,6 +13,7 @@ rule train_separator:
         deps=lambda w: stage_params("train", w.source),
     resources:
         gpu=1,
+    priority: 1
     conda:
         "../envs/mdxnet.yaml"
     log:
@@ -38,6 +39,7 @@ rule train_mixer:
         models=lambda w, input: os.path.dirname(input.separators[0]),
     resources:
         gpu=1,
+    priority: 1
     conda:
         "../envs/mdxnet.yaml"
     log:
