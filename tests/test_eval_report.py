@@ -64,9 +64,10 @@ def test_report_cli_writes_table_csv_json_and_boxplot(runs, tmp_path, repo_root,
     assert document["provenance"]["comparable_with_paper"] is False
     ours = {row["version"]: row for row in document["rows"] if row["kind"] == "this run"}
     assert set(ours) == set(runs)
-    # the run rows are the SiSEC aggregation of their folders, and the deltas are against the arXiv rows
+    # the run rows are the SiSEC aggregation of their folders, and the deltas are against the version
+    # params.yaml names (report.compare_with)
     summary = aggregate([runs["mixer"]])["summary"]
-    paper = paper_row("mixer", ARXIV)
+    paper = paper_row("mixer", params["report"]["compare_with"])
     for source in SOURCES:
         assert ours["mixer"]["sdr"][source] == summary[source]["SDR"]
         assert ours["mixer"]["delta"][source] == pytest.approx(summary[source]["SDR"] - paper.sdr[source])
