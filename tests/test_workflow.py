@@ -225,6 +225,8 @@ def test_ci_chain_ends_with_the_results_table(ci_run):
     for run_name in ("mixer", "no-mixer", "mixture", "irm"):
         names = sorted(p.stem for p in (folder / "evaluation" / run_name / "test").glob("*.json"))
         assert names == ["The Easton Ellises - Falcon 69", "synth003"]
+        summary = json.loads((folder / "evaluation" / run_name / "summary.json").read_text())
+        assert summary["tracks"] == 2 and set(summary["summary"]) == {"vocals", "drums", "bass", "other"}
     # every job left a log and a benchmark
     assert len(list((folder / "benchmarks").rglob("*.tsv"))) == len(list((folder / "logs").rglob("*.log")))
 
@@ -249,6 +251,7 @@ def test_one_learning_rate_reruns_its_separator_the_mixer_and_evaluation_only(ci
     assert jobs.pop("train_mixer") == [""]
     evaluated = sorted(w.split(",")[0] for w in jobs.pop("evaluate_track"))
     assert evaluated == ["run=mixer"] * 2 + ["run=no-mixer"] * 2
+    assert sorted(jobs.pop("aggregate")) == ["run=mixer", "run=no-mixer"]
     assert sorted(jobs) == ["all", "report"]
     # a value of another profile changes nothing that this profile uses
     raw["train"]["lr"]["vocals"] = 2.0e-4

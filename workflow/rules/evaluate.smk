@@ -1,4 +1,4 @@
-# Evaluation: museval scores per test track (one job per track and run), then the results table.
+# Evaluation: museval scores per test track (one job per track and run), a summary per run, the results table.
 
 
 rule evaluate_track:
@@ -28,16 +28,37 @@ rule evaluate_track:
         " -o {output.scores:q} > {log:q} 2>&1"
 
 
+rule aggregate:
+    """One run's SiSEC2018 summary: median over frames per song, then median over songs, per source and metric."""
+    input:
+        scores=lambda w: evaluation_files([w.run]),
+    output:
+        summary="evaluation/{run}/summary.json",
+    params:
+        file=PARAMS_FILE,
+        folder=lambda w, input: os.path.dirname(input.scores[0]),
+    conda:
+        "../envs/mdxnet.yaml"
+    log:
+        "logs/aggregate/{run}.log",
+    benchmark:
+        "benchmarks/aggregate/{run}.tsv"
+    shell:
+        "mdxnet --params {params.file} evaluate aggregate {params.folder:q} -o {output.summary:q} > {log:q} 2>&1"
+
+
 rule evaluate_models:
-    """Target of the DVC `evaluate` stage: every test track scored with and without the Mixer."""
+    """Target of the DVC `evaluate` stage: every test track scored with and without the Mixer, and summaries."""
     input:
         lambda w: evaluation_files(MODEL_RUNS),
+        expand("evaluation/{run}/summary.json", run=MODEL_RUNS),
 
 
 rule evaluate_baselines:
     """Target of the DVC `baselines` stage: the mixture (lower bound) and IRM oracle (upper bound) scores."""
     input:
         lambda w: evaluation_files(BASELINE_RUNS),
+        expand("evaluation/{run}/summary.json", run=BASELINE_RUNS),
 
 
 rule report:
@@ -45,6 +66,7 @@ rule report:
     input:
         report=DATA_CHECK,
         scores=lambda w: evaluation_files(RUNS),
+        summaries=expand("evaluation/{run}/summary.json", run=RUNS),
     output:
         table="results/table.md",
         csv="results/table.csv",
