@@ -72,20 +72,10 @@ def planned_jobs(folder: Path, *targets: str) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def stem_clip() -> Path:
-    import stempeg
-
-    path = Path(stempeg.__file__).parent / "data" / "The Easton Ellises - Falcon 69.stem.mp4"
-    if not path.is_file():
-        pytest.skip("stempeg's example stem file is not installed")
-    return path
-
-
-@pytest.fixture(scope="module")
-def ci_run(tmp_path_factory, stem_clip):
+def ci_run(tmp_path_factory, stempeg_clip):
     """The whole chain on the ci profile in a fresh git repository, run once for the tests below."""
     folder = make_copy(tmp_path_factory.mktemp("ci") / "project",
-                       lambda raw: raw["profiles"]["ci"]["data"].update(extra_test=[str(stem_clip)]))
+                       lambda raw: raw["profiles"]["ci"]["data"].update(extra_test=[str(stempeg_clip)]))
     run(["git", "init", "-q"], folder)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init"], folder)
     run(["git", "add", "-A"], folder)
