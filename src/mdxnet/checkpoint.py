@@ -12,12 +12,11 @@ Models folder layout: <models>/<source>.pt for each source and <models>/mixer.pt
 from __future__ import annotations
 
 import functools
-import os
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from mdxnet.atomic import write_atomic
 from mdxnet.errors import UserError
 
 FORMAT = 1
@@ -49,7 +48,7 @@ def git_commit() -> str:
 
 def save_checkpoint(path, model, *, kind: str, source: str | None, model_kwargs: dict, params: dict,
                     step: int, extra: dict | None = None) -> None:
-    """Write a checkpoint atomically (temp file in the same folder, then os.replace)."""
+    """Write a checkpoint atomically: a run killed mid-write keeps the previous file intact."""
     import torch
 
     from mdxnet import __version__
@@ -70,16 +69,7 @@ def save_checkpoint(path, model, *, kind: str, source: str | None, model_kwargs:
         "step": int(step),
         "extra": extra or {},
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(path, *, kind: str, source: str | None = None,

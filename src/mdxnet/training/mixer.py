@@ -107,7 +107,7 @@ class MixerTask:
 
 def mixer_config(params: dict, out: Path, live_dir: Path | None, steps: int | None, resume_key: str):
     from mdxnet.training.loop import LoopConfig
-    from mdxnet.training.separator import checkpoint_dir
+    from mdxnet.training.separator import checkpoint_dir, shared_loop_settings
 
     train, mixer = params["train"], params["train"]["mixer"]
     return LoopConfig(
@@ -115,14 +115,9 @@ def mixer_config(params: dict, out: Path, live_dir: Path | None, steps: int | No
         steps=int(steps if steps is not None else mixer["steps"]),
         batch_size=int(mixer["batch_size"]),
         lr=float(mixer["lr"]),
-        loss=train["loss"],
         valid_every=int(mixer["valid_every"]),
         checkpoint_every=int(mixer.get("checkpoint_every", train["checkpoint_every"])),
-        log_every=int(train["log_every"]),
-        amp=bool(train["amp"]),
-        amp_dtype=train["amp_dtype"],
-        seed=int(train["seed"]),
-        num_workers=int(train["num_workers"]),
+        **shared_loop_settings(train),
         last_path=checkpoint_dir(out, "mixer") / "last.pt",
         best_path=Path(out),
         live_dir=Path(live_dir) if live_dir is not None else Path("dvclive") / "mixer",

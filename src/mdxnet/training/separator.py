@@ -50,18 +50,25 @@ def separator_config(params: dict, source: str, out: Path, live_dir: Path | None
         steps=int(steps if steps is not None else train["steps"]),
         batch_size=int(train["batch_size"]),
         lr=float(per_source(train["lr"], source)) * float(train["lr_scale"]),
-        loss=train["loss"],
         valid_every=int(train["valid_every"]),
         checkpoint_every=int(train["checkpoint_every"]),
+        **shared_loop_settings(train),
+        last_path=checkpoint_dir(out, source) / "last.pt",
+        best_path=Path(out),
+        live_dir=Path(live_dir) if live_dir is not None else Path("dvclive") / source,
+        resume_key=resume_key,
+    )
+
+
+def shared_loop_settings(train: dict) -> dict:
+    """The `train` values that the separators and the Mixer share (loss, logging, precision, seed, loader)."""
+    return dict(
+        loss=train["loss"],
         log_every=int(train["log_every"]),
         amp=bool(train["amp"]),
         amp_dtype=train["amp_dtype"],
         seed=int(train["seed"]),
         num_workers=int(train["num_workers"]),
-        last_path=checkpoint_dir(out, source) / "last.pt",
-        best_path=Path(out),
-        live_dir=Path(live_dir) if live_dir is not None else Path("dvclive") / source,
-        resume_key=resume_key,
     )
 
 
