@@ -70,6 +70,7 @@ def test_report_cli_writes_table_csv_json_and_boxplot(runs, tmp_path, repo_root,
     paper = paper_row("mixer", params["report"]["compare_with"])
     for source in SOURCES:
         assert ours["mixer"]["sdr"][source] == summary[source]["SDR"]
+        assert document["sdr"]["mixer"][source] == summary[source]["SDR"]  # flat metrics for `dvc exp show`
         assert ours["mixer"]["delta"][source] == pytest.approx(summary[source]["SDR"] - paper.sdr[source])
     assert ours["mixture"]["delta"]["vocals"] is None  # baselines have no paper counterpart
     assert ours["irm"]["sdr"]["vocals"] > ours["mixer"]["sdr"]["vocals"] > ours["mixture"]["sdr"]["vocals"]

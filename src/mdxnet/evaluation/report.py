@@ -329,7 +329,9 @@ def write_report(runs: list[tuple[str, Path]], params: dict, out: str | Path, da
     rows = reference_rows() + ours
     prov = provenance(params, ours, data_check)
     out = Path(out)
-    document = {"provenance": prov, "rows": rows, "per_track_sdr": per_track_sdr}
+    # `sdr` is flat ({run: {source: dB}}) so that `dvc exp show` / `dvc metrics diff` can show it as columns.
+    sdr = {row["version"]: {**row["sdr"], "mean": row["mean"]} for row in ours}
+    document = {"sdr": sdr, "provenance": prov, "rows": rows, "per_track_sdr": per_track_sdr}
     short = prov["dataset"].split(":")[0]
     return [
         write_text_atomic(out / "table.md", render_markdown(rows, prov)),
