@@ -35,15 +35,26 @@ def mixer_path(models_dir: str | Path) -> Path:
     return Path(models_dir) / "mixer.pt"
 
 
+def _git(*args: str) -> str | None:
+    """Output of a git command run in the checkout holding this package; None outside a git checkout."""
+    try:
+        result = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+                                cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
 @functools.cache
 def git_commit() -> str:
     """The commit of the code that is running, or 'unknown' outside a git checkout."""
-    try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                                cwd=Path(__file__).resolve().parent)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return result.stdout.strip() if result.returncode == 0 else "unknown"
+    return _git("rev-parse", "HEAD") or "unknown"
+
+
+def git_dirty() -> bool | None:
+    """Whether tracked files differ from that commit (None outside a git checkout)."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return bool(status) if status is not None else None
 
 
 def save_checkpoint(path, model, *, kind: str, source: str | None, model_kwargs: dict, params: dict,

@@ -13,7 +13,6 @@ import io
 import json
 import math
 import platform
-import subprocess
 from pathlib import Path
 
 from mdxnet.atomic import write_atomic, write_json_atomic, write_text_atomic
@@ -143,20 +142,10 @@ def songs_statement(params: dict, rows: list[dict]) -> str:
 
 def _git_commit() -> dict:
     """The commit of the code that produced the numbers: the checkout holding the mdxnet package."""
-    import mdxnet
+    from mdxnet.checkpoint import git_commit, git_dirty
 
-    checkout = Path(mdxnet.__file__).resolve().parent
-
-    def git(*args):
-        try:
-            result = subprocess.run(["git", "-C", str(checkout), *args], capture_output=True, text=True)
-        except OSError:
-            return None
-        return result.stdout.strip() if result.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit or "unknown (not a git checkout)", "dirty": bool(status) if status is not None else None}
+    commit = git_commit()
+    return {"commit": commit if commit != "unknown" else "unknown (not a git checkout)", "dirty": git_dirty()}
 
 
 def _package_versions() -> dict:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mdxnet.audio import SAMPLE_RATE, read_audio, read_stem_file
+from mdxnet.audio import SAMPLE_RATE, read_stem_file
 from mdxnet.errors import UserError
 
 STEM_SUFFIX = ".stem.mp4"
@@ -29,20 +29,16 @@ def to_musdb_pcm16(audio: np.ndarray) -> np.ndarray:
 
 
 def _load_folder(folder: Path, sample_rate: int) -> dict[str, np.ndarray]:
-    """A MUSDB18-HQ track folder; uses the data issue's loader when it exists so both read tracks alike."""
-    try:
-        from mdxnet.data.musdb import load_track
-    except ImportError:
-        load_track = None
-    if load_track is not None:
-        return {name: np.asarray(audio, dtype=np.float32) for name, audio in load_track(folder).items()}
+    """A MUSDB18-HQ track folder, read by the data package's loader so training and scoring read tracks alike."""
+    from mdxnet.data.musdb import load_track
+
     missing = [part for part in TRACK_PARTS if not (folder / f"{part}.wav").is_file()]
     if missing:
         raise UserError(
             f"track folder {folder} lacks {', '.join(p + '.wav' for p in missing)}: a MUSDB18-HQ track holds "
             f"{', '.join(p + '.wav' for p in TRACK_PARTS)}"
         )
-    return {part: read_audio(folder / f"{part}.wav", sample_rate) for part in TRACK_PARTS}
+    return load_track(folder, sample_rate)
 
 
 def load_reference(path: str | Path, sample_rate: int = SAMPLE_RATE) -> dict[str, np.ndarray]:
