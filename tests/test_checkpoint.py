@@ -36,7 +36,7 @@ def test_round_trip_keeps_weights_and_metadata(saved, params):
     ckpt = torch.load(path, weights_only=True)  # plain data only: no pickled code
     assert ckpt["kind"] == "separator" and ckpt["source"] == "vocals" and ckpt["step"] == 123
     assert ckpt["model_kwargs"] == TINY
-    assert ckpt["params"] == params and ckpt["params_hash"] == params_hash(params)
+    assert ckpt["params"] == params.to_dict() and ckpt["params_hash"] == params_hash(params)
     assert ckpt["git_commit"] and ckpt["mdxnet_version"]
     assert ckpt["extra"]["rng"].dtype == torch.uint8 and "param_groups" in ckpt["extra"]["optimizer"]
     loaded = load_separator(path, "vocals")
@@ -82,7 +82,7 @@ def test_init_models_writes_every_source_and_mixer(tmp_path, params):
     assert sorted(p.name for p in paths) == ["bass.pt", "drums.pt", "mixer.pt", "other.pt", "vocals.pt"]
     model = load_separator(separator_path(tmp_path, "bass"), "bass",
                            expect_kwargs=separator_kwargs(params, "bass"))
-    assert model.stft.n_fft == params["model"]["n_fft"]["bass"]
+    assert model.stft.n_fft == params.model.n_fft["bass"]
     assert isinstance(load_mixer(tmp_path / "mixer.pt"), Mixer)
 
 

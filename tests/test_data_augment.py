@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 
@@ -19,16 +18,14 @@ pytestmark = pytest.mark.skipif(shutil.which("rubberband") is None, reason="rubb
 
 @pytest.fixture
 def setup(synth_dataset, tmp_path, params):
-    p = copy.deepcopy(params)
-    p["augment"].update(root=str(tmp_path / "aug"), pitch_semitones=[2], tempo_rates=[1.25])
+    p = params.replace({"augment": {"root": str(tmp_path / "aug"), "pitch_semitones": [2], "tempo_rates": [1.25]}})
     track = tmp_path / "track"
     shutil.copytree(sorted((synth_dataset / "train").iterdir())[0], track)
     return p, track
 
 
 def test_variant_names(params):
-    p = copy.deepcopy(params)
-    p["augment"].update(pitch_semitones=[-2, 0, 1], tempo_rates=[0.8, 1, 1.2])
+    p = params.replace({"augment": {"pitch_semitones": [-2, 0, 1], "tempo_rates": [0.8, 1, 1.2]}})
     assert variants(p) == {"pitch-2": ("pitch", -2.0), "pitch+1": ("pitch", 1.0), "tempo0.8": ("tempo", 0.8),
                            "tempo1.2": ("tempo", 1.2)}
 
@@ -101,9 +98,8 @@ def test_cli_augment_by_name(synth_dataset, tmp_path):
     import yaml
 
     from mdxnet.config import load_params
-    raw = load_params("params.yaml")
-    raw["augment"].update(pitch_semitones=[1], tempo_rates=[])
-    params_file.write_text(yaml.safe_dump({k: v for k, v in raw.items() if k != "profile"}))
+    params = load_params("params.yaml").replace({"augment": {"pitch_semitones": [1], "tempo_rates": []}})
+    params_file.write_text(yaml.safe_dump(params.standalone()))
     name = sorted((synth_dataset / "train").iterdir())[0].name
     out = tmp_path / "cache"
     assert main(["--params", str(params_file), "augment", "--track", name, "--root", str(synth_dataset),

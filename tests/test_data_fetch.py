@@ -8,9 +8,11 @@ import io
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
+from mdxnet.config import load_params
 from mdxnet.data.fetch import fetch_dataset
 from mdxnet.errors import UserError
 
@@ -75,10 +77,14 @@ GOOD = {f"{subset}/Song {i}/{stem}.wav": bytes([i]) * 5000 * (1 + j)
         for j, stem in enumerate(["mixture", "drums", "bass", "other", "vocals"])}
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
 def _params(tmp_path, url, payload, md5=True):
-    return {"data": {"root": str(tmp_path / "musdb18hq"), "origin": "fetch",
-                     "fetch": {"url": url, "md5": hashlib.md5(payload).hexdigest() if md5 else None,
-                               "size": None, "download_dir": str(tmp_path / "downloads"), "timeout_s": 10}}}
+    return load_params(REPO_ROOT / "params.yaml").replace(
+        {"data": {"root": str(tmp_path / "musdb18hq"), "origin": "fetch",
+                  "fetch": {"url": url, "md5": hashlib.md5(payload).hexdigest() if md5 else None,
+                            "size": None, "download_dir": str(tmp_path / "downloads"), "timeout_s": 10}}})
 
 
 def test_download_verify_extract(server, tmp_path):
@@ -151,9 +157,9 @@ def test_malicious_member_is_rejected(server, tmp_path, evil):
     assert not list(tmp_path.glob(".*extracting*"))
 
 
-def test_existing_origin_downloads_nothing(tmp_path):
-    params = {"data": {"root": str(tmp_path), "origin": "existing", "fetch": {}}}
+def test_existing_origin_downloads_nothing(tmp_path, params):
+    params = params.replace({"data": {"root": str(tmp_path), "origin": "existing"}})
     assert fetch_dataset(params, progress=False) == tmp_path
-    params["data"]["root"] = str(tmp_path / "absent")
+    params = params.replace({"data": {"root": str(tmp_path / "absent")}})
     with pytest.raises(UserError, match="data.root"):
         fetch_dataset(params, progress=False)

@@ -85,9 +85,9 @@ def test_load_track_reads_a_stem_file(real_clip):
     assert stems["mixture"].shape[0] == 2 and stems["mixture"].shape[1] > 44100 * 12
 
 
-def test_list_test_songs_adds_extra_stem_files_and_skips_missing(musdb_like, real_clip, caplog):
-    params = {"data": {"root": str(musdb_like),
-                       "extra_test": [str(real_clip.parent), str(musdb_like / "missing.stem.mp4")]}}
+def test_list_test_songs_adds_extra_stem_files_and_skips_missing(musdb_like, real_clip, caplog, params):
+    params = params.replace({"data": {"root": str(musdb_like),
+                                      "extra_test": [str(real_clip.parent), str(musdb_like / "missing.stem.mp4")]}})
     with caplog.at_level(logging.WARNING):
         songs = list_test_songs(params)
     names = [track_name(s) for s in songs]
@@ -96,8 +96,8 @@ def test_list_test_songs_adds_extra_stem_files_and_skips_missing(musdb_like, rea
     assert "missing.stem.mp4" in caplog.text
 
 
-def test_list_test_songs_resolves_extra_entries_against_the_project_root(musdb_like, real_clip, repo_root):
-    params = {"data": {"root": str(musdb_like), "extra_test": ["../shared/data/real-clips"]}}
+def test_list_test_songs_resolves_extra_entries_against_the_project_root(musdb_like, real_clip, repo_root, params):
+    params = params.replace({"data": {"root": str(musdb_like), "extra_test": ["../shared/data/real-clips"]}})
     songs = list_test_songs(params, project_root=repo_root)
     assert real_clip.resolve() in [s.resolve() for s in songs]
 

@@ -78,14 +78,12 @@ def test_bad_split_is_refused(params):
 
 
 def test_planned_names_match_the_generated_split(synth_dataset, params, capsys):
-    import copy
 
     from mdxnet.cli import main
     from mdxnet.data.synth import planned_track_names
 
-    p = copy.deepcopy(params)
-    p["data"].update(origin="synth", root=str(synth_dataset))
-    p["data"]["synth"].update(tracks=4, valid_tracks=1, test_tracks=1, seconds=3, seed=123)
+    p = params.replace({"data": {"origin": "synth", "root": str(synth_dataset),
+                                 "synth": {"tracks": 4, "valid_tracks": 1, "test_tracks": 1, "seconds": 3, "seed": 123}}})
     for subset in ("train", "valid", "test"):
         assert planned_track_names(p, subset) == [track_name(t) for t in list_tracks(synth_dataset, subset)]
     assert main(["data", "list", "--subset", "valid", "--root", str(synth_dataset)]) == 0

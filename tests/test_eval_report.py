@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 
@@ -67,7 +66,7 @@ def test_report_cli_writes_table_csv_json_and_boxplot(runs, tmp_path, repo_root,
     # the run rows are the SiSEC aggregation of their folders, and the deltas are against the version
     # params.yaml names (report.compare_with)
     summary = aggregate([runs["mixer"]])["summary"]
-    paper = paper_row("mixer", params["report"]["compare_with"])
+    paper = paper_row("mixer", params.report.compare_with)
     for source in SOURCES:
         assert ours["mixer"]["sdr"][source] == summary[source]["SDR"]
         assert document["sdr"]["mixer"][source] == summary[source]["SDR"]  # flat metrics for `dvc exp show`
@@ -81,15 +80,13 @@ def test_report_cli_writes_table_csv_json_and_boxplot(runs, tmp_path, repo_root,
     assert len(records) == len(REFERENCE_ROWS) + 4
     assert float(records[-1]["vocals"]) == pytest.approx(ours["irm"]["sdr"]["vocals"])
 
-    png = (out / params["report"]["boxplot"]).read_bytes()
+    png = (out / params.report.boxplot).read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temp files
 
 
 def test_dataset_statement_for_full_musdb(params, tmp_path):
-    paper = copy.deepcopy(params)
-    paper["data"]["origin"] = "existing"
-    paper["data"]["root"] = str(tmp_path / "musdb18hq")
+    paper = params.replace({"data": {"origin": "existing", "root": str(tmp_path / "musdb18hq")}})
     songs = [str(tmp_path / "musdb18hq" / "test" / f"Song {i}") for i in range(50)]
     comparable, text = dataset_statement(paper, [{"tracks": 50, "references": songs}])
     assert comparable and "MUSDB18-HQ" in text

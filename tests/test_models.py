@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mdxnet.config import load_params, resolve_profile
+from mdxnet.config import load_params
 from mdxnet.models import (
     TDF,
     Mixer,
@@ -18,16 +18,12 @@ TINY = dict(n_fft=512, hop=128, dim_f=64, dim_t=16, num_blocks=5, num_convs=2, c
 
 
 def params_with_profile(repo_root, profile):
-    import yaml
-
-    raw = yaml.safe_load((repo_root / "params.yaml").read_text())
-    raw["profile"] = profile
-    return resolve_profile(raw)
+    return load_params(repo_root / "params.yaml", profile=profile)
 
 
 def test_paper_configuration_has_7_4_million_parameters(repo_root):
     params = params_with_profile(repo_root, "paper")
-    for source in params["sources"]:
+    for source in params.sources:
         model = build_separator(params, source)
         # n_fft differs per source but only changes the STFT, not the network: 7,423,236 for all four.
         assert count_parameters(model) == 7_423_236
@@ -81,7 +77,7 @@ def test_bad_sizes_are_refused():
 
 
 def test_embedded_params_build_every_source(params):
-    for source in params["sources"]:
+    for source in params.sources:
         model = build_separator(params, source).eval()
         with torch.no_grad():
             assert model(torch.zeros(1, 2, model.chunk_samples)).shape == (1, 2, model.chunk_samples)
@@ -117,6 +113,6 @@ def test_conv_mixer_mixes_over_time_and_trains_away_from_identity():
 def test_build_mixer_from_params(repo_root):
     params = load_params(repo_root / "params.yaml")
     mixer = build_mixer(params)
-    assert mixer.kind == params["mixer"]["kind"]
+    assert mixer.kind == params.mixer.kind
     with pytest.raises(ValueError, match="mixer kind"):
         Mixer(kind="transformer")

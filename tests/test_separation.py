@@ -98,8 +98,7 @@ def test_output_length_equals_input_with_real_models(length, params, tmp_path):
 
 def test_onnx_backend_matches_torch_and_caches_exports(params, tmp_path):
     # Two sources keep the (slow) exports few; the others go through the very same code.
-    params = {**params, "sources": ["vocals", "bass"],
-              "separate": {**params["separate"], "onnx_cache": str(tmp_path / "cache")}}
+    params = params.replace({"sources": ["vocals", "bass"], "separate": {"onnx_cache": str(tmp_path / "cache")}})
     init_models(tmp_path / "models", params, seed=2)
     mixture = song(70_000, seed=3)
     by_torch = Separator.from_dir(tmp_path / "models", params, device="cpu", backend="torch")

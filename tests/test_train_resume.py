@@ -47,17 +47,17 @@ def tiny_project(tmp_path_factory, repo_root) -> Path:
     for name in ("a", "b", "c", VALID_TRACK):
         write_track(root / "data" / "train" / name, rng)
     write_track(root / "data" / "test" / "t", rng)
-    params = load_params(repo_root / "params.yaml")
-    params["profile"] = None
-    params["data"]["root"] = str(root / "data")
-    params["augment"].update(pitch_semitones=[], tempo_rates=[], root=str(root / "augmented"))
-    params["model"].update(hop=128, dim_f=64, dim_t=16, num_blocks=3, num_convs=1, channels=4, growth=2,
-                           bottleneck=4, n_fft={s: 512 for s in SOURCES})
-    params["separate"].update(overlap={s: 256 for s in SOURCES}, batch=2)
-    params["train"].update(steps=6, batch_size=2, valid_every=3, checkpoint_every=2, log_every=1,
-                           lr_scale=1.0, num_workers=0, amp=False)
-    params["train"]["mixer"].update(steps=4, batch_size=2, valid_every=2, checkpoint_every=2)
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    params = load_params(repo_root / "params.yaml").replace({
+        "data": {"root": str(root / "data")},
+        "augment": {"pitch_semitones": [], "tempo_rates": [], "root": str(root / "augmented")},
+        "model": {"hop": 128, "dim_f": 64, "dim_t": 16, "num_blocks": 3, "num_convs": 1, "channels": 4, "growth": 2,
+                  "bottleneck": 4, "n_fft": {s: 512 for s in SOURCES}},
+        "separate": {"overlap": {s: 256 for s in SOURCES}, "batch": 2},
+        "train": {"steps": 6, "batch_size": 2, "valid_every": 3, "checkpoint_every": 2, "log_every": 1,
+                  "lr_scale": 1.0, "num_workers": 0, "amp": False,
+                  "mixer": {"steps": 4, "batch_size": 2, "valid_every": 2, "checkpoint_every": 2}},
+    })
+    (root / "params.yaml").write_text(yaml.safe_dump(params.standalone()))
     return root
 
 

@@ -63,7 +63,7 @@ def save_checkpoint(path, model, *, kind: str, source: str | None, model_kwargs:
     import torch
 
     from mdxnet import __version__
-    from mdxnet.config import params_hash
+    from mdxnet.config import as_plain, params_hash
 
     if kind not in KINDS:
         raise ValueError(f"checkpoint kind must be one of {KINDS}, not {kind!r}")
@@ -73,7 +73,7 @@ def save_checkpoint(path, model, *, kind: str, source: str | None, model_kwargs:
         "source": source,
         "model_kwargs": dict(model_kwargs),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "params": params,
+        "params": as_plain(params),
         "params_hash": params_hash(params),
         "git_commit": git_commit(),
         "mdxnet_version": __version__,
@@ -152,7 +152,7 @@ def init_models(models_dir, params: dict, seed: int = 0) -> list[Path]:
     from mdxnet.models import Mixer, TFCTDFUNet, mixer_kwargs
 
     written = []
-    for index, source in enumerate(params["sources"]):
+    for index, source in enumerate(params.sources):
         torch.manual_seed(seed + index)
         kwargs = separator_kwargs(params, source)
         path = separator_path(models_dir, source)
@@ -160,7 +160,7 @@ def init_models(models_dir, params: dict, seed: int = 0) -> list[Path]:
                         params=params, step=0)
         written.append(path)
     kwargs = mixer_kwargs(params)
-    torch.manual_seed(seed + len(params["sources"]))
+    torch.manual_seed(seed + len(params.sources))
     save_checkpoint(mixer_path(models_dir), Mixer(**kwargs), kind="mixer", source=None, model_kwargs=kwargs,
                     params=params, step=0)
     return written + [mixer_path(models_dir)]

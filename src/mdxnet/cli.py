@@ -13,7 +13,7 @@ import logging
 import sys
 
 from mdxnet import __version__
-from mdxnet.config import ParamsError
+from mdxnet.config import ParamsError, load_params, start_trace
 from mdxnet.errors import UserError
 
 COMMAND_MODULES = ["separate", "data", "train", "evaluate", "info"]
@@ -36,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
+        # the one reading of params.yaml, checked before any command does work: a bad value or a misspelt key
+        # anywhere stops every command here, with its name
+        args.params_file = args.params
+        args.params = load_params(args.params)
+        start_trace()
         return int(args.func(args) or 0)
     except (UserError, ParamsError, FileNotFoundError) as err:
         print(f"mdxnet {args.command}: error: {err}", file=sys.stderr)

@@ -1,17 +1,35 @@
-"""Loading params.yaml: the profile overlay, per-source model settings, and a stable params hash."""
+"""The one reading of params.yaml: YAML -> schema check (base and every profile) -> profile overlay ->
+typed, frozen sections (`Params`).
+
+Every entry point (each `mdxnet` command, the Snakefile) calls `load_params`, so a bad value or a misspelt key
+at any level, inside a profile too, stops it at start with the key's dotted name. The schema
+(`params.schema.yaml`, next to this module) is closed: every key must be named there, and the base values must
+be complete, so code never supplies a default of its own.
+"""
 
 from __future__ import annotations
 
+import atexit
 import copy
+import dataclasses
+import functools
 import hashlib
 import json
+import os
 import re
+import sys
+import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 DEFAULT_PARAMS = Path("params.yaml")
+SCHEMA_PATH = Path(__file__).with_name("params.schema.yaml")
+# When set, every mdxnet command appends the params keys it read to this file (one JSON line per process): the
+# test that checks each dvc.yaml stage declares what its commands read uses it.
+TRACE_ENV = "MDXNET_PARAMS_TRACE"
 
 
 class YamlLoader(yaml.SafeLoader):
@@ -31,9 +49,267 @@ def load_yaml(text: str) -> Any:
 
 
 class ParamsError(ValueError):
-    """A params file that is missing, unreadable or names an unknown profile."""
+    """A params file that is missing, unreadable, breaks the schema or names an unknown profile."""
 
 
+# ---- typed sections --------------------------------------------------------------------------------------------
+PerSource = Any  # a value shared by every source, or a {source: value} mapping (see `per_source`)
+_TRACE: set[str] | None = None
+
+
+class Section:
+    """Base of the frozen sections: attribute reads are recorded while tracing (see TRACE_ENV)."""
+
+    _path: str = ""
+
+    def __getattribute__(self, name: str) -> Any:
+        if _TRACE is not None and not name.startswith("_") and name in type(self).__dataclass_fields__:
+            _TRACE.add(f"{object.__getattribute__(self, '_path')}{name}")
+        return object.__getattribute__(self, name)
+
+    @classmethod
+    def build(cls, values: dict, path: str = ""):
+        hints = typing.get_type_hints(cls)
+        kwargs = {}
+        for field in dataclasses.fields(cls):
+            kind = hints[field.name]
+            value = values[field.name]
+            if isinstance(kind, type) and issubclass(kind, Section):
+                value = kind.build(value, f"{path}{field.name}.")
+            kwargs[field.name] = value
+        section = cls(**kwargs)
+        object.__setattr__(section, "_path", path)
+        return section
+
+
+@dataclass(frozen=True)
+class Fetch(Section):
+    url: str
+    md5: str | None
+    size: int | None
+    download_dir: str
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class Synth(Section):
+    tracks: int
+    valid_tracks: int
+    test_tracks: int
+    seconds: float
+    seed: int
+    jobs: int
+    soundfont: str
+    syllables: bool
+
+
+@dataclass(frozen=True)
+class DataCheck(Section):
+    mix_snr_db: float
+
+
+@dataclass(frozen=True)
+class Data(Section):
+    root: str
+    origin: str
+    fetch: Fetch
+    valid_split: str
+    extra_test: list
+    synth: Synth
+    check: DataCheck
+
+
+@dataclass(frozen=True)
+class Augment(Section):
+    root: str
+    pitch_semitones: list
+    tempo_rates: list
+
+
+@dataclass(frozen=True)
+class Sampler(Section):
+    use_augmented: bool
+    gain_db: list
+    channel_swap_prob: float
+    silence_db: float
+    silent_redraw_prob: float
+    max_redraws: int
+    items: int | None
+
+
+@dataclass(frozen=True)
+class Model(Section):
+    hop: PerSource
+    dim_f: PerSource
+    dim_t: PerSource
+    num_blocks: PerSource
+    num_convs: PerSource
+    channels: PerSource
+    growth: PerSource
+    kernel: PerSource
+    bottleneck: PerSource
+    bias: PerSource
+    n_fft: PerSource
+
+
+@dataclass(frozen=True)
+class Mixer(Section):
+    kind: str
+    hidden: int
+    layers: int
+    kernel: int
+
+
+@dataclass(frozen=True)
+class MixerTrain(Section):
+    lr: float
+    batch_size: int
+    steps: int
+    valid_every: int
+    checkpoint_every: int
+
+
+@dataclass(frozen=True)
+class Train(Section):
+    seed: int
+    loss: str
+    optimizer: str
+    lr: PerSource
+    lr_scale: float
+    batch_size: int
+    steps: int
+    valid_every: int
+    amp: bool
+    amp_dtype: str
+    checkpoint_every: int
+    log_every: int
+    remix_prob: float
+    num_workers: int
+    mixer: MixerTrain
+
+
+@dataclass(frozen=True)
+class Separate(Section):
+    overlap: PerSource
+    batch: int
+    device: str
+    backend: str
+    onnx_cache: str
+
+
+@dataclass(frozen=True)
+class Irm(Section):
+    n_fft: int
+    hop: int
+    alpha: float
+
+
+@dataclass(frozen=True)
+class Evaluate(Section):
+    win: float
+    hop: float
+    mem_mb_per_minute: float
+    jobs: int
+    backend: str
+    irm: Irm
+    audit_tolerance: float
+
+
+@dataclass(frozen=True)
+class Report(Section):
+    compare_with: str
+    boxplot: str
+
+
+@dataclass(frozen=True)
+class Params(Section):
+    """The resolved params (profile applied), one typed section per block of params.yaml."""
+
+    profile: str | None
+    sample_rate: int
+    sources: list
+    data: Data
+    augment: Augment
+    sampler: Sampler
+    model: Model
+    mixer: Mixer
+    train: Train
+    separate: Separate
+    evaluate: Evaluate
+    report: Report
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved values as plain data (what checkpoints and reports record)."""
+        global _TRACE
+        saved, _TRACE = _TRACE, None  # recording everything is not reading everything
+        try:
+            return dataclasses.asdict(self)
+        finally:
+            _TRACE = saved
+
+    def replace(self, overlay: dict) -> Params:
+        """A copy with `overlay` deep-merged in, checked against the schema like any params file."""
+        return from_resolved(deep_merge(self.to_dict(), overlay), "params (replaced values)")
+
+    def standalone(self) -> dict[str, Any]:
+        """A params file's contents that resolve to exactly these values (no profile applied on top)."""
+        return {**self.to_dict(), "profile": None, "profiles": {}}
+
+    @property
+    def hash(self) -> str:
+        return params_hash(self.to_dict())
+
+
+# ---- schema ----------------------------------------------------------------------------------------------------
+@functools.cache
+def schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _without_required(node: Any) -> Any:
+    """The schema of an overlay: any part of any section, with the same types and the same closed key sets."""
+    if isinstance(node, dict):
+        return {k: _without_required(v) for k, v in node.items() if k not in ("required", "minProperties")}
+    if isinstance(node, list):
+        return [_without_required(v) for v in node]
+    return node
+
+
+@functools.cache
+def _validators():
+    import jsonschema
+
+    full = schema()
+    overlay = _without_required({k: v for k, v in full.items() if k != "$schema"})
+    overlay["type"] = ["object", "null"]
+    overlay["properties"] = {k: v for k, v in overlay["properties"].items() if k not in ("profile", "profiles")}
+    raw = copy.deepcopy(full)
+    raw["properties"]["profiles"] = {"type": "object", "additionalProperties": overlay}
+    raw["properties"]["profile"] = {"type": ["string", "null"], "minLength": 1}
+    resolved = copy.deepcopy(full)
+    resolved["properties"]["profile"] = {"type": ["string", "null"]}
+    del resolved["properties"]["profiles"]
+    resolved["required"] = [key for key in resolved["required"] if key != "profiles"]
+    return jsonschema.Draft202012Validator(raw), jsonschema.Draft202012Validator(resolved)
+
+
+def schema_problems(validator, values: Any, prefix: str = "") -> list[str]:
+    """One line per schema violation, each naming the dotted key (the deepest failure of a oneOf)."""
+    problems = []
+    for error in validator.iter_errors(values):
+        if error.context:  # "one value, or one per source": report the failure deepest inside the value
+            error = max(error.context, key=lambda sub: len(sub.absolute_path))
+        path = ".".join(map(str, error.absolute_path)) or "(top level)"
+        message = error.message
+        if error.validator == "additionalProperties":
+            unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+            path = ", ".join(f"{path}.{k}" if path != "(top level)" else k for k in unknown)
+            message = "unknown key (misspelt?); allowed here: " + ", ".join(sorted(error.schema.get("properties", {})))
+        problems.append(f"  {prefix}{path}: {message}")
+    return sorted(set(problems))
+
+
+# ---- reading ---------------------------------------------------------------------------------------------------
 def deep_merge(base: dict, overlay: dict) -> dict:
     """Return a copy of `base` with `overlay` merged in; nested dicts merge, everything else replaces."""
     merged = copy.deepcopy(base)
@@ -45,30 +321,60 @@ def deep_merge(base: dict, overlay: dict) -> dict:
     return merged
 
 
-def resolve_profile(raw: dict) -> dict:
-    """Apply `raw['profiles'][raw['profile']]` over the base values; the result has no `profiles` key."""
+def resolve_profile(raw: dict, name: str | None = None) -> dict:
+    """Apply `raw['profiles'][name or raw['profile']]` over the base values; the result has no `profiles` key."""
     profiles = raw.get("profiles") or {}
-    name = raw.get("profile")
+    name = raw.get("profile") if name is None else name
     base = {k: v for k, v in raw.items() if k != "profiles"}
     if name is None:
         return base
     if name not in profiles:
         raise ParamsError(f"profile {name!r} is not defined under 'profiles:' (known: {sorted(profiles)})")
-    return deep_merge(base, profiles[name] or {})
+    resolved = deep_merge(base, profiles[name] or {})
+    resolved["profile"] = name
+    return resolved
 
 
-def load_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
-    """Read a params file and return the resolved (profile-applied) values."""
+def check_raw(raw: Any, where: str) -> dict:
+    """Schema check of a params file's contents: base values complete, every profile's overlay and result valid."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{where} must hold a mapping at the top level")
+    raw_validator, resolved_validator = _validators()
+    problems = schema_problems(raw_validator, raw)
+    if not problems:
+        for name in raw.get("profiles") or {}:
+            problems += schema_problems(resolved_validator, resolve_profile(raw, name), f"profile {name} resolves to ")
+    if problems:
+        raise ParamsError(f"{where} has bad values (schema: src/mdxnet/{SCHEMA_PATH.name}); fix them and rerun:\n"
+                          + "\n".join(problems))
+    return raw
+
+
+def from_resolved(resolved: dict, where: str) -> Params:
+    """Typed params from already-resolved values (a checkpoint's record, a test's edit), schema-checked."""
+    problems = schema_problems(_validators()[1], resolved)
+    if problems:
+        raise ParamsError(f"{where} has bad values:\n" + "\n".join(problems))
+    return Params.build(resolved)
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS, profile: str | None = None) -> Params:
+    """Read a params file, check it against the schema, and return the resolved (profile-applied) values."""
     path = Path(path)
+    if path.is_dir():
+        raise ParamsError(f"params file {path} is a folder: pass the file itself (--params PATH/params.yaml)")
     if not path.is_file():
         raise ParamsError(f"params file {path} not found: run from the project root or pass --params PATH")
     try:
         raw = load_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise ParamsError(f"params file {path} is not valid YAML: {err}") from err
-    if not isinstance(raw, dict):
-        raise ParamsError(f"params file {path} must hold a mapping at the top level")
-    return resolve_profile(raw)
+    check_raw(raw, f"params file {path}")
+    try:
+        resolved = resolve_profile(raw, profile)
+    except ParamsError as err:
+        raise ParamsError(f"params file {path}: {err}") from None
+    return from_resolved(resolved, f"params file {path}")
 
 
 def per_source(value: Any, source: str) -> Any:
@@ -80,15 +386,37 @@ def per_source(value: Any, source: str) -> Any:
     return value
 
 
-def separator_kwargs(params: dict, source: str) -> dict[str, Any]:
+def separator_kwargs(params: Params, source: str) -> dict[str, Any]:
     """Keyword arguments of the TFC-TDF-U-Net separator for one source, from the resolved params."""
-    if source not in params["sources"]:
-        raise ParamsError(f"unknown source {source!r}; params.yaml lists {params['sources']}")
-    model = params["model"]
-    return {key: per_source(value, source) for key, value in model.items()}
+    if source not in params.sources:
+        raise ParamsError(f"unknown source {source!r}; params.yaml lists {params.sources}")
+    model = params.model
+    return {field.name: per_source(getattr(model, field.name), source) for field in dataclasses.fields(model)}
 
 
-def params_hash(params: dict) -> str:
+def as_plain(params: dict | Params) -> dict[str, Any]:
+    """Resolved params as plain data; a plain mapping (a stand-in task's record in tests) is taken as it is."""
+    return params.to_dict() if isinstance(params, Params) else copy.deepcopy(dict(params))
+
+
+def params_hash(params: dict | Params) -> str:
     """Short, stable hash of resolved params (key order does not matter)."""
-    blob = json.dumps(params, sort_keys=True, default=str).encode()
+    blob = json.dumps(as_plain(params), sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
+
+
+# ---- tracing which keys a command reads --------------------------------------------------------------------------
+def start_trace() -> None:
+    """Record every params key read in this process; written to $MDXNET_PARAMS_TRACE at exit (if set)."""
+    global _TRACE
+    target = os.environ.get(TRACE_ENV)
+    if not target or _TRACE is not None:
+        return
+    _TRACE = set()
+
+    def write() -> None:
+        line = json.dumps({"argv": sys.argv[1:], "keys": sorted(_TRACE or ())})
+        with open(target, "a") as handle:
+            handle.write(line + "\n")
+
+    atexit.register(write)

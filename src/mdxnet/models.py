@@ -188,9 +188,9 @@ class Mixer(nn.Module):
 
 def mixer_kwargs(params: dict) -> dict:
     """Mixer keyword arguments from the resolved params."""
-    cfg = params["mixer"]
-    return dict(num_sources=len(params["sources"]), kind=cfg["kind"], hidden=cfg["hidden"],
-                layers=cfg["layers"], kernel=cfg["kernel"])
+    cfg = params.mixer
+    return dict(num_sources=len(params.sources), kind=cfg.kind, hidden=cfg.hidden,
+                layers=cfg.layers, kernel=cfg.kernel)
 
 
 def build_separator(params: dict, source: str) -> TFCTDFUNet:

@@ -82,7 +82,7 @@ def export_models(models_dir, out_dir, params: dict) -> list[Path]:
     from mdxnet.checkpoint import load_separator, separator_path
 
     written = []
-    for source in tqdm(params["sources"], desc="exporting", unit="model"):
+    for source in tqdm(params.sources, desc="exporting", unit="model"):
         model = load_separator(separator_path(models_dir, source), source)
         written.append(export_separator(model, Path(out_dir) / f"{source}.onnx", source))
     return written

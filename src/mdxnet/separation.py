@@ -123,7 +123,7 @@ def runnable(model, checkpoint: Path, source: str, backend: str, cfg: dict) -> n
     if backend == "onnx":
         from mdxnet.onnx_export import OnnxChunkModel, cached_export
 
-        return OnnxChunkModel(model.stft, cached_export(checkpoint, model, source, cfg["onnx_cache"]))
+        return OnnxChunkModel(model.stft, cached_export(checkpoint, model, source, cfg.onnx_cache))
     return fuse_for_inference(model)
 
 
@@ -161,8 +161,8 @@ class Separator:
         models_dir = Path(models_dir)
         if not models_dir.is_dir():
             raise UserError(f"models folder {models_dir} does not exist: {HOW_TO_GET}, or pass --models DIR")
-        cfg = params["separate"]
-        backend = choose_backend(backend or cfg.get("backend", "torch"), pick_device(device))
+        cfg = params.separate
+        backend = choose_backend(backend or cfg.backend, pick_device(device))
         mixer = None  # checked first: a missing Mixer should not wait for four ONNX exports
         if use_mixer:
             path = mixer_path(models_dir)
@@ -171,12 +171,12 @@ class Separator:
                                 f"or separate without it (--no-mixer)")
             mixer = load_mixer(path, mixer_kwargs(params))
         separators = {}
-        for source in params["sources"]:
+        for source in params.sources:
             path = separator_path(models_dir, source)
             model = load_separator(path, source, separator_kwargs(params, source))
             separators[source] = runnable(model, path, source, backend, cfg)
-        overlaps = {s: int(per_source(cfg["overlap"], s)) for s in params["sources"]}
-        batch = cfg["batch"] if batch is None else batch
+        overlaps = {s: int(per_source(cfg.overlap, s)) for s in params.sources}
+        batch = cfg.batch if batch is None else batch
         return cls(separators, overlaps, mixer, batch=batch, device=device)
 
     @torch.inference_mode()

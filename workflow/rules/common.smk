@@ -10,9 +10,7 @@ from functools import cache
 from pathlib import Path
 
 import yaml
-from snakemake.utils import validate
-
-from mdxnet.config import ParamsError, load_yaml, resolve_profile
+from mdxnet.config import ParamsError, load_params
 
 # The one params file. Every rule passes it to `mdxnet --params`, so values given any other way would be
 # seen by Snakemake but not by the commands: refuse them instead of silently ignoring them.
@@ -23,41 +21,21 @@ if config != yaml.safe_load(Path(PARAMS_FILE).read_text()):  # the same YAML rea
         "passing --config/--configfile to snakemake"
     )
 
-# Start-up check of the raw file (base values and every profile overlay): one line per bad value, naming its key.
-def schema_problems(params):
-    import jsonschema
-
-    schema = yaml.safe_load(Path(workflow.basedir, "schemas", "params.schema.yaml").read_text())
-    problems = []
-    for error in jsonschema.Draft202012Validator(schema).iter_errors(params):
-        if error.context:  # "one value, or one per source": report the failure deepest inside the value
-            error = max(error.context, key=lambda sub: len(sub.absolute_path))
-        path = ".".join(map(str, error.absolute_path)) or "(top level)"
-        problems.append(f"  {path}: {error.message}")
-    return sorted(problems)
-
-
-# The values as the commands read them (mdxnet.config.load_yaml): unlike `config`, `1e-4` (as `dvc exp run -S`
-# writes it) is a number there, not a string.
-RAW = load_yaml(Path(PARAMS_FILE).read_text())
+# The one reading of the params (mdxnet.config.load_params, as every `mdxnet` command does): the raw file
+# (base values and every profile) checked against the closed schema, the profile applied, typed sections.
 try:
-    validate(RAW, "../schemas/params.schema.yaml", set_default=False)
-except WorkflowError:
-    raise WorkflowError(
-        f"{PARAMS_FILE} has bad values (schema: workflow/schemas/params.schema.yaml); fix them and rerun:\n"
-        + "\n".join(schema_problems(RAW))
-    ) from None
-try:
-    P = resolve_profile(RAW)
+    P = load_params(PARAMS_FILE)
 except ParamsError as err:
-    raise WorkflowError(f"{PARAMS_FILE}: {err}") from None
+    raise WorkflowError(str(err)) from None
+# The resolved values as plain data, for the `params:` rerun triggers below.
+RESOLVED = P.to_dict()
 
 # Rules call the `mdxnet` of the environment that runs Snakemake, so `.venv/bin/snakemake` works unactivated.
 shell.prefix(f"set -euo pipefail; PATH={shlex.quote(str(Path(sys.executable).parent))}:\"$PATH\"; ")
 
-SOURCES = list(P["sources"])
-DATA_ROOT = P["data"]["root"].rstrip("/")
-AUGMENT_ROOT = P["augment"]["root"].rstrip("/")
+SOURCES = list(P.sources)
+DATA_ROOT = P.data.root.rstrip("/")
+AUGMENT_ROOT = P.augment.root.rstrip("/")
 MODELS = "models"
 DATA_CHECK = "resources/data-check.json"
 # Evaluation runs: the model with and without the Mixer, and the two baselines (lower and upper bound).
@@ -114,9 +92,9 @@ def stage_params(stage, item=None):
     """The resolved values a stage depends on, as a stable string (profile switches are already applied)."""
     keys = stage_param_keys(stage, item)
     if keys is None:
-        values = P
+        values = RESOLVED
     else:
-        values = {key: lookup(P, key) for key in keys if key.split(".")[0] not in ("profile", "profiles")}
+        values = {key: lookup(RESOLVED, key) for key in keys if key.split(".")[0] not in ("profile", "profiles")}
     return json.dumps(values, sort_keys=True)
 
 
@@ -167,7 +145,7 @@ def track_minutes(path):
 def evaluate_mem_mb(wildcards):
     """museval's memory grows with track length: reserve evaluate.mem_mb_per_minute per minute of audio."""
     minutes = track_minutes(test_songs()[wildcards.track])
-    return math.ceil(minutes * P["evaluate"]["mem_mb_per_minute"])
+    return math.ceil(minutes * P.evaluate.mem_mb_per_minute)
 
 
 def augment_manifests(wildcards=None):
@@ -189,7 +167,7 @@ DATASET_READY = {
 
 def dataset_ready():
     """What the data check waits for: the finished dataset, or an existing copy (`data.origin: existing`)."""
-    origin = P["data"]["origin"]
+    origin = P.data.origin
     if origin == "existing":
         if not Path(DATA_ROOT).is_dir():
             raise WorkflowError(

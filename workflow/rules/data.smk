@@ -1,7 +1,7 @@
 # Data: make the dataset exist (generate it or download MUSDB18-HQ), check it, and cache its augmentations.
 
 # Only the rule data.origin names is defined (with `existing`, neither: data.root is used as it is).
-if P["data"]["origin"] == "synth":
+if P.data.origin == "synth":
 
     rule data_synth:
         """Generate the embedded default dataset (multitrack songs rendered with fluidsynth)."""
@@ -20,7 +20,7 @@ if P["data"]["origin"] == "synth":
             "mdxnet --params {params.file} data synth > {log:q} 2>&1"
 
 
-if P["data"]["origin"] == "fetch":
+if P.data.origin == "fetch":
 
     rule data_fetch:
         """Download MUSDB18-HQ (resumable, md5-checked) and extract it into data.root (complete or absent)."""

@@ -71,7 +71,7 @@ rule report:
         table="results/table.md",
         csv="results/table.csv",
         json="results/table.json",
-        boxplot=f"results/{P['report']['boxplot']}",
+        boxplot=f"results/{P.report.boxplot}",
     params:
         file=PARAMS_FILE,
         deps=stage_params("report"),

@@ -49,10 +49,9 @@ def register(subparsers) -> None:
 
 
 def run_fetch(args) -> int:
-    from mdxnet.config import load_params
     from mdxnet.data.fetch import fetch_dataset
 
-    params = load_params(args.params)
+    params = args.params
     fetch_dataset(params, root=args.root, force=args.force)
     return 0
 
@@ -60,13 +59,12 @@ def run_fetch(args) -> int:
 def run_synth(args) -> int:
     import time
 
-    from mdxnet.config import load_params
     from mdxnet.data.synth import generate_dataset, synth_config
 
-    params = load_params(args.params)
+    params = args.params
     config = synth_config(params, tracks=args.tracks, valid_tracks=args.valid_tracks,
                           test_tracks=args.test_tracks, seconds=args.seconds, seed=args.seed, jobs=args.jobs)
-    root = args.out or params["data"]["root"]
+    root = args.out or params.data.root
     start = time.perf_counter()
     info = generate_dataset(root, config)
     split = {name: len(tracks) for name, tracks in info["split"].items()}
@@ -75,11 +73,10 @@ def run_synth(args) -> int:
 
 
 def run_check(args) -> int:
-    from mdxnet.config import load_params
     from mdxnet.data.check import check_dataset, write_report
 
-    params = load_params(args.params)
-    root = args.root or params["data"]["root"]
+    params = args.params
+    root = args.root or params.data.root
     result = check_dataset(root, params)
     if args.report:
         write_report(result, args.report)
@@ -91,29 +88,27 @@ def run_check(args) -> int:
 
 
 def run_list(args) -> int:
-    from mdxnet.config import load_params
     from mdxnet.data.musdb import list_tracks, track_name
 
-    params = load_params(args.params)
+    params = args.params
     if args.planned:
         from mdxnet.data.synth import planned_track_names
 
         names = planned_track_names(params, args.subset)
     else:
-        root = args.root or params["data"]["root"]
-        names = [track_name(t) for t in list_tracks(root, args.subset, params["data"].get("valid_split", "musdb"))]
+        root = args.root or params.data.root
+        names = [track_name(t) for t in list_tracks(root, args.subset, params.data.valid_split)]
     print("\n".join(names))
     return 0
 
 
 def run_augment(args) -> int:
-    from mdxnet.config import load_params
     from mdxnet.data.augment import augment_track
     from mdxnet.data.musdb import find_track, list_tracks, track_name
 
-    params = load_params(args.params)
-    root = args.root or params["data"]["root"]
-    split = params["data"].get("valid_split", "musdb")
+    params = args.params
+    root = args.root or params.data.root
+    split = params.data.valid_split
     tracks = list_tracks(root, "train", split) if args.all else [find_track(root, args.track)]
     for track in tracks:
         manifest = augment_track(track, params, out_root=args.out)

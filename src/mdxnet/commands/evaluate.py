@@ -71,10 +71,9 @@ def _register_audit(subparsers) -> None:
 
 def run_track(args) -> int:
     from mdxnet.atomic import write_json_atomic
-    from mdxnet.config import load_params
     from mdxnet.evaluation.scoring import score_track
 
-    params = load_params(args.params)
+    params = args.params
     document = score_track(args.track, args.estimator, params, args.models, not args.no_mixer, args.device)
     write_json_atomic(args.out, document)
     _log_medians(document, args.out)
@@ -91,19 +90,18 @@ def _log_medians(document: dict, out) -> None:
 
 def run_estimates(args) -> int:
     from mdxnet.atomic import write_json_atomic
-    from mdxnet.config import load_params
     from mdxnet.evaluation.audit import estimate_folders, score_estimate_folder
     from mdxnet.evaluation.tracks import track_index
 
-    params = load_params(args.params)
-    references = track_index(args.references or params["data"]["root"], "test")
+    params = args.params
+    references = track_index(args.references or params.data.root, "test")
     folders = estimate_folders(args.estimates)
     names = args.track or sorted(folders)
     for name in names:
         if name not in folders:
             raise FileNotFoundError(f"no estimates for track {name!r} under {args.estimates}")
         if name not in references:
-            raise FileNotFoundError(f"no reference track {name!r} under {args.references or params['data']['root']}")
+            raise FileNotFoundError(f"no reference track {name!r} under {args.references or params.data.root}")
         document, _ = score_estimate_folder(folders[name], references[name], params)
         out = Path(args.out) / "test" / f"{name}.json"
         write_json_atomic(out, document)
@@ -124,10 +122,9 @@ def run_aggregate(args) -> int:
 
 
 def run_report(args) -> int:
-    from mdxnet.config import load_params
     from mdxnet.evaluation.report import parse_runs, write_report
 
-    params = load_params(args.params)
+    params = args.params
     paths = write_report(parse_runs(args.runs), params, args.out, data_check=args.data_check)
     for path in paths:
         print(path)
@@ -136,14 +133,13 @@ def run_report(args) -> int:
 
 def run_audit(args) -> int:
     from mdxnet.atomic import write_json_atomic
-    from mdxnet.config import load_params
     from mdxnet.evaluation.audit import format_audit, run_audit_checks
 
-    params = load_params(args.params)
-    tolerance = args.tolerance if args.tolerance is not None else params["evaluate"].get("audit_tolerance", 0.05)
+    params = args.params
+    tolerance = args.tolerance if args.tolerance is not None else params.evaluate.audit_tolerance
     report = run_audit_checks(
         args.estimates,
-        args.references or params["data"]["root"],
+        args.references or params.data.root,
         params,
         claimed=args.claimed,
         claimed_row=args.claimed_row,

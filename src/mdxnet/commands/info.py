@@ -11,9 +11,9 @@ def register(subparsers) -> None:
 
 
 def run_params(args) -> int:
-    from mdxnet.config import load_params, params_hash
+    from mdxnet.config import params_hash
 
-    params = load_params(args.params)
-    print(yaml.safe_dump(params, sort_keys=False), end="")
+    params = args.params
+    print(yaml.safe_dump(params.to_dict(), sort_keys=False), end="")
     print(f"# params hash: {params_hash(params)}")
     return 0

@@ -37,22 +37,20 @@ def register(subparsers) -> None:
 
 def run_models_init(args) -> int:
     from mdxnet.checkpoint import init_models
-    from mdxnet.config import load_params
 
-    for path in init_models(args.out, load_params(args.params), seed=args.seed):
+    for path in init_models(args.out, args.params, seed=args.seed):
         print(path)
     return 0
 
 
 def run_export_onnx(args) -> int:
     from mdxnet.checkpoint import HOW_TO_GET
-    from mdxnet.config import load_params
     from mdxnet.errors import UserError
     from mdxnet.onnx_export import export_models
 
     if not args.models.is_dir():
         raise UserError(f"models folder {args.models} does not exist: {HOW_TO_GET}, or pass --models DIR")
-    for path in export_models(args.models, args.out, load_params(args.params)):
+    for path in export_models(args.models, args.out, args.params):
         print(path)
     return 0
 
@@ -67,14 +65,13 @@ def run_separate(args) -> int:
     import time
 
     from mdxnet.audio import read_audio, write_wav
-    from mdxnet.config import load_params
     from mdxnet.separation import Separator
 
-    params = load_params(args.params)
-    device = args.device or params["separate"]["device"]
+    params = args.params
+    device = args.device or params.separate.device
     separator = Separator.from_dir(args.models, params, device=device, use_mixer=not args.no_mixer,
                                    batch=args.batch, backend=args.backend)
-    rate = params["sample_rate"]
+    rate = params.sample_rate
     for song in args.songs:
         started = time.perf_counter()
         mixture = read_audio(song, rate)

@@ -56,14 +56,13 @@ def _diverged(command: str, err: Exception) -> int:
 
 
 def run_separator(args) -> int:
-    from mdxnet.config import load_params
     from mdxnet.errors import UserError
     from mdxnet.training.loop import TrainingDiverged
     from mdxnet.training.separator import train_separator
 
-    params = load_params(args.params)
-    if args.source not in params["sources"]:
-        raise UserError(f"unknown --source {args.source!r}: {args.params} lists {params['sources']}")
+    params = args.params
+    if args.source not in params.sources:
+        raise UserError(f"unknown --source {args.source!r}: {args.params_file} lists {params.sources}")
     out = args.out or Path("models") / f"{args.source}.pt"
     try:
         result = train_separator(params, args.source, out, device=args.device, steps=args.steps,
@@ -74,11 +73,10 @@ def run_separator(args) -> int:
 
 
 def run_mixer(args) -> int:
-    from mdxnet.config import load_params
     from mdxnet.training.loop import TrainingDiverged
     from mdxnet.training.mixer import train_mixer
 
-    params = load_params(args.params)
+    params = args.params
     out = args.out or args.models / "mixer.pt"
     try:
         result = train_mixer(params, args.models, out, device=args.device, steps=args.steps, live_dir=args.live_dir)

@@ -39,12 +39,12 @@ FINGERPRINT_BYTES = 1 << 16
 
 def variants(params: dict) -> dict[str, tuple[str, float]]:
     """{variant name: (kind, value)} for the configured pitch shifts and tempo rates (identity ones skipped)."""
-    config = params["augment"]
+    config = params.augment
     out = {}
-    for semitones in config.get("pitch_semitones") or []:
+    for semitones in config.pitch_semitones:
         if semitones != 0:
             out[f"pitch{semitones:+g}"] = ("pitch", float(semitones))
-    for rate in config.get("tempo_rates") or []:
+    for rate in config.tempo_rates:
         if rate <= 0:
             raise UserError(f"augment.tempo_rates holds {rate}: rates must be positive (e.g. 0.9, 1.1)")
         if rate != 1:
@@ -53,7 +53,7 @@ def variants(params: dict) -> dict[str, tuple[str, float]]:
 
 
 def cache_root(params: dict, out_root: str | Path | None = None) -> Path:
-    return Path(out_root or params["augment"]["root"])
+    return Path(out_root or params.augment.root)
 
 
 def fingerprint(track: Path) -> str:

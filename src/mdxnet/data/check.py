@@ -228,7 +228,7 @@ def check_dataset(root: str | Path, params: dict, progress: bool = True) -> Chec
     from tqdm import tqdm
 
     root = Path(root)
-    min_snr = float(params["data"].get("check", {}).get("mix_snr_db", 30))
+    min_snr = float(params.data.check.mix_snr_db)
     result = CheckResult(root=str(root))
     tracks = _collect(root, result)
     for track in tqdm(tracks, desc="check tracks", unit="track", disable=not progress or len(tracks) < 2):

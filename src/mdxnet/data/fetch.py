@@ -37,9 +37,9 @@ def is_complete_dataset(root: Path) -> bool:
 
 def fetch_dataset(params: dict, root: str | Path | None = None, force: bool = False, progress: bool = True) -> Path:
     """Make data.root hold MUSDB18-HQ (downloading it unless it is there); returns the dataset folder."""
-    data = params["data"]
-    root = Path(root or data["root"])
-    origin = data.get("origin", "fetch")
+    data = params.data
+    root = Path(root or data.root)
+    origin = data.origin
     if origin == "existing" and not force:
         if root.is_dir():
             log.info("data.origin is 'existing': using %s as it is, nothing downloaded", root)
@@ -55,9 +55,9 @@ def fetch_dataset(params: dict, root: str | Path | None = None, force: bool = Fa
     if root.exists() and any(root.iterdir()):
         raise UserError(f"{root} exists but has no train/ and test/ folders: move or delete it, then rerun "
                         "`mdxnet data fetch`")
-    cfg = data["fetch"]
-    archive = download(cfg["url"], Path(cfg["download_dir"]), md5=cfg.get("md5"), size=cfg.get("size"),
-                       timeout=float(cfg.get("timeout_s", 60)), progress=progress)
+    cfg = data.fetch
+    archive = download(cfg.url, Path(cfg.download_dir), md5=cfg.md5, size=cfg.size,
+                       timeout=float(cfg.timeout_s), progress=progress)
     extract_dataset(archive, root, progress=progress)
     log.info("MUSDB18-HQ extracted to %s", root)
     return root

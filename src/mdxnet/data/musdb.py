@@ -154,10 +154,10 @@ def list_test_songs(params: dict, project_root: str | Path = ".") -> list[Path]:
 
     Missing extra entries are skipped with a warning; names are unique (a duplicate name is skipped).
     """
-    data = params["data"]
-    songs = list_tracks(Path(project_root) / data["root"], "test")
+    data = params.data
+    songs = list_tracks(Path(project_root) / data.root, "test")
     seen = {track_name(s) for s in songs}
-    for entry in data.get("extra_test") or []:
+    for entry in data.extra_test:
         for song in _extra_test_songs(entry, Path(project_root)):
             if track_name(song) in seen:
                 log.warning("extra test song %s has the same name as another test song: skipped", song)

@@ -51,12 +51,12 @@ class Variant:
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    remix_prob: float = 0.5
-    gain_db: tuple[float, float] = (-3.0, 3.0)
-    channel_swap_prob: float = 0.5
-    silence_db: float = -60.0
-    silent_redraw_prob: float = 0.8
-    max_redraws: int = 4
+    remix_prob: float
+    gain_db: tuple[float, float]
+    channel_swap_prob: float
+    silence_db: float
+    silent_redraw_prob: float
+    max_redraws: int
 
 
 def _variant(track: str, name: str, folder: Path, sources: list[str]) -> Variant:
@@ -70,13 +70,13 @@ def _variant(track: str, name: str, folder: Path, sources: list[str]) -> Variant
 
 def track_variants(params: dict, track: Path, use_augmented: bool = True) -> list[Variant]:
     """The original stems of `track` plus its cached augmentation variants."""
-    name, sources = track_name(track), list(params["sources"])
+    name, sources = track_name(track), list(params.sources)
     if is_stem_file(track):
         raise UserError(f"{track}: training reads MUSDB18-HQ wav tracks, not .stem.mp4 files (decode them first)")
     found = [_variant(name, ORIGINAL, track, sources)]
     if use_augmented:
         cached = cached_variants(params, name)
-        if not cached and (params["augment"].get("pitch_semitones") or params["augment"].get("tempo_rates")):
+        if not cached and (params.augment.pitch_semitones or params.augment.tempo_rates):
             log.warning("no augmentation cache for %s: run `mdxnet augment --track '%s'`", name, name)
         found += [_variant(name, v, folder, sources) for v, folder in sorted(cached.items())]
     return found
@@ -101,7 +101,7 @@ class RemixDataset(Dataset):
     """Random training chunks; item i -> (mixture (2, L), targets (S, 2, L)) float32, mixture == targets.sum(0)."""
 
     def __init__(self, tracks: list[list[Variant]], sources: list[str], chunk_samples: int, length: int,
-                 seed: int, config: SamplerConfig = SamplerConfig()):
+                 seed: int, config: SamplerConfig):
         if not tracks:
             raise UserError("no training tracks: run `mdxnet data synth` or `mdxnet data fetch`")
         self.tracks = tracks
@@ -144,15 +144,14 @@ class RemixDataset(Dataset):
 
 
 def sampler_config(params: dict) -> SamplerConfig:
-    values = params.get("sampler") or {}
-    defaults = SamplerConfig()
+    values = params.sampler
     return SamplerConfig(
-        remix_prob=float(params["train"].get("remix_prob", defaults.remix_prob)),
-        gain_db=tuple(float(g) for g in values.get("gain_db", defaults.gain_db)),
-        channel_swap_prob=float(values.get("channel_swap_prob", defaults.channel_swap_prob)),
-        silence_db=float(values.get("silence_db", defaults.silence_db)),
-        silent_redraw_prob=float(values.get("silent_redraw_prob", defaults.silent_redraw_prob)),
-        max_redraws=int(values.get("max_redraws", defaults.max_redraws)),
+        remix_prob=float(params.train.remix_prob),
+        gain_db=tuple(float(g) for g in values.gain_db),
+        channel_swap_prob=float(values.channel_swap_prob),
+        silence_db=float(values.silence_db),
+        silent_redraw_prob=float(values.silent_redraw_prob),
+        max_redraws=int(values.max_redraws),
     )
 
 
@@ -162,15 +161,15 @@ def build_train_dataset(params: dict, chunk_samples: int, seed: int, length: int
 
     Length: `length`, else sampler.items, else train.steps * train.batch_size (one pass = the whole training).
     """
-    values = params.get("sampler") or {}
-    use_augmented = bool(values.get("use_augmented", True))
-    train = list_tracks(root or params["data"]["root"], "train", params["data"].get("valid_split", "musdb"))
+    values = params.sampler
+    use_augmented = bool(values.use_augmented)
+    train = list_tracks(root or params.data.root, "train", params.data.valid_split)
     tracks = [track_variants(params, t, use_augmented) for t in train]
     if length is None:
-        length = values.get("items") or params["train"]["steps"] * params["train"]["batch_size"]
-    return RemixDataset(tracks, params["sources"], chunk_samples, int(length), seed, sampler_config(params))
+        length = values.items or params.train.steps * params.train.batch_size
+    return RemixDataset(tracks, params.sources, chunk_samples, int(length), seed, sampler_config(params))
 
 
 def validation_tracks(params: dict, root: str | Path | None = None) -> list[Path]:
     """Validation track folders (musdb's list for MUSDB18-HQ, the recorded split for the generated dataset)."""
-    return list_tracks(root or params["data"]["root"], "valid", params["data"].get("valid_split", "musdb"))
+    return list_tracks(root or params.data.root, "valid", params.data.valid_split)

@@ -68,13 +68,14 @@ class SynthConfig:
 
 def synth_config(params: dict, **overrides) -> SynthConfig:
     """data.synth values, with CLI overrides (None means: keep the params value)."""
-    values = dict(params["data"]["synth"])
+    synth = params.data.synth
+    values = {name: getattr(synth, name) for name in ("tracks", "valid_tracks", "test_tracks", "seconds", "seed",
+                                                       "jobs", "soundfont", "syllables")}
     values.update({k: v for k, v in overrides.items() if v is not None})
     config = SynthConfig(
         tracks=int(values["tracks"]), valid_tracks=int(values["valid_tracks"]),
         test_tracks=int(values["test_tracks"]), seconds=float(values["seconds"]), seed=int(values["seed"]),
-        jobs=int(values.get("jobs", 2)), soundfont=str(values.get("soundfont", "/usr/share/sounds/sf2/FluidR3_GM.sf2")),
-        syllables=bool(values.get("syllables", True)),
+        jobs=int(values["jobs"]), soundfont=str(values["soundfont"]), syllables=bool(values["syllables"]),
     )
     if config.tracks < 1 or config.seconds <= 0:
         raise UserError("data synth needs --tracks >= 1 and --seconds > 0")
@@ -100,10 +101,10 @@ def planned_track_names(params: dict, subset: str) -> list[str]:
     """
     from mdxnet.data.musdb import list_tracks, track_name
 
-    if params["data"].get("origin") == "synth":
+    if params.data.origin == "synth":
         return track_names(synth_config(params))[subset]
-    root = params["data"]["root"]
-    return [track_name(t) for t in list_tracks(root, subset, params["data"].get("valid_split", "musdb"))]
+    root = params.data.root
+    return [track_name(t) for t in list_tracks(root, subset, params.data.valid_split)]
 
 
 def track_dir(root: Path, config: SynthConfig, index: int) -> Path:

@@ -49,8 +49,8 @@ def score_estimate_folder(folder: str | Path, reference: str | Path, params: dic
     from mdxnet.evaluation.scoring import read_estimates_folder, score_estimates, track_document
     from mdxnet.evaluation.tracks import load_reference, track_name
 
-    sources = list(params["sources"])
-    sample_rate = params.get("sample_rate", 44100)
+    sources = list(params.sources)
+    sample_rate = params.sample_rate
     track = load_reference(reference, sample_rate)
     length = track["mixture"].shape[-1]
     estimates = read_estimates_folder(folder, sources, sample_rate)
@@ -59,7 +59,7 @@ def score_estimate_folder(folder: str | Path, reference: str | Path, params: dic
     estimates = {s: np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0) for s, a in estimates.items()}
     started = time.monotonic()
     scores = score_estimates(track, estimates, params)
-    evaluation = params.get("evaluate", {})
+    evaluation = params.evaluate
     metadata = {
         "track": name,
         "reference": str(reference),
@@ -68,10 +68,10 @@ def score_estimate_folder(folder: str | Path, reference: str | Path, params: dic
         "params_hash": params_hash(params),
         "samples": int(length),
         "sample_rate": sample_rate,
-        "backend": evaluation.get("backend", "museval"),
+        "backend": evaluation.backend,
         "score_seconds": round(time.monotonic() - started, 3),
     }
-    return track_document(scores, evaluation.get("win", 1.0), evaluation.get("hop", 1.0), metadata), problems
+    return track_document(scores, evaluation.win, evaluation.hop, metadata), problems
 
 
 def mixture_fingerprint(mixture: np.ndarray) -> str:
@@ -101,7 +101,7 @@ def score_all(references: dict[str, Path], folders: dict[str, Path], params: dic
     from tqdm import tqdm
 
     documents, flags = {}, []
-    sources = list(params["sources"])
+    sources = list(params.sources)
     common = [name for name in folders if name in references]
     for name in tqdm(common, desc="audit: scoring", unit="track", disable=len(common) < 2):
         missing = _missing_sources(folders[name], sources)
@@ -306,11 +306,11 @@ def run_audit_checks(
     flags += nan_score_flags(per_track)
     claims = None
     if claimed:
-        claims = load_claims(claimed, list(params["sources"]), claimed_row)
+        claims = load_claims(claimed, list(params.sources), claimed_row)
         flags += compare_claims(per_track, summary, claims, tolerance)
     train_tracks = None
     if train_root:
-        overlap, train_tracks = overlap_flags(references, train_root, params.get("sample_rate", 44100))
+        overlap, train_tracks = overlap_flags(references, train_root, params.sample_rate)
         flags += overlap
     return {
         "estimates": str(estimates),

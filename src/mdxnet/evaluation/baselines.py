@@ -53,11 +53,11 @@ def model_estimates(
     """Separate the mixture with the trained models; returns (estimates, device actually used)."""
     from mdxnet.separation import Separator
 
-    device = device or params.get("separate", {}).get("device", "auto")
+    device = device or params.separate.device
     separator = Separator.from_dir(models_dir, params, device=device, use_mixer=use_mixer)
     estimates = separator.separate(track["mixture"], progress=True)
     used = str(getattr(separator, "device", device))
-    return {source: np.asarray(estimates[source], dtype=np.float32) for source in params["sources"]}, used
+    return {source: np.asarray(estimates[source], dtype=np.float32) for source in params.sources}, used
 
 
 def estimates_for(
@@ -69,12 +69,12 @@ def estimates_for(
     device: str | None = None,
 ) -> tuple[dict[str, np.ndarray], str]:
     """Dispatch on the estimator name; returns (estimates, device) where device is "cpu" for the baselines."""
-    sources = params["sources"]
+    sources = params.sources
     if estimator == "mixture":
         return mixture_estimates(track, sources), "cpu"
     if estimator == "irm":
-        irm = params.get("evaluate", {}).get("irm", {})
-        return irm_estimates(track, sources, irm.get("n_fft", 2048), irm.get("hop", 1024), irm.get("alpha", 2.0)), "cpu"
+        irm = params.evaluate.irm
+        return irm_estimates(track, sources, irm.n_fft, irm.hop, irm.alpha), "cpu"
     if estimator == "model":
         from mdxnet.errors import UserError
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from mdxnet.atomic import write_atomic, write_json_atomic, write_text_atomic
 from mdxnet.errors import UserError
 from mdxnet.evaluation.aggregate import load_track_medians, read_track_json, summarize, track_json_paths
-from mdxnet.evaluation.references import ARXIV, REFERENCE_ROWS, SOURCES, VERSIONS, paper_row
+from mdxnet.evaluation.references import REFERENCE_ROWS, SOURCES, VERSIONS, paper_row
 
 RUN_LABELS = {
     "no-mixer": "this run: without Mixer",
@@ -101,7 +101,7 @@ def reference_rows() -> list[dict]:
 
 def _split_songs(params: dict, rows: list[dict]) -> tuple[list[str], list[str]]:
     """Scored songs (from the per-track files' "reference") inside data.root and elsewhere."""
-    root = Path(params["data"]["root"]).resolve()
+    root = Path(params.data.root).resolve()
     songs = sorted({ref for row in rows for ref in row.get("references", [])})
     inside = [s for s in songs if Path(s).resolve().is_relative_to(root)]
     return inside, [s for s in songs if s not in inside]
@@ -109,31 +109,31 @@ def _split_songs(params: dict, rows: list[dict]) -> tuple[list[str], list[str]]:
 
 def dataset_statement(params: dict, rows: list[dict]) -> tuple[bool, str]:
     """(comparable with the paper?, one loud sentence saying what was evaluated)."""
-    data = params["data"]
+    data = params.data
     tracks = max((r["tracks"] for r in rows), default=0)
     inside, others = _split_songs(params, rows)
-    if data.get("origin") == "synth":
+    if data.origin == "synth":
         return False, (
-            f"EMBEDDED SYNTHETIC DATASET ({data['root']}, profile '{params.get('profile')}', {tracks} test songs incl. "
+            f"EMBEDDED SYNTHETIC DATASET ({data.root}, profile '{params.profile}', {tracks} test songs incl. "
             "any extra real clips): these numbers are NOT comparable with the paper's MUSDB18-HQ numbers."
         )
     if others:
         return False, (
-            f"MUSDB18-HQ ({data['root']}) plus {len(others)} songs from elsewhere (data.extra_test) in the medians: "
+            f"MUSDB18-HQ ({data.root}) plus {len(others)} songs from elsewhere (data.extra_test) in the medians: "
             "NOT directly comparable with the paper (50 MUSDB18-HQ test songs only)."
         )
     if tracks != 50:
         return False, (
-            f"MUSDB18-HQ ({data['root']}), but only {tracks} test songs were scored (the paper uses all 50): "
+            f"MUSDB18-HQ ({data.root}), but only {tracks} test songs were scored (the paper uses all 50): "
             "NOT directly comparable with the paper."
         )
-    return True, f"MUSDB18-HQ test set ({data['root']}, 50 songs): comparable with the paper's numbers."
+    return True, f"MUSDB18-HQ test set ({data.root}, 50 songs): comparable with the paper's numbers."
 
 
 def songs_statement(params: dict, rows: list[dict]) -> str:
     """Where the scored songs came from, read from the per-track files (not assumed from params)."""
     inside, others = _split_songs(params, rows)
-    text = f"{len(inside)} from data.root ({params['data']['root']})"
+    text = f"{len(inside)} from data.root ({params.data.root})"
     if others:
         text += f", {len(others)} from elsewhere (e.g. data.extra_test real clips): "
         text += ", ".join(Path(s).name for s in others)
@@ -186,18 +186,18 @@ def provenance(params: dict, rows: list[dict], data_check=None) -> dict:
         "dataset": statement,
         "songs": songs_statement(params, rows),
         "comparable_with_paper": comparable,
-        "data_origin": params["data"].get("origin"),
-        "profile": params.get("profile"),
+        "data_origin": params.data.origin,
+        "profile": params.profile,
         "params_hash": params_hash(params),
         "git": _git_commit(),
         "dataset_checksum": dataset_checksum(data_check),
         "packages": _package_versions(),
         "devices": {r["version"]: r["devices"] for r in rows},
         "scoring": "museval BSS Eval v4 (SiSEC2018): win "
-                   f"{params['evaluate'].get('win', 1.0)} s, hop {params['evaluate'].get('hop', 1.0)} s; median over "
+                   f"{params.evaluate.win} s, hop {params.evaluate.hop} s; median over "
                    "frames per track (NaN ignored), then median over tracks",
         "backends": {r["version"]: r["backends"] for r in rows},
-        "compare_with": VERSIONS.get(params.get("report", {}).get("compare_with", ARXIV)),
+        "compare_with": VERSIONS.get(params.report.compare_with),
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
@@ -310,8 +310,8 @@ def write_report(runs: list[tuple[str, Path]], params: dict, out: str | Path, da
     """Write table.md/.csv/.json and the box plot into `out`; returns the written paths."""
     if not runs:
         raise UserError("mdxnet report needs at least one --runs NAME=DIR")
-    report_params = params.get("report", {})
-    compare_with = report_params.get("compare_with", ARXIV)
+    report_params = params.report
+    compare_with = report_params.compare_with
     if compare_with not in VERSIONS:
         raise UserError(f"params report.compare_with is {compare_with!r}; use one of {sorted(VERSIONS)}")
     ours, per_track_sdr = run_rows(runs, compare_with)
@@ -326,5 +326,5 @@ def write_report(runs: list[tuple[str, Path]], params: dict, out: str | Path, da
         write_text_atomic(out / "table.md", render_markdown(rows, prov)),
         write_text_atomic(out / "table.csv", render_csv(rows)),
         write_json_atomic(out / "table.json", document),
-        write_boxplot(out / report_params.get("boxplot", "sdr_boxplot.png"), per_track_sdr, short),
+        write_boxplot(out / report_params.boxplot, per_track_sdr, short),
     ]

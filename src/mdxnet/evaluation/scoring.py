@@ -142,8 +142,8 @@ def score_track(
     from mdxnet.evaluation.baselines import estimates_for
     from mdxnet.evaluation.tracks import load_reference, track_name
 
-    evaluation = params.get("evaluate", {})
-    sample_rate = params.get("sample_rate", 44100)
+    evaluation = params.evaluate
+    sample_rate = params.sample_rate
     track = load_reference(track_path, sample_rate)
     started = time.monotonic()
     estimates, used_device = estimates_for(estimator, track, params, models_dir, use_mixer, device)
@@ -159,26 +159,26 @@ def score_track(
         "params_hash": params_hash(params),
         "samples": int(track["mixture"].shape[-1]),
         "sample_rate": sample_rate,
-        "backend": evaluation.get("backend", "museval"),
+        "backend": evaluation.backend,
         "separate_seconds": round(separated - started, 3),
         "score_seconds": round(time.monotonic() - separated, 3),
     }
-    return track_document(scores, evaluation.get("win", 1.0), evaluation.get("hop", 1.0), metadata)
+    return track_document(scores, evaluation.win, evaluation.hop, metadata)
 
 
 def score_estimates(
     track: dict[str, np.ndarray], estimates: dict[str, np.ndarray], params: dict
 ) -> dict[str, dict[str, np.ndarray]]:
     """Score estimates against a loaded track with the params' window, hop and backend."""
-    evaluation = params.get("evaluate", {})
+    evaluation = params.evaluate
     return bss_eval_v4(
-        {s: track[s] for s in params["sources"]},
+        {s: track[s] for s in params.sources},
         estimates,
-        list(params["sources"]),
-        params.get("sample_rate", 44100),
-        evaluation.get("win", 1.0),
-        evaluation.get("hop", 1.0),
-        evaluation.get("backend", "museval"),
+        list(params.sources),
+        params.sample_rate,
+        evaluation.win,
+        evaluation.hop,
+        evaluation.backend,
     )
 
 

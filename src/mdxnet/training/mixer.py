@@ -20,7 +20,7 @@ def load_frozen_separators(params: dict, models_dir: Path) -> dict:
     from mdxnet.checkpoint import load_separator, separator_path
 
     separators = {}
-    for source in params["sources"]:
+    for source in params.sources:
         model = load_separator(separator_path(models_dir, source), source, separator_kwargs(params, source))
         model.eval().requires_grad_(False)
         separators[source] = model
@@ -43,8 +43,8 @@ class MixerTask:
         self.model = build_mixer(params)
         self.chunk = max(m.chunk_samples for m in self.separators.values())
         self.dataset = build_train_dataset(params, self.chunk, seed, length=items)
-        self.overlaps = {s: int(per_source(params["separate"]["overlap"], s)) for s in params["sources"]}
-        self.batch = int(params["separate"]["batch"])
+        self.overlaps = {s: int(per_source(params.separate.overlap, s)) for s in params.sources}
+        self.batch = int(params.separate.batch)
         self._valid: list[ValidTrack] | None = None
         self._valid_estimates: list[torch.Tensor] = []
 
@@ -73,7 +73,7 @@ class MixerTask:
 
     def _prepare_validation(self, device: torch.device) -> None:
         """Separator estimates of the validation tracks, once: the separators are frozen."""
-        self._valid = load_valid_tracks(self.params, self.params["sources"])
+        self._valid = load_valid_tracks(self.params, self.params.sources)
         separators = self._on(device)
         self._valid_estimates = [
             torch.stack([separate_track(model, t.mixture, self.overlaps[s], self.batch, device)
@@ -83,7 +83,7 @@ class MixerTask:
 
     def _scores(self, estimates: list[torch.Tensor]) -> dict[str, float]:
         per_source = {}
-        for index, source in enumerate(self.params["sources"]):
+        for index, source in enumerate(self.params.sources):
             sdrs = [global_sdr(t.sources[source], e[index].numpy()) for t, e in zip(self._valid, estimates,
                                                                                      strict=True)]
             per_source[source] = float(np.median(sdrs))
@@ -109,14 +109,14 @@ def mixer_config(params: dict, out: Path, live_dir: Path | None, steps: int | No
     from mdxnet.training.loop import LoopConfig
     from mdxnet.training.separator import checkpoint_dir, shared_loop_settings
 
-    train, mixer = params["train"], params["train"]["mixer"]
+    train, mixer = params.train, params.train.mixer
     return LoopConfig(
         name="mixer",
-        steps=int(steps if steps is not None else mixer["steps"]),
-        batch_size=int(mixer["batch_size"]),
-        lr=float(mixer["lr"]),
-        valid_every=int(mixer["valid_every"]),
-        checkpoint_every=int(mixer.get("checkpoint_every", train["checkpoint_every"])),
+        steps=int(steps if steps is not None else mixer.steps),
+        batch_size=int(mixer.batch_size),
+        lr=float(mixer.lr),
+        valid_every=int(mixer.valid_every),
+        checkpoint_every=int(mixer.checkpoint_every),
         **shared_loop_settings(train),
         last_path=checkpoint_dir(out, "mixer") / "last.pt",
         best_path=Path(out),
@@ -134,7 +134,7 @@ def train_mixer(params: dict, models_dir: Path, out: Path, *, device: str = "aut
 
     dist, torch_device = ddp.init_distributed(device)
     try:
-        inputs = [separator_path(models_dir, s) for s in params["sources"]]
+        inputs = [separator_path(models_dir, s) for s in params.sources]
         missing = [str(p) for p in inputs if not p.is_file()]
         if missing:
             from mdxnet.errors import UserError

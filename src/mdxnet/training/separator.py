@@ -23,9 +23,9 @@ class SeparatorTask:
         self.model_kwargs = separator_kwargs(params, source)
         self.model = build_separator(params, source)
         self.dataset = build_train_dataset(params, self.model.chunk_samples, seed, length=items)
-        self.index = params["sources"].index(source)
-        self.overlap = int(per_source(params["separate"]["overlap"], source))
-        self.batch = int(params["separate"]["batch"])
+        self.index = params.sources.index(source)
+        self.overlap = int(per_source(params.separate.overlap, source))
+        self.batch = int(params.separate.batch)
         self._valid: list[ValidTrack] | None = None
 
     def prepare(self, batch, device: torch.device):
@@ -44,14 +44,14 @@ class SeparatorTask:
 def separator_config(params: dict, source: str, out: Path, live_dir: Path | None, steps: int | None, resume_key: str):
     from mdxnet.training.loop import LoopConfig
 
-    train = params["train"]
+    train = params.train
     return LoopConfig(
         name=source,
-        steps=int(steps if steps is not None else train["steps"]),
-        batch_size=int(train["batch_size"]),
-        lr=float(per_source(train["lr"], source)) * float(train["lr_scale"]),
-        valid_every=int(train["valid_every"]),
-        checkpoint_every=int(train["checkpoint_every"]),
+        steps=int(steps if steps is not None else train.steps),
+        batch_size=int(train.batch_size),
+        lr=float(per_source(train.lr, source)) * float(train.lr_scale),
+        valid_every=int(train.valid_every),
+        checkpoint_every=int(train.checkpoint_every),
         **shared_loop_settings(train),
         last_path=checkpoint_dir(out, source) / "last.pt",
         best_path=Path(out),
@@ -63,12 +63,12 @@ def separator_config(params: dict, source: str, out: Path, live_dir: Path | None
 def shared_loop_settings(train: dict) -> dict:
     """The `train` values that the separators and the Mixer share (loss, logging, precision, seed, loader)."""
     return dict(
-        loss=train["loss"],
-        log_every=int(train["log_every"]),
-        amp=bool(train["amp"]),
-        amp_dtype=train["amp_dtype"],
-        seed=int(train["seed"]),
-        num_workers=int(train["num_workers"]),
+        loss=train.loss,
+        log_every=int(train.log_every),
+        amp=bool(train.amp),
+        amp_dtype=train.amp_dtype,
+        seed=int(train.seed),
+        num_workers=int(train.num_workers),
     )
 
 

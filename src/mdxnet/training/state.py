@@ -7,7 +7,6 @@ with `torch.load(weights_only=True)`.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import random
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from mdxnet.config import as_plain
 
 # Values that may change between a run and its resumption without changing the result up to the old end.
 RESUME_INSENSITIVE_KEYS = (("train", "steps"), ("train", "mixer", "steps"))
@@ -64,7 +65,7 @@ def resume_key(params: dict, name: str, inputs: list[Path] | None = None) -> str
     A `last.pt` with another key belongs to another experiment (e.g. a changed lr) and is not resumed.
     `inputs` are files whose content matters (the frozen separators of the Mixer).
     """
-    shaped = copy.deepcopy(params)
+    shaped = as_plain(params)
     for path in RESUME_INSENSITIVE_KEYS:
         node = shaped
         for key in path[:-1]:

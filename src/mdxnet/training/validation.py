@@ -36,7 +36,7 @@ def load_valid_tracks(params: dict, sources: list[str]) -> list[ValidTrack]:
     from mdxnet.data.musdb import list_tracks, load_track
 
     tracks = []
-    for folder in list_tracks(params["data"]["root"], "valid"):
+    for folder in list_tracks(params.data.root, "valid"):
         stems = load_track(folder)
         tracks.append(ValidTrack(Path(folder).name, torch.from_numpy(np.ascontiguousarray(stems["mixture"])),
                                  {s: stems[s] for s in sources}))

@@ -1,0 +1,112 @@
+"""The one reading of params.yaml (mdxnet.config): typed sections, the closed schema on every entry point, the
+profile overlay, and the trace of which keys a command reads."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mdxnet.cli import main
+from mdxnet.config import ParamsError, Params, load_params
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Every subcommand, with arguments that would make it work (or fail later, on its input): a bad params file must
+# stop each of them first, naming the key.
+COMMANDS = [
+    ["params"],
+    ["separate", "song.wav", "-o", "out"],
+    ["models", "init", "-o", "models"],
+    ["export", "onnx", "--models", "models", "-o", "onnx"],
+    ["data", "check"],
+    ["data", "synth"],
+    ["data", "list"],
+    ["augment", "--all"],
+    ["train", "separator", "--source", "vocals"],
+    ["train", "mixer"],
+    ["evaluate", "track", "song.wav", "--estimator", "mixture", "-o", "x.json"],
+    ["evaluate", "aggregate", "evaluation/mixer", "-o", "x.json"],
+    ["report", "--runs", "mixer=evaluation/mixer", "-o", "results"],
+    ["audit", "estimates"],
+]
+
+
+def edited_params(tmp_path: Path, edit) -> Path:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    edit(raw)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_sections_are_typed_and_frozen(params):
+    assert isinstance(params, Params)
+    assert params.train.mixer.steps == 60 and params.model.n_fft["bass"] == 4096  # embedded profile applied
+    with pytest.raises(AttributeError):
+        params.train.steps = 1  # read once, never changed in place
+    assert params.replace({"train": {"steps": 7}}).train.steps == 7 and params.train.steps == 120
+
+
+def test_other_profile_and_standalone_file_resolve_to_the_same_values(tmp_path):
+    paper = load_params(REPO / "params.yaml", profile="paper")
+    assert paper.train.steps == 300000 and paper.profile == "paper"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(paper.standalone()))
+    assert load_params(path).to_dict() == {**paper.to_dict(), "profile": None}
+
+
+def test_replace_is_checked_like_a_file(params):
+    with pytest.raises(ParamsError, match="train.steps"):
+        params.replace({"train": {"steps": 0}})
+    with pytest.raises(ParamsError, match="train.stepz"):
+        params.replace({"train": {"stepz": 3}})
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_every_command_stops_on_a_typo_inside_a_profile(tmp_path, capsys, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    path = edited_params(tmp_path, lambda raw: raw["profiles"]["embedded"].update(trian={"steps": 3}))
+    assert main(["--params", str(path), *command]) == 2
+    err = capsys.readouterr().err
+    assert "profiles.embedded.trian" in err and "unknown key" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]  # nothing was started
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (lambda raw: raw["model"].update(hopp=3), "model.hopp"),
+        (lambda raw: raw["profiles"]["ci"]["train"]["mixer"].update(stepps=3), "profiles.ci.train.mixer.stepps"),
+        (lambda raw: raw["train"].update(steps=-5), "train.steps"),
+        (lambda raw: raw.update(sources=["vocals", "piano"]), "sources.1"),
+        (lambda raw: raw.update(sample_rate="abc"), "sample_rate"),
+        (lambda raw: raw["separate"].pop("backend"), "'backend' is a required property"),
+        (lambda raw: raw["profiles"]["embedded"]["train"].update(mixer={"steps": 0}),
+         "profiles.embedded.train.mixer.steps"),
+    ],
+)
+def test_bad_values_name_their_key(tmp_path, capsys, edit, key):
+    path = edited_params(tmp_path, edit)
+    assert main(["--params", str(path), "params"]) == 2
+    assert key in capsys.readouterr().err
+
+
+def test_folder_as_params_file_is_named(tmp_path, capsys):
+    assert main(["--params", str(tmp_path), "params"]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_trace_records_the_keys_a_command_reads(tmp_path):
+    trace = tmp_path / "trace.jsonl"
+    env = {"MDXNET_PARAMS_TRACE": str(trace), "PATH": str(Path(sys.executable).parent)}
+    subprocess.run([str(Path(sys.executable).parent / "mdxnet"), "data", "list", "--planned"], cwd=REPO, env=env,
+                   check=True, capture_output=True)
+    record = json.loads(trace.read_text().splitlines()[-1])
+    assert record["argv"] == ["data", "list", "--planned"]
+    assert {"data.origin", "data.synth.tracks", "data.synth.seed"} <= set(record["keys"])
+    assert not any(key.startswith(("train", "model")) for key in record["keys"])
