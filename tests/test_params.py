@@ -57,7 +57,7 @@ def test_other_profile_and_standalone_file_resolve_to_the_same_values(tmp_path):
     assert paper.train.steps == 300000 and paper.profile == "paper"
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(paper.standalone()))
-    assert load_params(path).to_dict() == {**paper.to_dict(), "profile": None}
+    assert load_params(path).to_dict() == {**paper.to_dict(), "recipe": None, "profile": None}
 
 
 def test_replace_is_checked_like_a_file(params):

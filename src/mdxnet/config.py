@@ -124,11 +124,14 @@ class Augment(Section):
     root: str
     pitch_semitones: list
     tempo_rates: list
+    grid: str
+    speech_sources: list
 
 
 @dataclass(frozen=True)
 class Sampler(Section):
     use_augmented: bool
+    variant_draw: str
     gain_db: list
     channel_swap_prob: float
     silence_db: float
@@ -139,6 +142,7 @@ class Sampler(Section):
 
 @dataclass(frozen=True)
 class Model(Section):
+    arch: PerSource
     hop: PerSource
     dim_f: PerSource
     dim_t: PerSource
@@ -155,6 +159,7 @@ class Model(Section):
 @dataclass(frozen=True)
 class Mixer(Section):
     kind: str
+    init: str
     hidden: int
     layers: int
     kernel: int
@@ -167,6 +172,8 @@ class MixerTrain(Section):
     steps: int
     valid_every: int
     checkpoint_every: int
+    loss: str
+    edge_trim: int
 
 
 @dataclass(frozen=True)
@@ -176,9 +183,11 @@ class Train(Section):
     optimizer: str
     lr: PerSource
     lr_scale: float
-    batch_size: int
+    batch_size: PerSource
     steps: int
     valid_every: int
+    valid_sdr: str
+    valid_reduce: str
     amp: bool
     amp_dtype: str
     checkpoint_every: int
@@ -190,6 +199,8 @@ class Train(Section):
 
 @dataclass(frozen=True)
 class Separate(Section):
+    stitch: str
+    chunk_frames: PerSource
     overlap: PerSource
     batch: int
     device: str
@@ -223,8 +234,9 @@ class Report(Section):
 
 @dataclass(frozen=True)
 class Params(Section):
-    """The resolved params (profile applied), one typed section per block of params.yaml."""
+    """The resolved params (recipe and profile applied), one typed section per block of params.yaml."""
 
+    recipe: str | None
     profile: str | None
     sample_rate: int
     sources: list
@@ -253,7 +265,7 @@ class Params(Section):
 
     def standalone(self) -> dict[str, Any]:
         """A params file's contents that resolve to exactly these values (no profile applied on top)."""
-        return {**self.to_dict(), "profile": None, "profiles": {}}
+        return {**self.to_dict(), "recipe": None, "recipes": {}, "profile": None, "profiles": {}}
 
     @property
     def hash(self) -> str:
@@ -282,14 +294,17 @@ def _validators():
     full = schema()
     overlay = _without_required({k: v for k, v in full.items() if k != "$schema"})
     overlay["type"] = ["object", "null"]
-    overlay["properties"] = {k: v for k, v in overlay["properties"].items() if k not in ("profile", "profiles")}
+    overlay["properties"] = {k: v for k, v in overlay["properties"].items() if k not in OVERLAY_CHOICES
+                             and k not in OVERLAY_CHOICES.values()}
     raw = copy.deepcopy(full)
-    raw["properties"]["profiles"] = {"type": "object", "additionalProperties": overlay}
-    raw["properties"]["profile"] = {"type": ["string", "null"], "minLength": 1}
+    for choice, table in OVERLAY_CHOICES.items():
+        raw["properties"][table] = {"type": "object", "additionalProperties": overlay}
+        raw["properties"][choice] = {"anyOf": [full["properties"][choice], {"type": "null"}]}
     resolved = copy.deepcopy(full)
-    resolved["properties"]["profile"] = {"type": ["string", "null"]}
-    del resolved["properties"]["profiles"]
-    resolved["required"] = [key for key in resolved["required"] if key != "profiles"]
+    for choice, table in OVERLAY_CHOICES.items():
+        resolved["properties"][choice] = {"type": ["string", "null"]}
+        del resolved["properties"][table]
+    resolved["required"] = [key for key in resolved["required"] if key not in OVERLAY_CHOICES.values()]
     return jsonschema.Draft202012Validator(raw), jsonschema.Draft202012Validator(resolved)
 
 
@@ -321,17 +336,24 @@ def deep_merge(base: dict, overlay: dict) -> dict:
     return merged
 
 
-def resolve_profile(raw: dict, name: str | None = None) -> dict:
-    """Apply `raw['profiles'][name or raw['profile']]` over the base values; the result has no `profiles` key."""
-    profiles = raw.get("profiles") or {}
-    name = raw.get("profile") if name is None else name
-    base = {k: v for k, v in raw.items() if k != "profiles"}
-    if name is None:
-        return base
-    if name not in profiles:
-        raise ParamsError(f"profile {name!r} is not defined under 'profiles:' (known: {sorted(profiles)})")
-    resolved = deep_merge(base, profiles[name] or {})
-    resolved["profile"] = name
+# The two overlays over the base values, applied in this order: the recipe (how), then the profile (the scale).
+OVERLAY_CHOICES = {"recipe": "recipes", "profile": "profiles"}
+
+
+def resolve_profile(raw: dict, profile: str | None = None, recipe: str | None = None) -> dict:
+    """Apply `recipes[recipe]`, then `profiles[profile]` (default: the file's own choices) over the base values;
+    the result names both choices and has no `recipes` / `profiles` tables."""
+    chosen = {"recipe": recipe, "profile": profile}
+    resolved = {k: v for k, v in raw.items() if k not in OVERLAY_CHOICES.values()}
+    for choice, table in OVERLAY_CHOICES.items():
+        name = raw.get(choice) if chosen[choice] is None else chosen[choice]
+        resolved[choice] = name
+        if name is None:
+            continue
+        overlays = raw.get(table) or {}
+        if name not in overlays:
+            raise ParamsError(f"{choice} {name!r} is not defined under '{table}:' (known: {sorted(overlays)})")
+        resolved = deep_merge(resolved, overlays[name] or {})
     return resolved
 
 
@@ -341,9 +363,11 @@ def check_raw(raw: Any, where: str) -> dict:
         raise ParamsError(f"{where} must hold a mapping at the top level")
     raw_validator, resolved_validator = _validators()
     problems = schema_problems(raw_validator, raw)
-    if not problems:
-        for name in raw.get("profiles") or {}:
-            problems += schema_problems(resolved_validator, resolve_profile(raw, name), f"profile {name} resolves to ")
+    if not problems:  # every combination a user can switch to, not only the chosen one
+        for recipe in raw.get("recipes") or {None: None}:
+            for profile in raw.get("profiles") or {None: None}:
+                prefix = f"recipe {recipe} + profile {profile} resolves to "
+                problems += schema_problems(resolved_validator, resolve_profile(raw, profile, recipe), prefix)
     if problems:
         raise ParamsError(f"{where} has bad values (schema: src/mdxnet/{SCHEMA_PATH.name}); fix them and rerun:\n"
                           + "\n".join(problems))
@@ -358,7 +382,7 @@ def from_resolved(resolved: dict, where: str) -> Params:
     return Params.build(resolved)
 
 
-def load_params(path: str | Path = DEFAULT_PARAMS, profile: str | None = None) -> Params:
+def load_params(path: str | Path = DEFAULT_PARAMS, profile: str | None = None, recipe: str | None = None) -> Params:
     """Read a params file, check it against the schema, and return the resolved (profile-applied) values."""
     path = Path(path)
     if path.is_dir():
@@ -371,7 +395,7 @@ def load_params(path: str | Path = DEFAULT_PARAMS, profile: str | None = None) -
         raise ParamsError(f"params file {path} is not valid YAML: {err}") from err
     check_raw(raw, f"params file {path}")
     try:
-        resolved = resolve_profile(raw, profile)
+        resolved = resolve_profile(raw, profile, recipe)
     except ParamsError as err:
         raise ParamsError(f"params file {path}: {err}") from None
     return from_resolved(resolved, f"params file {path}")
@@ -391,7 +415,9 @@ def separator_kwargs(params: Params, source: str) -> dict[str, Any]:
     if source not in params.sources:
         raise ParamsError(f"unknown source {source!r}; params.yaml lists {params.sources}")
     model = params.model
-    return {field.name: per_source(getattr(model, field.name), source) for field in dataclasses.fields(model)}
+    # `arch` picks the network class (mdxnet.models.build_separator); the other values are its arguments
+    return {field.name: per_source(getattr(model, field.name), source) for field in dataclasses.fields(model)
+            if field.name != "arch"}
 
 
 def as_plain(params: dict | Params) -> dict[str, Any]:

@@ -94,7 +94,8 @@ def stage_params(stage, item=None):
     if keys is None:
         values = RESOLVED
     else:
-        values = {key: lookup(RESOLVED, key) for key in keys if key.split(".")[0] not in ("profile", "profiles")}
+        values = {key: lookup(RESOLVED, key) for key in keys
+                  if key.split(".")[0] not in ("recipe", "recipes", "profile", "profiles")}
     return json.dumps(values, sort_keys=True)
 
 

@@ -48,7 +48,7 @@ def separator_config(params: dict, source: str, out: Path, live_dir: Path | None
     return LoopConfig(
         name=source,
         steps=int(steps if steps is not None else train.steps),
-        batch_size=int(train.batch_size),
+        batch_size=int(per_source(train.batch_size, source)),
         lr=float(per_source(train.lr, source)) * float(train.lr_scale),
         valid_every=int(train.valid_every),
         checkpoint_every=int(train.checkpoint_every),
