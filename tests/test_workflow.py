@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SNAKEMAKE = str(BIN / "snakemake")
 DVC = str(BIN / "dvc")
-COPIED = ["workflow", "dvc.yaml", "params.yaml", ".gitignore", ".dvc/config", ".dvc/.gitignore", ".dvcignore"]
+COPIED = ["Snakefile", "workflow", "profiles", "dvc.yaml", "params.yaml", ".gitignore", ".dvc/config", ".dvc/.gitignore", ".dvcignore"]
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -159,9 +159,9 @@ def test_slurm_profile_dry_run(ci_run, tmp_path):
     shutil.copytree(ci_run["folder"], folder, symlinks=True)
     env_path = f"{BIN}{os.pathsep}/usr/bin{os.pathsep}/bin"
     assert shutil.which("sbatch", path=env_path) is None
-    result = run([SNAKEMAKE, "-n", "--workflow-profile", "workflow/profiles/slurm", "-f", "models/vocals.pt"],
+    result = run([SNAKEMAKE, "-n", "--workflow-profile", "profiles/slurm", "-f", "models/vocals.pt"],
                  folder)
-    assert "workflow/profiles/slurm" in result.stderr
+    assert "profiles/slurm" in result.stderr
     job = re.search(r"rule train_separator:.*?resources: ([^\n]*)", result.stdout, re.S)
     resources = dict(item.split("=", 1) for item in job.group(1).split(", "))
     assert resources["gpu"] == "1" and resources["runtime"] == "4320" and resources["cpus_per_task"] == "8"
@@ -175,7 +175,7 @@ def dvc_stages() -> dict:
 def test_every_dvc_stage_runs_one_snakemake_target_and_tracks_the_profile():
     for name, stage in dvc_stages().items():
         stage = stage.get("do", stage)
-        # no options: the cores and the rest come from workflow/profiles/default, so changing them there does
+        # no options: the cores and the rest come from profiles/default, so changing them there does
         # not change every stage's command (which DVC would take as a reason to rerun them all)
         assert re.fullmatch(r"snakemake \S+", stage["cmd"]), f"stage {name}: {stage['cmd']}"
         params = stage["params"]

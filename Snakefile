@@ -1,7 +1,7 @@
 # mdxnet workflow: dataset -> data check -> augmentation cache -> 4 separators -> Mixer -> museval -> results.
 # Every value comes from params.yaml (profile applied); every rule runs one `mdxnet` command.
-# Run from the project root: `.venv/bin/snakemake --cores 2 all` (Snakemake finds workflow/Snakefile and the
-# default profile workflow/profiles/default itself); design notes: workflow/README.md.
+# Run from the project root: `.venv/bin/snakemake --cores 2 all` (Snakemake finds this Snakefile and the default
+# profile profiles/default itself); the rules live in workflow/rules/; design notes: workflow/README.md.
 
 from snakemake.utils import min_version
 
@@ -11,10 +11,10 @@ min_version("9.0")
 configfile: "params.yaml"
 
 
-include: "rules/common.smk"
-include: "rules/data.smk"
-include: "rules/train.smk"
-include: "rules/evaluate.smk"
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:
