@@ -27,9 +27,11 @@ DVC = str(BIN / "dvc")
 COPIED = ["Snakefile", "workflow", "profiles", "dvc.yaml", "params.yaml", ".gitignore", ".dvc/config", ".dvc/.gitignore", ".dvcignore"]
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+def run(cmd: list[str], cwd: Path, check: bool = True, timeout: float = 900,
+        env: dict | None = None) -> subprocess.CompletedProcess:
     """Run a command with the project's environment first on PATH (dvc.yaml commands call `snakemake`)."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1"}
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1",
+           **(env or {})}
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
@@ -80,9 +82,11 @@ def ci_run(tmp_path_factory, stempeg_clip):
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init"], folder)
     run(["git", "add", "-A"], folder)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "workflow"], folder)
+    # every mdxnet command of the chain records the params keys it reads (mdxnet.config.TRACE_ENV)
+    trace = folder.parent / "params-trace.jsonl"
     start = time.perf_counter()
-    result = run([SNAKEMAKE, "--cores", "2", "all"], folder)
-    return {"folder": folder, "seconds": time.perf_counter() - start, "log": result.stderr}
+    result = run([SNAKEMAKE, "--cores", "2", "all"], folder, env={"MDXNET_PARAMS_TRACE": str(trace)})
+    return {"folder": folder, "seconds": time.perf_counter() - start, "log": result.stderr, "trace": trace}
 
 
 # ---- start-up checks -----------------------------------------------------------------------------------------
@@ -210,6 +214,59 @@ def test_dvc_paths_are_the_workflows_paths():
     assert mixer_deps == [f"models/{source}.pt" for source in params.sources]
 
 
+# ---- the keys each stage reads are the keys dvc.yaml declares for it -------------------------------------------
+def stage_of(argv: list[str]) -> tuple[str, str | None]:
+    """The dvc.yaml stage (and foreach item) that a recorded `mdxnet` command line belongs to."""
+    while argv and argv[0].startswith("--"):  # global options: --params FILE
+        argv = argv[2:]
+    command, rest = argv[0], argv[1:]
+    if command == "data":
+        return "data", None
+    if command == "augment":
+        return "augment", None
+    if command == "train":
+        return ("train", rest[rest.index("--source") + 1]) if rest[0] == "separator" else ("mixer", None)
+    if command == "evaluate" and rest[0] == "track":
+        return ("evaluate" if rest[rest.index("--estimator") + 1] == "model" else "baselines"), None
+    if command == "evaluate" and rest[0] == "aggregate":
+        return ("evaluate" if Path(rest[1]).name in ("mixer", "no-mixer") else "baselines"), None
+    if command == "report":
+        return "report", None
+    raise AssertionError(f"no dvc.yaml stage known for `mdxnet {' '.join(argv)}`: add it to stage_of")
+
+
+def declared_keys(stage: str, item: str | None) -> list[str] | None:
+    definition = dvc_stages()[stage]
+    definition = definition.get("do", definition)
+    keys = []
+    for entry in definition["params"]:
+        if isinstance(entry, dict):
+            return None  # the whole params file
+        keys.append(entry.replace("${item}", str(item)))
+    return keys
+
+
+def is_declared(key: str, declared: list[str]) -> bool:
+    # a declared section covers its keys; a read of a per-source value (`model.n_fft`) or of a section object
+    # (`train`) is covered by its declared parts (`model.n_fft.vocals`)
+    return any(key == d or key.startswith(d + ".") or d.startswith(key + ".") for d in declared)
+
+
+def test_every_command_reads_only_keys_its_stage_declares(ci_run):
+    records = [json.loads(line) for line in ci_run["trace"].read_text().splitlines()]
+    stages = {stage_of(record["argv"])[0] for record in records}
+    assert {"data", "augment", "train", "mixer", "evaluate", "baselines", "report"} <= stages
+    problems = []
+    for record in records:
+        stage, item = stage_of(record["argv"])
+        declared = declared_keys(stage, item)
+        if declared is None:
+            continue
+        problems += [f"stage {stage}{'@' + item if item else ''} reads {key} (mdxnet {' '.join(record['argv'])})"
+                     for key in record["keys"] if not is_declared(key, declared)]
+    assert not sorted(set(problems)), "dvc.yaml does not declare:\n" + "\n".join(sorted(set(problems)))
+
+
 # ---- the chain, end to end on the ci profile -----------------------------------------------------------------
 def test_ci_chain_ends_with_the_results_table(ci_run):
     folder = ci_run["folder"]
@@ -308,3 +365,39 @@ def test_dvc_repro_and_experiments(ci_run, tmp_path):
     lrs = [rev["data"]["params"]["params.yaml"]["data"]["train"]["lr"]["vocals"] for rev in experiments]
     assert lrs == [5e-05]
     assert "dvclive/vocals/metrics.json" in experiments[0]["data"]["metrics"]
+
+
+@pytest.mark.slow
+def test_dvc_remote_round_trip_to_a_fresh_clone(ci_run, tmp_path):
+    """Results shared between machines: `dvc push` to a remote, then a fresh clone gets the trained models and
+    the table back with `dvc pull`, and Snakemake adopts them without recomputing (the generated dataset is not in
+    the remote: it is regenerated, deterministically, on the other machine)."""
+    folder = tmp_path / "machine-a"
+    shutil.copytree(ci_run["folder"], folder, symlinks=True)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    run([DVC, "repro"], folder)
+    run([DVC, "remote", "add", "-d", "shared", str(tmp_path / "remote")], folder)
+    run(["git", "add", "-A"], folder)
+    run([*git, "commit", "-q", "-m", "results and remote"], folder)
+    run([DVC, "push"], folder)
+
+    clone = tmp_path / "machine-b"
+    run(["git", "clone", "-q", str(folder), str(clone)], tmp_path)
+    assert not (clone / "models").exists() and not (clone / "results" / "table.md").exists()
+    run([DVC, "pull"], clone)
+    for path in ["models/vocals.pt", "models/mixer.pt", "results/table.md", "results/table.json",
+                 "evaluation/mixer/summary.json", "resources/data-check.json"]:
+        assert (clone / path).read_bytes() == (folder / path).read_bytes(), path
+
+    # the dataset comes back by regeneration: same checksum as the pulled data check
+    data = json.loads((clone / "resources/data-check.json").read_text())
+    run([SNAKEMAKE, "--cores", "2", "resources/synth-ci/mdxnet_dataset.json"], clone)
+    regenerated = run([str(BIN / "mdxnet"), "data", "check", "resources/synth-ci"], clone).stdout
+    assert data["checksum"] in regenerated
+
+    # Snakemake has no records in a fresh clone: --touch adopts the pulled files, then nothing is left to do
+    models_before = {p.name: p.read_bytes() for p in (clone / "models").glob("*.pt")}
+    run([SNAKEMAKE, "--touch", "--cores", "1", "all"], clone)
+    assert planned_jobs(clone, "all") == {}
+    assert {p.name: p.read_bytes() for p in (clone / "models").glob("*.pt")} == models_before
+    assert "Running stage" not in run([DVC, "repro"], clone).stdout
