@@ -132,12 +132,23 @@ class Augment(Section):
 class Sampler(Section):
     use_augmented: bool
     variant_draw: str
-    gain_db: list
-    channel_swap_prob: float
     silence_db: float
     silent_redraw_prob: float
     max_redraws: int
-    items: int | None
+    transforms: list
+
+    def __post_init__(self):
+        # Unknown transform classes and bad arguments stop every entry point at start, not when training begins
+        # (audiomentations is imported only when the list is not empty: it takes ~1 s).
+        specs = object.__getattribute__(self, "transforms")  # not a traced read (see TRACE_ENV)
+        if specs:
+            from mdxnet.data.transforms import build_transforms
+            from mdxnet.errors import UserError
+
+            try:
+                build_transforms(specs, "sampler.transforms")
+            except UserError as err:
+                raise ParamsError(f"bad sampler transform (fix it in the params file): {err}") from None
 
 
 @dataclass(frozen=True)

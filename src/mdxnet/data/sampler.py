@@ -1,17 +1,24 @@
-"""The training sampler: random chunks with cross-song remixing, random gain, channel swap and silence handling.
+"""The training sampler: random chunks, drawn per source with cross-song remixing, then per-stem transforms.
 
 Item i of a RemixDataset is a pure function of (seed, i) and the audio on disk, so a resumed training run that
 continues from item `step * batch_size` sees exactly the batches it would have seen. Drawing an item:
 
-1. a base (track, variant, offset): track uniform over training tracks, variant uniform over the track's
-   original and its cached augmentations (`mdxnet.data.augment`), offset uniform over the variant;
-2. per source, with probability train.remix_prob the stem comes from its own random (track, variant, offset)
-   instead of the base (cross-song remixing; non-remixed stems stay time-aligned with each other);
-3. silence: a stem chunk whose RMS is below sampler.silence_db is re-drawn (as in 2) with probability
-   sampler.silent_redraw_prob, at most sampler.max_redraws times; otherwise the silent target is kept
-   (a separator must also learn to output silence);
-4. a random gain in sampler.gain_db and a left/right swap with probability sampler.channel_swap_prob per stem;
-5. the mixture is the sum of the (augmented) targets, computed after 4, so it is exact.
+1. a base (track, variant, offset), drawn as sampler.variant_draw says: `pairs` draws uniformly over every
+   (track, variant) pair of the training tracks, a track's pairs being its original and its cached augmentation
+   variants (`mdxnet.data.augment`), as the authors' MusdbTrainDataset draws from its metadata list
+   (src/datamodules/datasets/musdb.py of kuielab/mdx-net); `per_track` (mdxnet's own) draws a track uniformly,
+   then one of its variants. The offset is uniform over the variant's length (the authors' load_wav,
+   src/utils/utils.py);
+2. per source, with probability train.remix_prob the stem comes from its own independently drawn
+   (track, variant, offset) instead of the base (cross-song remixing: the authors draw every source so, i.e.
+   remix_prob 1; stems that are not remixed stay time-aligned with each other);
+3. silence (mdxnet's own): a stem chunk whose RMS is below sampler.silence_db is re-drawn (as in 2) with
+   probability sampler.silent_redraw_prob, at most sampler.max_redraws times; otherwise the silent target is
+   kept (a separator must also learn to output silence). The authors never re-draw (probability 0);
+4. sampler.transforms (mdxnet's own; the authors have none): waveform transforms applied to each stem in list
+   order (`mdxnet.data.transforms`: audiomentations classes such as Gain, and SwapChannels), their random draws
+   seeded from the item's generator;
+5. the mixture is the sum of the (transformed) targets, computed after 4, so it is exact.
 
 Audio is read lazily: each item reads its chunks from the wav files (soundfile seeks), so memory stays flat
 whatever the dataset size, and DataLoader workers share nothing but paths. The OS page cache makes the small
@@ -32,6 +39,7 @@ from torch.utils.data import Dataset
 from mdxnet.audio import SAMPLE_RATE
 from mdxnet.data.augment import cached_variants
 from mdxnet.data.musdb import is_stem_file, list_tracks, track_name
+from mdxnet.data.transforms import apply_transforms, build_transforms, seeded_global_random
 from mdxnet.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -49,11 +57,14 @@ class Variant:
     frames: int
 
 
+VARIANT_DRAWS = ("pairs", "per_track")
+
+
 @dataclass(frozen=True)
 class SamplerConfig:
+    variant_draw: str  # one of VARIANT_DRAWS
     remix_prob: float
-    gain_db: tuple[float, float]
-    channel_swap_prob: float
+    transforms: tuple  # built waveform transforms (mdxnet.data.transforms), applied per stem in order
     silence_db: float
     silent_redraw_prob: float
     max_redraws: int
@@ -104,7 +115,10 @@ class RemixDataset(Dataset):
                  seed: int, config: SamplerConfig):
         if not tracks:
             raise UserError("no training tracks: run `mdxnet data synth` or `mdxnet data fetch`")
+        if config.variant_draw not in VARIANT_DRAWS:
+            raise UserError(f"sampler.variant_draw is {config.variant_draw!r}; use one of {VARIANT_DRAWS}")
         self.tracks = tracks
+        self.pairs = [variant for variants in tracks for variant in variants]
         self.sources = list(sources)
         self.chunk_samples = int(chunk_samples)
         self.length = int(length)
@@ -115,8 +129,12 @@ class RemixDataset(Dataset):
         return self.length
 
     def _draw(self, rng: np.random.Generator) -> tuple[Variant, int]:
-        variants = self.tracks[int(rng.integers(len(self.tracks)))]
-        variant = variants[int(rng.integers(len(variants)))]
+        """A random (variant, offset): uniform over (track, variant) pairs, or a track first (per_track)."""
+        if self.config.variant_draw == "pairs":
+            variant = self.pairs[int(rng.integers(len(self.pairs)))]
+        else:
+            variants = self.tracks[int(rng.integers(len(self.tracks)))]
+            variant = variants[int(rng.integers(len(variants)))]
         offset = int(rng.integers(0, max(1, variant.frames - self.chunk_samples + 1)))
         return variant, offset
 
@@ -129,44 +147,48 @@ class RemixDataset(Dataset):
                 break
             variant, offset = self._draw(rng)
             chunk = _read_chunk(variant.paths[source], offset, self.chunk_samples)
-        gain = np.float32(10 ** (rng.uniform(*cfg.gain_db) / 20))
-        if rng.random() < cfg.channel_swap_prob:
-            chunk = chunk[::-1]
-        return chunk * gain
+        return chunk
+
+    def _transformed(self, rng: np.random.Generator, stems: list[np.ndarray]) -> list[np.ndarray]:
+        """sampler.transforms on each stem; their global-state draws are seeded from this item's generator."""
+        if not self.config.transforms:
+            return stems
+        with seeded_global_random(int(rng.integers(2**32))):
+            return [apply_transforms(self.config.transforms, stem, SAMPLE_RATE) for stem in stems]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if not 0 <= index < self.length:
             raise IndexError(index)
         rng = np.random.default_rng([self.seed, int(index)])
         base = self._draw(rng)
-        targets = torch.from_numpy(np.stack([self._stem(rng, s, base) for s in self.sources]))
+        stems = self._transformed(rng, [self._stem(rng, s, base) for s in self.sources])
+        targets = torch.from_numpy(np.stack(stems))
         return targets.sum(dim=0), targets
 
 
 def sampler_config(params: dict) -> SamplerConfig:
     values = params.sampler
     return SamplerConfig(
+        variant_draw=str(values.variant_draw),
         remix_prob=float(params.train.remix_prob),
-        gain_db=tuple(float(g) for g in values.gain_db),
-        channel_swap_prob=float(values.channel_swap_prob),
+        transforms=build_transforms(values.transforms),
         silence_db=float(values.silence_db),
         silent_redraw_prob=float(values.silent_redraw_prob),
         max_redraws=int(values.max_redraws),
     )
 
 
-def build_train_dataset(params: dict, chunk_samples: int, seed: int, length: int | None = None,
+def build_train_dataset(params: dict, chunk_samples: int, seed: int, length: int,
                         root: str | Path | None = None) -> RemixDataset:
     """The RemixDataset over data.root's training tracks (+ their augmentation cache when sampler.use_augmented).
 
-    Length: `length`, else sampler.items, else train.steps * train.batch_size (one pass = the whole training).
+    `length` is the caller's: the items its whole training reads (steps * its own batch size, which may differ
+    per source), since items are indexed by step and never reused.
     """
     values = params.sampler
     use_augmented = bool(values.use_augmented)
     train = list_tracks(root or params.data.root, "train", params.data.valid_split)
     tracks = [track_variants(params, t, use_augmented) for t in train]
-    if length is None:
-        length = values.items or params.train.steps * params.train.batch_size
     return RemixDataset(tracks, params.sources, chunk_samples, int(length), seed, sampler_config(params))
 
 
