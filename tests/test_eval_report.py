@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from mdxnet import recipes
 from mdxnet.atomic import write_json_atomic
 from mdxnet.cli import main
 from mdxnet.errors import UserError
@@ -55,12 +56,14 @@ def test_report_cli_writes_table_csv_json_and_boxplot(runs, tmp_path, repo_root,
     assert "scoring backend: no-mixer: museval" in table
     assert "note: run `mixer` was scored with params hash abc" in table  # fixtures carry a made-up hash
     assert "params hash: `" in table and "git commit: `" in table and "torch" in table
-    table_lines = [line for line in table.splitlines() if line.startswith("|")]
+    results = table.split("## Provenance")[0]
+    table_lines = [line for line in results.splitlines() if line.startswith("|")]
     assert len({line.count("|") for line in table_lines}) == 1  # header, separator and rows line up
     assert "not a git checkout" not in table  # the commit of the checkout holding the package
 
     document = json.loads((out / "table.json").read_text())
     assert document["provenance"]["comparable_with_paper"] is False
+    _check_deviation_section(table, document["provenance"], params, repo_root)
     ours = {row["version"]: row for row in document["rows"] if row["kind"] == "this run"}
     assert set(ours) == set(runs)
     # the run rows are the SiSEC aggregation of their folders, and the deltas are against the version
@@ -83,6 +86,22 @@ def test_report_cli_writes_table_csv_json_and_boxplot(runs, tmp_path, repo_root,
     png = (out / params.report.boxplot).read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temp files
+
+
+def _check_deviation_section(table: str, provenance: dict, params, repo_root):
+    """The report names the recipe and profile and lists the same rows as `mdxnet params --deviations`."""
+    section = table.split("## Recipe and deviations", 1)[1]
+    assert f"Recipe `{params.recipe}`, profile `{params.profile}`" in section
+    expected = recipes.deviations(params, recipes.read_raw(repo_root / "params.yaml"))
+    assert provenance["recipe"] == params.recipe and provenance["deviations"]["profile"] == params.profile
+    assert provenance["deviations"]["rows"] == [row.to_dict() for row in expected]
+    assert "params.yaml (its recipe and profile overlays)" in provenance["deviations"]["kinds_from"]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    assert len(lines) == len(expected) + 2
+    assert len({line.replace("\\|", "").count("|") for line in lines}) == 1
+    for line, row in zip(lines[2:], expected, strict=True):
+        assert row.key in line and row.kind in line
+    assert any("augmentation tool" in line for line in lines)  # the fixed deviation is always listed
 
 
 def test_dataset_statement_for_full_musdb(params, tmp_path):

@@ -1,7 +1,9 @@
 """`mdxnet report`: the paper's results table regenerated next to this run's rows, plus SDR box plots.
 
 Writes <out>/table.md, table.csv, table.json and the box plot PNG, each atomically. Run rows are aggregated
-from per-track museval JSON exactly like `mdxnet evaluate aggregate` (SiSEC2018 medians).
+from per-track museval JSON exactly like `mdxnet evaluate aggregate` (SiSEC2018 medians). The provenance names
+the recipe and profile and lists every value that differs from the authors' code or the paper's text
+(mdxnet.recipes, the same table as `mdxnet params --deviations`).
 """
 
 from __future__ import annotations
@@ -178,7 +180,26 @@ def dataset_checksum(data_check: str | Path | None) -> str | None:
     return "sha256 of report file " + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def provenance(params: dict, rows: list[dict], data_check=None) -> dict:
+def recipe_deviations(params, params_file=None) -> dict:
+    """The deviation table of these params as data. The params file tells a value its profile sets (scale) from
+    the recipe's; it is used only when it resolves to exactly these params (else the kinds go by value alone)."""
+    from mdxnet import recipes
+    from mdxnet.config import DEFAULT_PARAMS, ParamsError, resolve_profile
+
+    path = Path(params_file or DEFAULT_PARAMS)
+    raw = recipes.read_raw(path)
+    try:
+        same = raw is not None and resolve_profile(raw, params.profile, params.recipe) == params.to_dict()
+    except ParamsError:
+        same = False
+    table = recipes.table_data(params, recipes.deviations(params, raw if same else None))
+    table["kinds_from"] = (f"{path} (its recipe and profile overlays)" if same else
+                           f"values only ({path} does not resolve to these params: scale = epoch-counted keys)")
+    table["heading"] = recipes.heading(params)
+    return table
+
+
+def provenance(params: dict, rows: list[dict], data_check=None, params_file=None) -> dict:
     from mdxnet.config import params_hash
 
     comparable, statement = dataset_statement(params, rows)
@@ -187,6 +208,7 @@ def provenance(params: dict, rows: list[dict], data_check=None) -> dict:
         "songs": songs_statement(params, rows),
         "comparable_with_paper": comparable,
         "data_origin": params.data.origin,
+        "recipe": params.recipe,
         "profile": params.profile,
         "params_hash": params_hash(params),
         "git": _git_commit(),
@@ -199,6 +221,7 @@ def provenance(params: dict, rows: list[dict], data_check=None) -> dict:
         "backends": {r["version"]: r["backends"] for r in rows},
         "compare_with": VERSIONS.get(params.report.compare_with),
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "deviations": recipe_deviations(params, params_file),
     }
 
 
@@ -251,7 +274,8 @@ def render_markdown(rows: list[dict], prov: dict) -> str:
     lines += [
         f"- dataset: {prov['dataset']}",
         f"- songs scored: {prov['songs']}",
-        f"- params hash: `{prov['params_hash']}` (profile `{prov['profile']}`, data.origin `{prov['data_origin']}`)",
+        f"- params hash: `{prov['params_hash']}` (recipe `{prov['recipe']}`, profile `{prov['profile']}`, "
+        f"data.origin `{prov['data_origin']}`)",
         *stale_params_lines(rows, prov["params_hash"]),
         f"- git commit: `{git['commit']}`" + (" (uncommitted changes present)" if git["dirty"] else ""),
         f"- dataset checksum: {prov['dataset_checksum'] or 'not given (pass --data-check REPORT.json)'}",
@@ -264,8 +288,18 @@ def render_markdown(rows: list[dict], prov: dict) -> str:
         "Sources of the paper rows: " + "; ".join(f"`{k}` = {v}" for k, v in VERSIONS.items())
         + "; `both` = the five earlier systems, quoted identically by both versions (not checked against their own papers).",
         "",
+        *deviations_markdown(prov["deviations"]),
     ]
     return "\n".join(lines)
+
+
+def deviations_markdown(table: dict) -> list[str]:
+    """The "Recipe and deviations" section: the recipe, the profile and every value off the two references."""
+    from mdxnet.recipes import Deviation, render_markdown
+
+    rows = [Deviation(**row) for row in table["rows"]]
+    return ["## Recipe and deviations", "", table["heading"], "", f"Kinds read from: {table['kinds_from']}.", "",
+            render_markdown(rows)]
 
 
 def render_csv(rows: list[dict]) -> str:
@@ -306,8 +340,10 @@ def write_boxplot(path: Path, per_track_sdr: dict[str, dict[str, dict[str, float
         plt.close(fig)
 
 
-def write_report(runs: list[tuple[str, Path]], params: dict, out: str | Path, data_check=None) -> list[Path]:
-    """Write table.md/.csv/.json and the box plot into `out`; returns the written paths."""
+def write_report(runs: list[tuple[str, Path]], params: dict, out: str | Path, data_check=None,
+                 params_file=None) -> list[Path]:
+    """Write table.md/.csv/.json and the box plot into `out`; returns the written paths. `params_file`: the file
+    `params` were read from (default params.yaml), for the deviation table's kinds."""
     if not runs:
         raise UserError("mdxnet report needs at least one --runs NAME=DIR")
     report_params = params.report
@@ -316,7 +352,7 @@ def write_report(runs: list[tuple[str, Path]], params: dict, out: str | Path, da
         raise UserError(f"params report.compare_with is {compare_with!r}; use one of {sorted(VERSIONS)}")
     ours, per_track_sdr = run_rows(runs, compare_with)
     rows = reference_rows() + ours
-    prov = provenance(params, ours, data_check)
+    prov = provenance(params, ours, data_check, params_file)
     out = Path(out)
     # `sdr` is flat ({run: {source: dB}}) so that `dvc exp show` / `dvc metrics diff` can show it as columns.
     sdr = {row["version"]: {**row["sdr"], "mean": row["mean"]} for row in ours}

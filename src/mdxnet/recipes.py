@@ -1,0 +1,481 @@
+"""The two references of every recipe-governed params value, each written once with where it comes from, and the
+table of a run's values that differ from them (`mdxnet params --deviations`, results/table.md).
+
+References (read for this table; nothing here is from memory):
+- the authors' code: kuielab/mdx-net, branch Leaderboard_A (training), and kuielab/mdx-net-submission, branch
+  leaderboard_A (inference: models.py, predict_blend.py);
+- the paper's text: KUIELAB-MDX-Net, ISMIR 2021 MDX workshop version (mdx-workshop/mdx-submissions21, paper.md
+  at 836a682, dated 10 August 2021). Its later revisions (98c4390, 26 Oct 2021; 97b6502, 1 Nov 2021, whose
+  numbers are those of arXiv 2111.12203, see evaluation/references.py) rewrite the introduction and add the
+  Demucs blend to the method, but state the same values as compared here; the loss is worded "time-domain l1
+  loss" instead of "waveform L1 loss". Where the paper is silent, its reference is the authors' value, marked
+  "silent".
+
+Kinds of deviation (`Deviation.kind`):
+- recipe (paper's text) / recipe (authors' code): the run follows one reference where the two disagree;
+- mdxnet opt-in: this project's own choice, in neither reference;
+- scale (profile NAME): the profile sizes it (steps, model sizes, batch) or the authors count it in epochs;
+  network (profile NAME) when that profile swaps the network (v1);
+- edited base value: a base value of params.yaml changed away from the authors' (e.g. `dvc exp run -S ...`);
+- fixed: a deviation of this project that no params key switches (the augmentation tool);
+- authors' code bug, not reproduced.
+
+Every leaf key of the params is either a row of GOVERNED or named in IGNORED with the reason:
+tests/test_recipes.py fails on a new key that is neither.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+AUTHORS = "kuielab/mdx-net@Leaderboard_A"
+SUBMISSION = "kuielab/mdx-net-submission@leaderboard_A"
+PAPER = "KUIELAB-MDX-Net, ISMIR 2021 MDX workshop paper (mdx-submissions21 paper.md, 10 Aug 2021)"
+SILENT = "silent (the authors' value)"
+
+KIND_PAPER = "recipe (paper's text)"
+KIND_AUTHORS = "recipe (authors' code)"
+KIND_OPT_IN = "mdxnet opt-in"
+KIND_FIXED = "fixed (not a param)"
+KIND_BUG = "authors' code bug, not reproduced"
+KIND_EDITED = "edited base value (not the authors')"
+
+
+def authors(path: str) -> str:
+    return f"{AUTHORS}:{path}"
+
+
+def submission(path: str) -> str:
+    return f"{SUBMISSION}:{path}"
+
+
+def paper(section: str) -> str:
+    return f"paper §{section}"
+
+
+class NoParamsValue:
+    """A reference no params value equals (the authors count training in epochs, the run in steps)."""
+
+    def __repr__(self) -> str:
+        return "NO_PARAMS_VALUE"
+
+
+NO_PARAMS_VALUE = NoParamsValue()
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """A reference that several params values express (data.origin: MUSDB18-HQ downloaded or already there)."""
+
+    values: tuple
+
+
+@dataclass(frozen=True)
+class Reference:
+    value: Any  # comparable with the params value; NO_PARAMS_VALUE or AnyOf(...) where no single value is
+    source: str
+    shown: str | None = None  # how the reference states it, when that is not the params value itself
+
+
+@dataclass(frozen=True)
+class Governed:
+    """One params key and its two references. `paper` None: the paper is silent (its reference = the authors')."""
+
+    key: str
+    authors: Reference
+    paper: Reference | None = None
+    # counted in epochs by the authors: never equal to a step count, always listed as scale
+    epochs: bool = False
+
+    @property
+    def paper_reference(self) -> Reference:
+        if self.paper is not None:
+            return self.paper
+        return Reference(self.authors.value, SILENT, self.authors.shown)
+
+
+def _row(key, value, source, paper_value=None, paper_section=None, shown=None, paper_shown=None, epochs=False):
+    paper_ref = None if paper_section is None else Reference(paper_value, paper(paper_section), paper_shown)
+    return Governed(key, Reference(value, source, shown), paper_ref, epochs)
+
+
+_SIZES = "Configurations and Training (table, v2 row)"
+_PER_SOURCE = "configs/model/ConvTDFNet_{vocals,drums,bass,other}.yaml"
+_EXPERIMENTS = "configs/experiment/multigpu_{vocals,drums,bass,other}.yaml"
+_AUGMENT = "src/utils/data_augmentation.py"
+_DATASET = "src/datamodules/datasets/musdb.py"
+
+GOVERNED: tuple[Governed, ...] = (
+    # ---- data -------------------------------------------------------------------------------------------------
+    _row("data.origin", AnyOf(("fetch", "existing")), authors("configs/datamodule/musdb18_hq.yaml"),
+         AnyOf(("fetch", "existing")), "Experimental Results (\"we used the MUSDB-HQ dataset\")",
+         shown="MUSDB18-HQ", paper_shown="MUSDB18-HQ"),
+    _row("data.valid_split", "musdb", authors("configs/datamodule/musdb18_hq.yaml (validation_set: musdb's 14)"),
+         "musdb", "Experimental Results (\"default 86/14 train and validation splits\")"),
+    _row("sample_rate", 44100, authors("configs/datamodule/musdb18_hq.yaml")),
+    # ---- augmentation grid (the tool is a fixed deviation, see FIXED) -----------------------------------------
+    _row("augment.pitch_semitones", [-2, -1, 0, 1, 2], authors(f"{_AUGMENT} (P) and configs/datamodule/"
+                                                              "musdb18_hq.yaml (aug_params: 2 semitones)")),
+    _row("augment.tempo_rates", [0.8, 0.9, 1.0, 1.1, 1.2],
+         authors(f"{_AUGMENT} (T = -20..+20 %, soundstretch -tempo)")),
+    _row("augment.grid", "product", authors(f"{_AUGMENT} main() and {_DATASET} (every pitch x tempo split)")),
+    _row("augment.speech_sources", ["vocals"], authors(f"{_AUGMENT} shift(voice=...): -speech for vocals")),
+    # ---- training examples ----------------------------------------------------------------------------------
+    _row("sampler.use_augmented", True, authors(f"{_DATASET} (the augmented splits join the training set)"),
+         True, "Configurations and Training (\"pitch shift and time stretch\")"),
+    _row("sampler.variant_draw", "pairs", authors(f"{_DATASET} __getitem__ (random.choice over every "
+                                                  "(split, track) pair)")),
+    _row("sampler.transforms", [], authors(f"{_DATASET} __getitem__ (chunks summed, nothing else)"),
+         [], "Configurations and Training (only chunking, remixing, pitch shift, time stretch)", shown="none",
+         paper_shown="none"),
+    # the form before sampler.transforms (read when a params file still has it)
+    _row("sampler.gain_db", [0.0, 0.0], authors(f"{_DATASET} __getitem__ (no gain)"),
+         [0.0, 0.0], "Configurations and Training (only chunking, remixing, pitch shift, time stretch)"),
+    _row("sampler.channel_swap_prob", 0.0, authors(f"{_DATASET} __getitem__ (no channel swap)"),
+         0.0, "Configurations and Training (only chunking, remixing, pitch shift, time stretch)"),
+    _row("sampler.silent_redraw_prob", 0.0, authors(f"{_DATASET} __getitem__ (no silence check)")),
+    _row("train.remix_prob", 1.0, authors(f"{_DATASET} __getitem__ (each source from its own random.choice)")),
+    # ---- separator training ---------------------------------------------------------------------------------
+    _row("train.loss", "mse", authors("src/models/mdxnet.py AbstractMDXNet.training_step (mse_loss)"),
+         "l1", "TFC-TDF-U-Net v2 (\"waveform L1 loss\"; the later revision: \"time-domain l1 loss\")"),
+    _row("train.optimizer", "rmsprop", authors(f"{_PER_SOURCE} and configs/model/Mixer.yaml (torch RMSprop, "
+                                               "momentum 0)"),
+         "rmsprop", "Configurations and Training (\"RMSProp with no momentum\", all five models)"),
+    _row("train.lr", {"vocals": 2e-4, "drums": 1e-4, "bass": 1e-4, "other": 1e-4}, authors(_PER_SOURCE)),
+    _row("train.lr_scale", 1.0, authors(f"{_PER_SOURCE} (lr used as given)")),
+    _row("train.batch_size", {"vocals": 16, "drums": 8, "bass": 8, "other": 8},
+         authors(f"{_EXPERIMENTS} (one batch, split over 4/2/3/2 GPUs by DataParallel)")),
+    _row("train.amp", True, authors("configs/trainer/minimal.yaml (precision: 16, amp_backend: native)")),
+    _row("train.amp_dtype", "float16", authors("configs/trainer/minimal.yaml (precision: 16)")),
+    _row("train.steps", NO_PARAMS_VALUE, authors("configs/trainer/minimal.yaml, configs/experiment/"
+                                                 "multigpu_default.yaml, README_SUBMISSION.md"),
+         shown="epochs until early stopping (max 3000; patience 50 validations); checkpoints used: "
+               "vocals epoch 2360, drums 600, bass 1720, other 1720", epochs=True),
+    _row("train.valid_every", NO_PARAMS_VALUE, authors("configs/trainer/minimal.yaml "
+                                                       "(check_val_every_n_epoch: 10)"),
+         shown="every 10 epochs", epochs=True),
+    _row("train.valid_sdr", "authors", authors("src/utils/utils.py sdr(), per validation track")),
+    _row("train.valid_reduce", "mean", authors("src/models/mdxnet.py validation_step (Lightning on_epoch mean)")),
+    # ---- Mixer ------------------------------------------------------------------------------------------------
+    _row("mixer.kind", "linear", authors("src/models/mdxnet.py Mixer (nn.Linear(10, 8, bias=False))"),
+         "linear", "Mixer (\"a single 1x1 convolution layer\")"),
+    _row("mixer.init", "random", authors("src/models/mdxnet.py Mixer (nn.Linear's default init)")),
+    _row("train.mixer.lr", 3e-3, authors("configs/model/Mixer.yaml")),
+    _row("train.mixer.batch_size", 16, authors("configs/experiment/mixer.yaml")),
+    _row("train.mixer.loss", "mse", authors("src/models/mdxnet.py Mixer.training_step (mse_loss)")),
+    _row("train.mixer.edge_trim", 8192, authors("configs/model/Mixer.yaml (overlap, cut from the loss)")),
+    _row("train.mixer.steps", NO_PARAMS_VALUE, authors("configs/experiment/mixer.yaml (max_epochs: 10)"),
+         shown="10 epochs", epochs=True),
+    _row("train.mixer.valid_every", NO_PARAMS_VALUE,
+         authors("configs/experiment/mixer.yaml (check_val_every_n_epoch: 1)"), shown="every epoch", epochs=True),
+    # ---- inference ----------------------------------------------------------------------------------------------
+    _row("separate.stitch", "trim", submission("predict_blend.py demix_base")),
+    _row("separate.chunk_frames", 512, submission("models.py (chunk_size = hop * (2 dim_t - 1), dim_t 256)")),
+    _row("separate.overlap", {"vocals": 3072, "drums": 2048, "bass": 8192, "other": 4096},
+         submission("predict_blend.py demix_base (trim = n_fft // 2)")),
+    # ---- network ------------------------------------------------------------------------------------------------
+    _row("model.arch", "v2", authors("src/models/mdxnet.py ConvTDFNet"),
+         "v2", "TFC-TDF-U-Net v2 and Configurations and Training"),
+    _row("model.n_fft", {"vocals": 6144, "drums": 4096, "bass": 16384, "other": 8192}, authors(_PER_SOURCE),
+         {"vocals": 6144, "drums": 4096, "bass": 16384, "other": 8192}, "Configurations and Training"),
+    _row("model.dim_f", 2048, authors(_PER_SOURCE), 2048, _SIZES),
+    _row("model.dim_t", 256, authors(_PER_SOURCE), 256, _SIZES),
+    _row("model.hop", 1024, authors(_PER_SOURCE + " (hop_length)"), 1024, _SIZES),
+    _row("model.num_blocks", 11, authors(_PER_SOURCE), 11, _SIZES),
+    _row("model.num_convs", 3, authors(_PER_SOURCE + " (l)"), 3, _SIZES),
+    _row("model.bottleneck", 8, authors(_PER_SOURCE + " (bn)"), 8, _SIZES),
+    _row("model.growth", 32, authors(_PER_SOURCE + " (g)"), 32, "Configurations and Training "
+                                                                  "(\"a linear factor of 32\")"),
+    _row("model.channels", 32, authors(_PER_SOURCE + " (g, the first conv's channels)")),
+    _row("model.kernel", 3, authors(_PER_SOURCE + " (k)")),
+    _row("model.bias", False, authors(_PER_SOURCE)),
+)
+
+# Keys of the params' earlier forms, still compared where a params file has them (sampler.transforms replaced
+# gain_db and channel_swap_prob; the step-counted loop dropped items).
+FORMER_KEYS = frozenset({"sampler.gain_db", "sampler.channel_swap_prob", "sampler.items"})
+
+# Params keys (or whole sections) no recipe governs, each with why it is not compared.
+IGNORED: dict[str, str] = {
+    "recipe": "the recipe itself (named above the table)",
+    "profile": "the profile itself (named above the table)",
+    "sources": "the four MUSDB sources, all separated",
+    "data.root": "where the dataset lives",
+    "data.fetch": "how MUSDB18-HQ is downloaded",
+    "data.extra_test": "extra songs scored beside the test set; no effect on training",
+    "data.synth": "the generated dataset of the embedded/ci profiles (data.origin shows that deviation)",
+    "data.check": "a check of the dataset, not a choice of the recipe",
+    "augment.root": "where the augmentation cache lives",
+    "sampler.silence_db": "read only when sampler.silent_redraw_prob > 0 (that row shows the deviation)",
+    "sampler.max_redraws": "read only when sampler.silent_redraw_prob > 0 (that row shows the deviation)",
+    "sampler.items": "dataset length of the step-counted loop (the authors count epochs: train.steps)",
+    "mixer.hidden": "read only when mixer.kind is conv (mdxnet's own; the mixer.kind row shows it)",
+    "mixer.layers": "read only when mixer.kind is conv (mdxnet's own; the mixer.kind row shows it)",
+    "mixer.kernel": "read only when mixer.kind is conv (mdxnet's own; the mixer.kind row shows it)",
+    "train.seed": "a seed reproduces a random stream only within the same code (the authors': 2021, "
+                  "configs/experiment/*.yaml)",
+    "train.checkpoint_every": "resumable checkpoints; no effect on the result",
+    "train.log_every": "logging",
+    "train.num_workers": "data loading processes; no effect on the result",
+    "train.mixer.checkpoint_every": "resumable checkpoints; no effect on the result",
+    "separate.batch": "chunks per forward pass; no effect on the result",
+    "separate.device": "where inference runs",
+    "separate.backend": "ONNX Runtime or PyTorch: how inference runs, not what it computes",
+    "separate.onnx_cache": "where exported ONNX files live",
+    "evaluate": "how results are scored (the paper's SiSEC2018 BSS Eval v4 medians), not how they are made",
+    "report": "how results are reported",
+}
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """One row of the table. `key` is a params key, or a topic for the rows no params key switches."""
+
+    key: str
+    value: str
+    authors: str
+    authors_source: str
+    paper: str
+    paper_source: str
+    kind: str
+    from_authors: bool
+    from_paper: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_SOUNDSTRETCH = authors(f"{_AUGMENT} shift()")
+_MIXER_INIT = authors("src/models/mdxnet.py Mixer.__init__")
+
+# Deviations no params key switches: always listed.
+FIXED: tuple[Deviation, ...] = (
+    Deviation("augmentation tool", "rubberband (pyrubberband; speech setting: src/mdxnet/data/augment.py)",
+              "soundstretch (SoundTouch), -speech for vocals", _SOUNDSTRETCH,
+              "\"pitch shift and time stretch\", no tool named", paper("Configurations and Training"),
+              KIND_FIXED, True, False),
+    Deviation("BatchNorm batch statistics", "the whole batch in one process (each rank's share under torchrun)",
+              "each GPU's share of the batch (DataParallel, sync_batchnorm False)",
+              authors(f"configs/trainer/minimal.yaml (accelerator: dp) and {_EXPERIMENTS} (gpus)"),
+              SILENT, SILENT, KIND_FIXED, True, False),
+    Deviation("Mixer: separators' weights", "the trained separators, loaded and frozen",
+              "never loaded: load_from_checkpoint's return value is discarded (random separators)", _MIXER_INIT,
+              "\"Train the Mixer while freezing the pretrained weights of the separation models\"",
+              paper("Configurations and Training"), KIND_BUG, True, False),
+    Deviation("Mixer: separators' BatchNorm", "eval mode (running statistics, frozen)",
+              "train mode: Lightning's model.train() reaches the frozen separators (batch statistics, running "
+              "statistics updated)", authors("src/models/mdxnet.py Mixer (separators are submodules)"),
+              SILENT, SILENT, KIND_BUG, True, False),
+    Deviation("Mixer: training data", "MUSDB train split only (the test set never trains)",
+              "one Mixer config adds MUSDB's test set (datamodule.external_datasets: [test]); on Leaderboard_A "
+              "removed by commit 97ea1df",
+              "kuielab/mdx-net@main:configs/experiment/mixer.yaml",
+              "\"Only models for Leaderboard A were evaluated\" (Leaderboard B trains on the test set)",
+              paper("Performance on the MUSDB Benchmark"), KIND_BUG, True, False),
+)
+
+
+# ---- comparing ---------------------------------------------------------------------------------------------------
+def _expand(value: Any, sources: list[str]) -> Any:
+    return value if isinstance(value, dict) else {source: value for source in sources}
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def matches(reference: Any, value: Any, sources: list[str]) -> bool:
+    """Whether a params value equals a reference value (per-source dicts and shared scalars compare per source)."""
+    if isinstance(reference, NoParamsValue):
+        return False
+    if isinstance(reference, AnyOf):
+        return any(matches(option, value, sources) for option in reference.values)
+    if isinstance(value, AnyOf):  # two references compared with each other
+        return any(matches(reference, option, sources) for option in value.values)
+    if isinstance(reference, dict) or isinstance(value, dict):
+        return _same(_expand(reference, sources), _expand(value, sources))
+    return _same(reference, value)
+
+
+def show(value: Any) -> str:
+    """A params value as one short line."""
+    if isinstance(value, dict):
+        if len({json.dumps(v, sort_keys=True) for v in value.values()}) == 1 and value:
+            return show(next(iter(value.values())))
+        return ", ".join(f"{k} {show(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        if value and all(isinstance(v, dict) and "name" in v for v in value):  # sampler.transforms
+            return "; ".join(_show_transform(v) for v in value)
+        return "[" + ", ".join(show(v) for v in value) + "]" if value else "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _show_transform(spec: dict) -> str:
+    args = ", ".join(f"{k}={show(v)}" for k, v in (spec.get("args") or {}).items())
+    return f"{spec['name']}(p={show(spec.get('p'))}{', ' + args if args else ''})"
+
+
+def _shown(reference: Reference) -> str:
+    return reference.shown if reference.shown is not None else show(reference.value)
+
+
+# ---- reading the params ----------------------------------------------------------------------------------------
+def leaf_keys(node: Any, prefix: str = "") -> list[str]:
+    """Dotted keys of the params' leaves: a typed section's fields (per-source dicts are one leaf)."""
+    if dataclasses.is_dataclass(node):
+        return [key for field in dataclasses.fields(node)
+                for key in leaf_keys(object.__getattribute__(node, field.name), f"{prefix}{field.name}.")]
+    return [prefix[:-1]]
+
+
+def ignored(key: str) -> bool:
+    """Whether IGNORED names `key` or a section holding it."""
+    parts = key.split(".")
+    return any(".".join(parts[:n]) in IGNORED for n in range(1, len(parts) + 1))
+
+
+def lookup(values: dict, key: str, missing: Any = None) -> Any:
+    node = values
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return missing
+        node = node[part]
+    return node
+
+
+def _overlay_keys(overlay: Any, prefix: str = "") -> set[str]:
+    if not isinstance(overlay, dict) or not overlay:
+        return {prefix[:-1]} if prefix else set()
+    return set().union(*(_overlay_keys(v, f"{prefix}{k}.") for k, v in overlay.items()))
+
+
+def read_raw(path: str | Path) -> dict | None:
+    """A params file's raw contents (recipes and profiles included), or None where there is none to read."""
+    from mdxnet.config import load_yaml
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    raw = load_yaml(path.read_text())
+    return raw if isinstance(raw, dict) else None
+
+
+@dataclass(frozen=True)
+class Overlays:
+    """What the chosen recipe alone gives, and which keys the chosen profile sets (to tell scale from recipe)."""
+
+    recipe_values: dict | None  # None: unknown (no params file to read)
+    recipe_keys: frozenset[str]
+    profile_keys: frozenset[str]
+    profile_swaps_network: bool
+
+    @classmethod
+    def read(cls, raw: dict | None, recipe: str | None, profile: str | None) -> Overlays:
+        if not raw:
+            return cls(None, frozenset(), frozenset(), False)
+        from mdxnet.config import resolve_profile
+
+        recipe_values = resolve_profile({**raw, "profile": None}, None, recipe)
+        recipe_overlay = (raw.get("recipes") or {}).get(recipe) or {}
+        overlay = (raw.get("profiles") or {}).get(profile) or {}
+        return cls(recipe_values, frozenset(_overlay_keys(recipe_overlay)), frozenset(_overlay_keys(overlay)),
+                   lookup(overlay, "model.arch") is not None)
+
+    @staticmethod
+    def _sets(keys: frozenset[str], key: str) -> bool:
+        return any(k == key or k.startswith(key + ".") or key.startswith(k + ".") for k in keys)
+
+    def profile_sets(self, key: str) -> bool:
+        return self._sets(self.profile_keys, key)
+
+    def recipe_sets(self, key: str) -> bool:
+        return self._sets(self.recipe_keys, key)
+
+
+# ---- the table -------------------------------------------------------------------------------------------------
+def _kind(row: Governed, value: Any, params, overlays: Overlays, sources: list[str]) -> str:
+    recipe_value = lookup(overlays.recipe_values, row.key, value) if overlays.recipe_values else value
+    by_profile = overlays.profile_sets(row.key) and not matches(recipe_value, value, sources)
+    if by_profile or row.epochs:
+        word = "network" if overlays.profile_swaps_network and by_profile else "scale"
+        kind = f"{word} (profile {params.profile})"
+        if by_profile and not matches(row.authors.value, recipe_value, sources):
+            kind += f"; recipe {params.recipe}: {show(recipe_value)}"
+        return kind
+    to_authors = matches(row.authors.value, value, sources)
+    if overlays.recipe_values is not None and not to_authors and not overlays.recipe_sets(row.key):
+        return KIND_EDITED  # the base values are the authors': neither overlay put this value here
+    to_paper = matches(row.paper_reference.value, value, sources)
+    if to_paper and not to_authors:
+        return KIND_PAPER
+    if to_authors and not to_paper:
+        return KIND_AUTHORS
+    return KIND_OPT_IN
+
+
+def deviations(params, raw: dict | None = None) -> list[Deviation]:
+    """Every value of `params` (resolved) that differs from the authors' code or the paper's text, then the
+    fixed deviations and the authors' bugs not reproduced. `raw`: the params file's contents, to tell a value the
+    profile sets (scale) from the recipe's (without it, only epoch-counted keys are called scale)."""
+    values = params.to_dict()
+    sources = list(params.sources)
+    overlays = Overlays.read(raw, params.recipe, params.profile)
+    missing = object()
+    rows = []
+    for row in GOVERNED:
+        value = lookup(values, row.key, missing)
+        if value is missing:  # a form of the params this file does not have (sampler.gain_db vs transforms)
+            continue
+        paper_ref = row.paper_reference
+        from_authors = not matches(row.authors.value, value, sources)
+        from_paper = not matches(paper_ref.value, value, sources)
+        if not (from_authors or from_paper):
+            continue
+        rows.append(Deviation(row.key, show(value), _shown(row.authors), row.authors.source, _shown(paper_ref),
+                              paper_ref.source, _kind(row, value, params, overlays, sources), from_authors,
+                              from_paper))
+    return rows + list(FIXED)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def heading(params) -> str:
+    return (f"Recipe `{params.recipe}`, profile `{params.profile}`: every value that differs from the authors' "
+            f"code ({AUTHORS}, {SUBMISSION}) or from the paper's text ({PAPER}). A paper cell \"silent\": the paper "
+            "does not give the value, and the authors' value stands for it. `mdxnet params --deviations "
+            "--recipe R --profile P` shows another combination.")
+
+
+def render_markdown(rows: list[Deviation]) -> str:
+    lines = ["| Key | This run | Authors' code | Paper | Differs from | Kind |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        differs = ", ".join(name for name, flag in (("authors", row.from_authors), ("paper", row.from_paper)) if flag)
+        paper_cell = "silent" if row.paper_source == SILENT else f"{row.paper} ({row.paper_source})"
+        cells = [row.key if " " in row.key else f"`{row.key}`", row.value, f"{row.authors} ({row.authors_source})", paper_cell, differs, row.kind]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def table_data(params, rows: list[Deviation]) -> dict[str, Any]:
+    """The table as data (results/table.json provenance)."""
+    return {"recipe": params.recipe, "profile": params.profile, "authors": [AUTHORS, SUBMISSION], "paper": PAPER,
+            "rows": [row.to_dict() for row in rows]}

@@ -1,0 +1,202 @@
+"""The reference table (mdxnet.recipes): each recipe's deviations from the authors' code and the paper's text,
+every params key covered, `mdxnet params --deviations`. Checked against params.yaml and the table's own values,
+not against how the code behaves."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mdxnet import recipes
+from mdxnet.cli import main
+from mdxnet.config import load_params
+
+REPO = Path(__file__).resolve().parents[1]
+PARAMS = REPO / "params.yaml"
+MIRRORS = Path("/work/.mirror")
+RAW = recipes.read_raw(PARAMS)
+GOVERNED = {row.key: row for row in recipes.GOVERNED}
+SCALE_KINDS = ("scale (", "network (")
+
+
+def _deviations(recipe: str, profile: str = "paper") -> list[recipes.Deviation]:
+    return recipes.deviations(load_params(PARAMS, profile=profile, recipe=recipe), RAW)
+
+
+def _recipe_kind(row: recipes.Deviation) -> bool:
+    """A deviation the recipe decides (not the scale, not a fixed one, not a bug)."""
+    return row.key in GOVERNED and not row.kind.startswith(SCALE_KINDS)
+
+
+def _governed_keys_set_by(overlay: dict) -> set[str]:
+    """The GOVERNED keys an overlay of params.yaml sets (a per-source dict counts as its key)."""
+    leaves = recipes._overlay_keys(overlay)
+    return {key for key in GOVERNED if any(leaf == key or leaf.startswith(key + ".") for leaf in leaves)}
+
+
+def test_authors_recipe_deviates_from_the_authors_only_where_no_param_can_follow():
+    rows = _deviations("authors")
+    assert not [row for row in rows if _recipe_kind(row) and row.from_authors]
+    fixed = {row.key for row in rows if row.from_authors and row.kind == recipes.KIND_FIXED}
+    assert "augmentation tool" in fixed
+    assert {row.key for row in rows if row.kind == recipes.KIND_FIXED} == {r.key for r in recipes.FIXED
+                                                                          if r.kind == recipes.KIND_FIXED}
+    # the only rows against the paper are where the paper's text and the authors' code disagree
+    speaks_otherwise = {key for key, row in GOVERNED.items()
+                        if row.paper and not recipes.matches(row.paper.value, row.authors.value, ["vocals"])}
+    assert {row.key for row in rows if _recipe_kind(row) and row.from_paper} == speaks_otherwise
+    assert all(row.kind == recipes.KIND_AUTHORS for row in rows if row.key in speaks_otherwise)
+
+
+def test_paper_recipe_differs_from_the_authors_by_the_loss_only_and_never_from_the_paper():
+    rows = _deviations("paper")
+    assert not [row for row in rows if _recipe_kind(row) and row.from_paper]
+    against_authors = {row.key for row in rows if _recipe_kind(row) and row.from_authors}
+    assert against_authors == _governed_keys_set_by(RAW["recipes"]["paper"]) == {"train.loss"}
+    loss = next(row for row in rows if row.key == "train.loss")
+    assert loss.kind == recipes.KIND_PAPER and loss.paper_source.startswith("paper §")
+    assert loss.value == "l1" and loss.authors == "mse"
+
+
+def test_mdxnet_recipe_lists_its_opt_ins():
+    params = load_params(PARAMS, profile="paper", recipe="mdxnet")
+    rows = {row.key: row for row in recipes.deviations(params, RAW)}
+    values = params.to_dict()
+    overlay_keys = _governed_keys_set_by(RAW["recipes"]["mdxnet"])
+    sources = list(params.sources)
+    off_both = {key for key in overlay_keys
+                if not recipes.matches(GOVERNED[key].authors.value, recipes.lookup(values, key), sources)
+                and not recipes.matches(GOVERNED[key].paper_reference.value, recipes.lookup(values, key), sources)}
+    assert off_both, "the mdxnet recipe sets values of its own"
+    assert {key for key, row in rows.items() if row.kind == recipes.KIND_OPT_IN} == off_both
+    for key in overlay_keys - off_both:  # the recipe's values that one reference holds (the paper's loss)
+        assert key not in rows or rows[key].kind in (recipes.KIND_PAPER, recipes.KIND_AUTHORS)
+
+
+def test_every_params_key_is_in_the_table_or_ignored_with_a_reason():
+    params = load_params(PARAMS)
+    keys = set(recipes.leaf_keys(params))
+    uncovered = sorted(key for key in keys if key not in GOVERNED and not recipes.ignored(key))
+    assert not uncovered, f"add these params keys to mdxnet.recipes GOVERNED (or IGNORED, with why): {uncovered}"
+    # and no entry of the table names a key the params do not have (a renamed key would go unnoticed)
+    known = keys | {key.rsplit(".", 1)[0] for key in keys} | {key.split(".")[0] for key in keys}
+    stale = sorted(key for key in [*GOVERNED, *recipes.IGNORED] if key not in known and key not in
+                   recipes.FORMER_KEYS)
+    assert not stale, f"mdxnet.recipes names keys params.yaml does not have: {stale}"
+    assert all(reason for reason in recipes.IGNORED.values())
+
+
+def test_scale_is_told_from_the_recipe():
+    rows = {row.key: row for row in _deviations("mdxnet", "embedded")}
+    # embedded sets the batch size: scale, with the recipe's own value named
+    assert rows["train.batch_size"].kind.startswith("scale (profile embedded)")
+    assert f"recipe mdxnet: {recipes.show(RAW['recipes']['mdxnet']['train']['batch_size'])}" in \
+        rows["train.batch_size"].kind
+    # epoch-counted keys are scale even at full size
+    full = {row.key: row for row in _deviations("authors", "paper")}
+    assert {"train.steps", "train.mixer.steps"} <= set(full)
+    assert full["train.steps"].kind == "scale (profile paper)"
+
+
+def test_a_base_value_changed_away_from_the_authors_is_called_edited(tmp_path):
+    raw = yaml.safe_load(PARAMS.read_text())
+    raw["train"]["lr"]["vocals"] = 3.0e-4  # what `dvc exp run -S train.lr.vocals=3e-4` writes
+    edited = tmp_path / "params.yaml"
+    edited.write_text(yaml.safe_dump(raw, sort_keys=False))
+    rows = {row.key: row for row in recipes.deviations(load_params(edited, profile="paper", recipe="paper"),
+                                                       recipes.read_raw(edited))}
+    assert rows["train.lr"].kind == recipes.KIND_EDITED
+    assert rows["train.lr"].value == "vocals 0.0003, drums 0.0001, bass 0.0001, other 0.0001"
+
+
+def test_matches_compares_per_source_values_with_shared_ones():
+    sources = ["vocals", "drums", "bass", "other"]
+    assert recipes.matches({"vocals": 8, "drums": 8, "bass": 8, "other": 8}, 8, sources)
+    assert not recipes.matches({"vocals": 16, "drums": 8, "bass": 8, "other": 8}, 8, sources)
+    assert recipes.matches(2e-4, 0.0002, sources) and not recipes.matches(0, False, sources)
+    assert recipes.matches([0.8, 1.0], [0.8, 1], sources) and not recipes.matches([1], [1, 2], sources)
+    assert not recipes.matches(recipes.NO_PARAMS_VALUE, 300000, sources)
+    assert recipes.matches(recipes.AnyOf(("fetch", "existing")), "existing", sources)
+
+
+def test_params_deviations_cli(capsys):
+    assert main(["--params", str(PARAMS), "params", "--deviations", "--recipe", "authors", "--profile", "paper"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Recipe `authors`, profile `paper`")
+    lines = [line for line in out.splitlines() if line.startswith("|")]
+    assert len({line.replace("\\|", "").count("|") for line in lines}) == 1
+    assert any(line.startswith("| augmentation tool | rubberband") for line in lines)
+    assert any(line.startswith("| `train.loss` | mse |") for line in lines)
+    # the default combination: the file's own recipe and profile
+    assert main(["--params", str(PARAMS), "params", "--deviations"]) == 0
+    assert f"Recipe `{RAW['recipe']}`, profile `{RAW['profile']}`" in capsys.readouterr().out
+    assert main(["--params", str(PARAMS), "params", "--recipe", "nope"]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+# ---- the authors' values, read again from their repositories (where the mirrors are on this machine) ----------
+def _git_show(repo: str, ref: str, path: str) -> str:
+    git_dir = MIRRORS / repo.replace("/", "+") / "repo"
+    if not git_dir.is_dir() or shutil.which("git") is None:
+        pytest.skip(f"no mirror of {repo} at {git_dir}")
+    done = subprocess.run(["git", f"--git-dir={git_dir}", "show", f"{ref}:{path}"], capture_output=True, text=True)
+    assert done.returncode == 0, f"{repo}@{ref}:{path}: {done.stderr}"
+    return done.stdout
+
+
+def _authors_yaml(path: str) -> dict:
+    return yaml.safe_load(_git_show("kuielab/mdx-net", "Leaderboard_A", path))
+
+
+def test_every_cited_file_exists_in_the_authors_repositories():
+    cited = [row.authors.source for row in recipes.GOVERNED] + [row.authors_source for row in recipes.FIXED]
+    for source in cited:
+        repo_ref, _, rest = source.partition(":")
+        repo, _, ref = repo_ref.partition("@")
+        for path in re.findall(r"[\w./{},-]+\.(?:py|yaml|md)", rest):
+            head, brace, tail = path.partition("{")
+            options, _, after = tail.partition("}")
+            for option in options.split(",") if brace else [""]:
+                _git_show(repo, ref, f"{head}{option}{after}")
+
+
+def test_the_authors_values_are_those_of_their_configs():
+    expect = {"n_fft": "model.n_fft", "lr": "train.lr", "overlap": "separate.overlap"}
+    for source in ("vocals", "drums", "bass", "other"):
+        config = _authors_yaml(f"configs/model/ConvTDFNet_{source}.yaml")
+        for theirs, ours in expect.items():
+            assert config[theirs] == GOVERNED[ours].authors.value[source], (source, theirs)
+        shared = {"dim_f": "model.dim_f", "dim_t": "model.dim_t", "hop_length": "model.hop",
+                  "num_blocks": "model.num_blocks", "l": "model.num_convs", "g": "model.growth",
+                  "k": "model.kernel", "bn": "model.bottleneck", "bias": "model.bias", "optimizer": "train.optimizer"}
+        for theirs, ours in shared.items():
+            assert config[theirs] == GOVERNED[ours].authors.value, (source, theirs)
+        assert config["g"] == GOVERNED["model.channels"].authors.value
+        experiment = _authors_yaml(f"configs/experiment/multigpu_{source}.yaml")
+        assert experiment["datamodule"]["batch_size"] == GOVERNED["train.batch_size"].authors.value[source]
+    mixer = _authors_yaml("configs/model/Mixer.yaml")
+    assert mixer["lr"] == GOVERNED["train.mixer.lr"].authors.value
+    assert mixer["overlap"] == GOVERNED["train.mixer.edge_trim"].authors.value
+    assert _authors_yaml("configs/experiment/mixer.yaml")["datamodule"]["batch_size"] == \
+        GOVERNED["train.mixer.batch_size"].authors.value
+    assert _authors_yaml("configs/trainer/minimal.yaml")["precision"] == 16
+    datamodule = _authors_yaml("configs/datamodule/musdb18_hq.yaml")
+    assert datamodule["aug_params"] == [max(GOVERNED["augment.pitch_semitones"].authors.value),
+                                        round(100 * (max(GOVERNED["augment.tempo_rates"].authors.value) - 1))]
+    from mdxnet.data.musdb import musdb_validation_names
+
+    assert list(datamodule["validation_set"]) == list(musdb_validation_names())  # valid_split musdb = theirs
+
+
+def test_the_mixer_config_that_trains_on_the_test_set_is_where_the_table_says():
+    row = next(row for row in recipes.FIXED if row.key == "Mixer: training data")
+    repo_ref, _, path = row.authors_source.partition(":")
+    repo, _, ref = repo_ref.partition("@")
+    assert yaml.safe_load(_git_show(repo, ref, path))["datamodule"]["external_datasets"] == ["test"]
+    leaderboard_a = _authors_yaml(path)
+    assert "external_datasets" not in leaderboard_a["datamodule"]  # not on the branch the base values follow
