@@ -63,7 +63,7 @@ class ToyTask:
 def config(tmp_path, steps=12, **overrides) -> LoopConfig:
     values = dict(name="toy", steps=steps, batch_size=4, lr=3e-3, loss="l1", valid_every=5, checkpoint_every=3,
                   log_every=2, amp=False, amp_dtype="bfloat16", seed=0, num_workers=0,
-                  last_path=tmp_path / "ckpt" / "last.pt", best_path=tmp_path / "best.pt",
+                  last_path=tmp_path / "ckpt" / "last.pt", best_path=tmp_path / "out.pt",
                   live_dir=tmp_path / "live", resume_key="k")
     values.update(overrides)
     return LoopConfig(**values)
@@ -119,10 +119,16 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(tmp_path / "cut", steps=12, task_kwargs={"crash_from": 32})
     assert torch.load(tmp_path / "cut" / "ckpt" / "last.pt", weights_only=True)["step"] == 6
+    # the unfinished run's best model (step 5) stays in the checkpoint folder: no output yet
+    assert not (tmp_path / "cut" / "out.pt").exists()
+    assert torch.load(tmp_path / "cut" / "ckpt" / "best.pt", weights_only=True)["step"] == 5
     resumed, _ = train(tmp_path / "cut", steps=12)
     assert resumed.best_step == full.best_step and resumed.best_score == full.best_score
     assert_same(weights(tmp_path / "full" / "ckpt" / "last.pt"), weights(tmp_path / "cut" / "ckpt" / "last.pt"))
-    assert_same(weights(tmp_path / "full" / "best.pt"), weights(tmp_path / "cut" / "best.pt"))
+    full_out, cut_out = (torch.load(tmp_path / run / "out.pt", weights_only=True) for run in ("full", "cut"))
+    assert_same(full_out["state_dict"], cut_out["state_dict"])
+    assert full_out["step"] == cut_out["step"] == full.best_step and full_out["extra"] == cut_out["extra"]
+    assert_same(weights(tmp_path / "cut" / "ckpt" / "best.pt"), cut_out["state_dict"])
     # the resumed run continued the dvclive history instead of restarting it
     rows = (tmp_path / "cut" / "live" / "plots" / "metrics" / "loss.tsv").read_text().split()[2::2]
     assert [int(s) for s in rows] == [2, 4, 6, 8, 10, 12]  # row 8 of the crashed run was replaced
@@ -161,7 +167,37 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     last = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)
     assert last["step"] == 6
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
-    assert (tmp_path / "best.pt").is_file()
+    assert (tmp_path / "ckpt" / "best.pt").is_file() and not (tmp_path / "out.pt").exists()
+
+
+def test_output_is_written_only_when_the_run_finishes(tmp_path):
+    out = tmp_path / "out.pt"
+    with pytest.raises(RuntimeError, match="simulated crash"):  # dies during step 11, after two validations
+        train(tmp_path, steps=12, task_kwargs={"crash_from": 40})
+    assert not out.exists() and (tmp_path / "ckpt" / "best.pt").is_file()
+    result, _ = train(tmp_path, steps=12)
+    written = torch.load(out, weights_only=True)
+    assert written["step"] == result.best_step and written["extra"]["valid_sdr"] == result.best_score
+    assert_same(written["state_dict"], weights(tmp_path / "ckpt" / "best.pt"))
+    assert not [p.name for p in tmp_path.rglob("*.tmp")]
+    # a rerun of the finished run rewrites nothing; a deleted output is restored from last.pt
+    mtime = out.stat().st_mtime_ns
+    train(tmp_path, steps=12)
+    assert out.stat().st_mtime_ns == mtime
+    out.unlink()
+    train(tmp_path, steps=12)
+    assert_same(torch.load(out, weights_only=True)["state_dict"], written["state_dict"])
+
+
+def test_output_of_another_run_is_kept_until_this_one_finishes(tmp_path):
+    train(tmp_path, steps=6)
+    before = weights(tmp_path / "out.pt")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(tmp_path, steps=12, resume_key="changed-lr", task_kwargs={"crash_from": 32})
+    assert_same(weights(tmp_path / "out.pt"), before)  # the finished model, not the new run's partial best
+    result, _ = train(tmp_path, steps=12, resume_key="changed-lr")
+    replaced = torch.load(tmp_path / "out.pt", weights_only=True)
+    assert replaced["extra"]["resume_key"] == "changed-lr" and replaced["step"] == result.best_step
 
 
 def _free_port() -> int:

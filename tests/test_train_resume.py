@@ -84,11 +84,15 @@ def test_sigkilled_run_resumes_to_the_identical_result(tiny_project):
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     cut_last = tiny_project / "cut" / "models" / "checkpoints" / "vocals" / "last.pt"
     assert state(cut_last)["step"] == 4
+    # the killed run left its best model (step 3) in its checkpoint folder, nothing under the final name
+    assert not (tiny_project / "cut" / "models" / "vocals.pt").exists()
+    assert state(cut_last.with_name("best.pt"))["step"] == 3
+    assert not list((tiny_project / "cut" / "models").rglob("*.tmp"))
     resumed = mdxnet(tiny_project, tiny_project / "cut", *train)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming vocals" in resumed.stderr
 
-    for rel in ("models/vocals.pt", "models/checkpoints/vocals/last.pt"):
+    for rel in ("models/vocals.pt", "models/checkpoints/vocals/last.pt", "models/checkpoints/vocals/best.pt"):
         a, b = state(tiny_project / "full" / rel), state(tiny_project / "cut" / rel)
         assert a["step"] == b["step"] and a["extra"].get("best_score") == b["extra"].get("best_score")
         for key in a["state_dict"]:
@@ -137,6 +141,9 @@ def test_mixer_trains_on_frozen_eval_mode_separators_and_reruns_are_idempotent(t
     assert result.returncode == 0, result.stderr
     mixer = state(work / "models" / "mixer.pt")
     assert mixer["kind"] == "mixer" and (work / "models/checkpoints/mixer/last.pt").is_file()
+    best_so_far = state(work / "models/checkpoints/mixer/best.pt")  # the finished run's output is its best
+    assert best_so_far["step"] == mixer["step"]
+    assert all(torch.equal(best_so_far["state_dict"][k], v) for k, v in mixer["state_dict"].items())
     metrics = yaml.safe_load((work / "dvclive" / "mixer" / "metrics.json").read_text())
     assert {"valid_sdr", "valid_sdr_separators", "valid_sdr_vocals", "loss"} <= set(metrics)
 

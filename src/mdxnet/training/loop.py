@@ -7,6 +7,12 @@ becomes (model inputs, target) and the validation score (median SDR, higher is b
 Exact resumption: step s always trains on dataset items [s*B, (s+1)*B) (sharded over DDP ranks), and items are a
 pure function of (seed, index), so the data never depends on how the run was interrupted. `last.pt` holds model,
 optimizer, grad-scaler, RNG streams and the best-so-far state; a restarted run continues from it bit for bit.
+
+Files: while a run trains, everything it writes stays in its checkpoint folder (models/checkpoints/<name>/):
+`last.pt` (resumable state) and `best.pt` (the best model so far, a loadable checkpoint). The output
+(`best_path`, models/<source>.pt or models/mixer.pt) is written once, atomically, when the run has finished
+all its steps, so a killed or diverged run never leaves a model under the name `mdxnet separate` and the
+workflow take as done.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import pickle
 import signal
 import time
 from dataclasses import dataclass, field
@@ -72,8 +79,8 @@ class LoopConfig:
     amp_dtype: str
     seed: int
     num_workers: int
-    last_path: Path
-    best_path: Path
+    last_path: Path  # resumable state, in the run's checkpoint folder
+    best_path: Path  # the output: the best model, written when the run finishes (models/<source>.pt)
     live_dir: Path
     resume_key: str
 
@@ -85,6 +92,11 @@ class LoopConfig:
         for key in ("steps", "batch_size", "valid_every", "checkpoint_every", "log_every"):
             if getattr(self, key) < 1:
                 raise UserError(f"{key} must be >= 1 (got {getattr(self, key)}): fix it in params.yaml")
+
+    @property
+    def best_so_far_path(self) -> Path:
+        """The best model of an unfinished run: beside last.pt, never under the output's name."""
+        return self.last_path.with_name("best.pt")
 
 
 @dataclass
@@ -203,6 +215,15 @@ class Trainer:
         save_checkpoint(path, self.model, kind=self.task.kind, source=self.task.source,
                         model_kwargs=self.task.model_kwargs, params=self.task.params, step=step, extra=extra)
 
+    def _save_state(self, path: Path, state: dict, step: int, extra: dict) -> None:
+        """Save `state` (a model state dict) as a checkpoint of this task, leaving the live model as it was."""
+        current = {k: v.clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(state)
+        try:
+            self._save(path, step, extra)
+        finally:
+            self.model.load_state_dict(current)
+
     def _save_last(self, step: int) -> None:
         if not all_finite(self.model):
             self._diverged(step, "the weights contain NaN/inf")
@@ -215,17 +236,36 @@ class Trainer:
             "best_score": p.best_score, "best_step": p.best_step, "best_state": p.best_state,
         })
 
-    def _save_best(self) -> None:
-        """Write the best model (kept in memory as a state dict) to the output path."""
+    def _best_extra(self) -> dict:
+        return {"valid_sdr": self.progress.best_score, "resume_key": self.cfg.resume_key}
+
+    def _save_best_so_far(self) -> None:
+        """The best model so far, into the checkpoint folder (the output is only written by `_publish`)."""
         p = self.progress
-        if not self.dist.is_main or p.best_state is None:
-            return
-        current = {k: v.clone() for k, v in self.model.state_dict().items()}
-        self.model.load_state_dict(p.best_state)
+        if self.dist.is_main and p.best_state is not None:
+            self._save_state(self.cfg.best_so_far_path, p.best_state, p.best_step, self._best_extra())
+
+    def _published(self) -> bool:
+        """Whether the output already holds this run's best model (a rerun of a finished run rewrites nothing)."""
+        path = self.cfg.best_path
+        if not path.is_file():
+            return False
         try:
-            self._save(self.cfg.best_path, p.best_step, {"valid_sdr": p.best_score})
-        finally:
-            self.model.load_state_dict(current)
+            found = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError):  # unreadable: replaced
+            return False
+        return (isinstance(found, dict) and found.get("extra", {}).get("resume_key") == self.cfg.resume_key
+                and found.get("step") == self.progress.best_step)
+
+    def _publish(self) -> None:
+        """The finished run's best model under the output's name, atomically."""
+        p = self.progress
+        if not self.dist.is_main or self._published():
+            return
+        if p.best_state is None:  # only when resumed past --steps from a checkpoint taken before any validation
+            raise UserError(f"{self.cfg.last_path} is at step {p.step}, past the {self.cfg.steps} steps asked for, "
+                            f"and holds no validated model to write: rerun with --steps {p.step} or more")
+        self._save_state(self.cfg.best_path, p.best_state, p.best_step, self._best_extra())
 
     def _diverged(self, step: int, what: str) -> None:
         last = self.cfg.last_path
@@ -247,7 +287,7 @@ class Trainer:
             if score is None or p.best_score is None or score > p.best_score:
                 p.best_score, p.best_step = score, step
                 p.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-                self._save_best()
+                self._save_best_so_far()
             if score is not None:
                 monitor.log(step, metrics, summary={"best_valid_sdr": p.best_score, "best_step": p.best_step})
                 monitor.note(f"step {step}: validation SDR {score:.3f} dB (best {p.best_score:.3f} dB "
@@ -283,6 +323,9 @@ class Trainer:
         kill_after = int(os.environ.get(KILL_ENV, "0"))
         window = Window()
         global_batch = cfg.batch_size
+        if self.dist.is_main and start < cfg.steps and cfg.best_path.is_file():
+            log.info("%s is left as it is until this run finishes (its best model so far: %s)", cfg.best_path,
+                     cfg.best_so_far_path)
         try:
             self.model.train()
             tick = time.perf_counter()  # step time includes waiting for data, excludes validation/saving
@@ -304,7 +347,8 @@ class Trainer:
                 tick = time.perf_counter()
         finally:
             monitor.close()
-        if not cfg.best_path.is_file():
-            self._save_best()  # e.g. a finished run whose output was deleted: restore it from last.pt
+        # every step done (now, or by the run that last.pt comes from: then a deleted output is restored)
+        self._publish()
+        ddp.barrier(self.dist)
         p = self.progress
         return TrainResult(p.step, p.best_score, p.best_step, cfg.best_path)
