@@ -14,10 +14,11 @@ from mdxnet.checkpoint import (
 from mdxnet.cli import main
 from mdxnet.config import params_hash, separator_kwargs
 from mdxnet.errors import UserError
-from mdxnet.models import Mixer, TFCTDFUNet
+from mdxnet.models import Mixer, TFCTDFUNet, TFCTDFUNetV1
 
 TINY = dict(n_fft=512, hop=128, dim_f=64, dim_t=16, num_blocks=3, num_convs=1, channels=4, growth=4,
             kernel=3, bottleneck=4, bias=False)
+TINY_V1 = {**TINY, "num_convs": 3, "growth": 0, "bias": True}
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def test_round_trip_keeps_weights_and_metadata(saved, params):
     path, model = saved
     ckpt = torch.load(path, weights_only=True)  # plain data only: no pickled code
     assert ckpt["kind"] == "separator" and ckpt["source"] == "vocals" and ckpt["step"] == 123
-    assert ckpt["model_kwargs"] == TINY
+    assert ckpt["model_kwargs"] == {"arch": "v2", **TINY}  # the arch is recorded from the model saved
     assert ckpt["params"] == params.to_dict() and ckpt["params_hash"] == params_hash(params)
     assert ckpt["git_commit"] and ckpt["mdxnet_version"]
     assert ckpt["extra"]["rng"].dtype == torch.uint8 and "param_groups" in ckpt["extra"]["optimizer"]
@@ -57,7 +58,42 @@ def test_wrong_source_or_kind_is_refused(saved):
 def test_mismatched_config_is_refused(saved):
     path, _ = saved
     with pytest.raises(UserError, match=r"another model config \(channels: checkpoint 4 vs params 8"):
-        load_checkpoint(path, kind="separator", source="vocals", expect_kwargs={**TINY, "channels": 8})
+        load_checkpoint(path, kind="separator", source="vocals",
+                        expect_kwargs={"arch": "v2", **TINY, "channels": 8})
+
+
+def test_v1_round_trip_loads_as_v1(tmp_path, params):
+    torch.manual_seed(0)
+    model = TFCTDFUNetV1(**TINY_V1).eval()
+    path = tmp_path / "bass.pt"
+    save_checkpoint(path, model, kind="separator", source="bass", model_kwargs=TINY_V1, params=params, step=5)
+    assert torch.load(path, weights_only=True)["model_kwargs"] == {"arch": "v1", **TINY_V1}
+    loaded = load_separator(path, "bass", expect_kwargs={"arch": "v1", **TINY_V1})
+    assert type(loaded) is TFCTDFUNetV1
+    wave = torch.randn(1, 2, model.chunk_samples)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(wave), model(wave), rtol=0, atol=0)
+    # Params asking for v2 with otherwise identical values are told the checkpoint is v1.
+    with pytest.raises(UserError, match=r"another model config \(arch: checkpoint 'v1' vs params 'v2'\)"):
+        load_separator(path, "bass", expect_kwargs={"arch": "v2", **TINY_V1})
+
+
+def test_checkpoint_without_arch_is_v2(saved):
+    path, model = saved
+    old = torch.load(path, weights_only=True)
+    del old["model_kwargs"]["arch"]  # as written before v1 existed
+    torch.save(old, path)
+    loaded = load_separator(path, "vocals", expect_kwargs={"arch": "v2", **TINY})
+    assert type(loaded) is TFCTDFUNet
+    with pytest.raises(UserError, match=r"arch: checkpoint 'v2' vs params 'v1'"):
+        load_separator(path, "vocals", expect_kwargs={"arch": "v1", **TINY})
+
+
+def test_arch_that_contradicts_the_model_is_refused(tmp_path, params):
+    with pytest.raises(ValueError, match="arch 'v1' but the model is 'v2'"):
+        save_checkpoint(tmp_path / "x.pt", TFCTDFUNet(**TINY), kind="separator", source="vocals",
+                        model_kwargs={"arch": "v1", **TINY}, params=params, step=0)
+    assert not (tmp_path / "x.pt").exists()
 
 
 def test_kwargs_that_do_not_build_are_refused(tmp_path, params):
@@ -84,6 +120,17 @@ def test_init_models_writes_every_source_and_mixer(tmp_path, params):
                            expect_kwargs=separator_kwargs(params, "bass"))
     assert model.stft.n_fft == params.model.n_fft["bass"]
     assert isinstance(load_mixer(tmp_path / "mixer.pt"), Mixer)
+
+
+def test_init_models_follows_model_arch(tmp_path, params):
+    v1 = params.replace({"model": {"arch": "v1", "growth": 0}})
+    init_models(tmp_path, v1, seed=0)
+    for source in v1.sources:
+        path = separator_path(tmp_path, source)
+        model = load_separator(path, source, expect_kwargs=separator_kwargs(v1, source))
+        assert type(model) is TFCTDFUNetV1
+    with pytest.raises(UserError, match="arch: checkpoint 'v1' vs params 'v2'"):
+        load_separator(separator_path(tmp_path, "drums"), "drums", separator_kwargs(params, "drums"))
 
 
 def test_models_init_cli(tmp_path, repo_root):

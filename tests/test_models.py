@@ -1,20 +1,27 @@
-"""TFC-TDF-U-Net v2 and the Mixer: shapes, parameter counts at the paper configurations, building blocks."""
+"""TFC-TDF-U-Net v2 and v1 and the Mixer: shapes, parameter counts at the paper configurations, building
+blocks."""
 
 import pytest
 import torch
 
 from mdxnet.config import load_params
+from mdxnet.errors import UserError
 from mdxnet.models import (
     TDF,
     Mixer,
     TFCTDFUNet,
+    TFCTDFUNetV1,
     build_mixer,
     build_separator,
     count_parameters,
+    separator_from_kwargs,
 )
 
 TINY = dict(n_fft=512, hop=128, dim_f=64, dim_t=16, num_blocks=5, num_convs=2, channels=8, growth=4,
             kernel=3, bottleneck=4, bias=False)
+TINY_V1 = {**TINY, "num_convs": 3, "growth": 0}
+V1_BUILT = 2_229_884  # profiles.v1 as built; the paper's table says 2.2M
+V1_CODE = 2_232_132  # printed by the v1 code's 9-block notebook (ws-choi/ISMIR2020_U_Nets_SVS)
 
 
 def params_with_profile(repo_root, profile):
@@ -30,11 +37,37 @@ def test_paper_configuration_has_7_4_million_parameters(repo_root):
         assert model.chunk_samples == 1024 * 255  # ~5.9 s at 44.1 kHz
 
 
-def test_v1_profile_has_2_2_million_parameters(repo_root):
+def test_v1_profile_builds_v1_for_every_source(repo_root):
     params = params_with_profile(repo_root, "v1")
-    model = build_separator(params, "vocals")
-    assert count_parameters(model) == pytest.approx(2.2e6, rel=0.02)
-    assert len(model.encoders) == 4 and model.dim_t == 128
+    # A shorter chunk (16 frames, not 128) for the forward pass: same network, same weights, 8x less compute.
+    short = params.replace({"model": {"dim_t": 16}})
+    for source in params.sources:
+        model = build_separator(params, source)
+        assert isinstance(model, TFCTDFUNetV1) and model.arch == "v1"
+        print(f"v1 {source}: {count_parameters(model):,} parameters as built (paper: 2.2M)")
+        assert count_parameters(model) == V1_BUILT
+        assert len(model.encoders) == len(model.decoders) == 4 and model.dim_t == 128
+        assert model.chunk_samples == 1024 * 127
+        model = build_separator(short, source).eval()
+        assert count_parameters(model) == V1_BUILT
+        wave = torch.randn(1, 2, model.chunk_samples)
+        with torch.no_grad():
+            spec = model.stft(wave)  # per source n_fft, the same 2048 bins kept
+            assert spec.shape == (1, 4, 2048, 16)
+            # The network is the same for every source (seconds on 2 CPU cores): run it once.
+            out = model(wave) if source == params.sources[0] else model.stft.inverse(spec)
+        assert out.shape == wave.shape
+
+
+def test_v1_differs_from_the_v1_codes_count_by_the_documented_front_end_and_tdf_floor(repo_root):
+    # The v1 code's first/last convs have (2, 1) kernels (it keeps 2049 bins) and its TDF has at least 16
+    # hidden units (the middle block at 128 bins has 8 here): put both back and its printed count comes out.
+    model = build_separator(params_with_profile(repo_root, "v1"), "vocals")
+    model.first_conv[0] = torch.nn.Conv2d(4, 24, (2, 1))
+    model.final_conv = torch.nn.Conv2d(24, 4, (2, 1))
+    assert model.bottleneck.tdf.layers[0].in_features == 128
+    model.bottleneck.tdf = TDF(channels=24, freq=128, bottleneck=128 // 16, bias=True)
+    assert count_parameters(model) == V1_CODE
 
 
 def test_forward_shapes_and_spec_forward():
@@ -62,6 +95,59 @@ def test_unet_structure_and_multiplicative_skips():
     with torch.no_grad():
         model.spec_forward(torch.randn(1, 4, 64, 16))
     assert captured["x"].abs().max() == 0
+
+
+def test_v1_tfc_convs_are_densely_connected():
+    model = TFCTDFUNetV1(**TINY_V1)
+    # Conv i sees the block input plus i earlier outputs of `channels` maps each; 8 channels at every scale.
+    for block in [*model.encoders, model.bottleneck]:
+        assert [layer[0].in_channels for layer in block.tfc.layers] == [8, 16, 24]
+        assert {layer[0].out_channels for layer in block.tfc.layers} == {8}
+    for block in model.decoders:
+        assert [layer[0].in_channels for layer in block.tfc.layers] == [16, 24, 32]
+    for sampler in [*model.downs, *model.ups]:
+        assert (sampler[0].in_channels, sampler[0].out_channels) == (8, 8)
+    # The last conv really receives the block input (not only the previous conv's output).
+    block = model.encoders[0].eval()
+    seen = {}
+    block.tfc.layers[-1].register_forward_pre_hook(lambda mod, inp: seen.setdefault("x", inp[0]))
+    x = torch.randn(2, 8, 16, 64)
+    with torch.no_grad():
+        block(x)
+    assert seen["x"].shape == (2, 24, 16, 64)
+    assert any(torch.equal(seen["x"][:, i:i + 8], x) for i in (0, 8, 16))
+
+
+def test_v1_u_connections_concatenate():
+    model = TFCTDFUNetV1(**TINY_V1).eval()
+    captured, skip = {}, {}
+    model.decoders[-1].register_forward_pre_hook(lambda mod, inp: captured.setdefault("x", inp[0]))
+    model.encoders[0].register_forward_hook(lambda mod, inp, out: skip.setdefault("x", out))
+    with torch.no_grad():
+        model.spec_forward(torch.randn(1, 4, 64, 16))
+    # The outermost decoder sees [upsampled, encoder output] side by side (v2 would see their product).
+    assert captured["x"].shape == (1, 16, 16, 64)
+    torch.testing.assert_close(captured["x"][:, 8:], skip["x"], rtol=0, atol=0)
+    assert captured["x"][:, :8].abs().max() > 0
+
+
+def test_v1_refuses_channel_growth_and_even_block_counts():
+    with pytest.raises(ValueError, match="growth must be 0"):
+        TFCTDFUNetV1(**{**TINY_V1, "growth": 4})
+    with pytest.raises(ValueError, match="odd number of blocks"):
+        TFCTDFUNetV1(**{**TINY_V1, "num_blocks": 4})
+
+
+def test_arch_picks_the_class(params):
+    assert type(separator_from_kwargs(arch="v2", **TINY)) is TFCTDFUNet
+    assert type(separator_from_kwargs(arch="v1", **TINY_V1)) is TFCTDFUNetV1
+    with pytest.raises(ValueError, match="unknown separator arch 'v3'"):
+        separator_from_kwargs(arch="v3", **TINY)
+    v1 = params.replace({"model": {"arch": "v1", "growth": 0}})
+    assert all(type(build_separator(v1, s)) is TFCTDFUNetV1 for s in v1.sources)
+    assert type(build_separator(params, "vocals")) is TFCTDFUNet
+    with pytest.raises(UserError, match=r"params\.yaml does not build the drums separator \(.*growth must"):
+        build_separator(params.replace({"model": {"arch": "v1"}}), "drums")  # v2's growth 32 left in place
 
 
 def test_tdf_acts_on_the_frequency_axis():

@@ -6,6 +6,9 @@ A checkpoint is a plain dict (loadable with `torch.load(weights_only=True)`, so 
     params (the resolved params.yaml that built it), params_hash, git_commit, mdxnet_version, step,
     extra (training-resume state: optimizer/scheduler state dicts, rng tensors, plain numbers).
 
+A separator's model_kwargs hold its `arch` ('v2' | 'v1', mdxnet.models.SEPARATORS) beside the class's
+arguments; checkpoints written before v1 existed lack it and are v2.
+
 Models folder layout: <models>/<source>.pt for each source and <models>/mixer.pt.
 """
 
@@ -21,6 +24,7 @@ from mdxnet.errors import UserError
 
 FORMAT = 1
 KINDS = ("separator", "mixer")
+ARCH_BEFORE_V1 = "v2"  # the arch of separator checkpoints that do not record one (only v2 existed then)
 HOW_TO_GET = (
     "train it (`mdxnet train separator --source S`, `mdxnet train mixer`) or make random test models with "
     "`mdxnet models init -o DIR`"
@@ -67,6 +71,8 @@ def save_checkpoint(path, model, *, kind: str, source: str | None, model_kwargs:
 
     if kind not in KINDS:
         raise ValueError(f"checkpoint kind must be one of {KINDS}, not {kind!r}")
+    if kind == "separator":
+        model_kwargs = with_arch(model, model_kwargs)
     payload = {
         "format": FORMAT,
         "kind": kind,
@@ -81,6 +87,16 @@ def save_checkpoint(path, model, *, kind: str, source: str | None, model_kwargs:
         "extra": extra or {},
     }
     write_atomic(path, lambda tmp: torch.save(payload, tmp))
+
+
+def with_arch(model, model_kwargs: dict) -> dict:
+    """A separator's kwargs with the arch of the model being saved, so that it rebuilds as that class."""
+    arch = getattr(model, "arch", None)
+    if arch is None:  # not one of mdxnet's separators (a stand-in model in tests): record what was given
+        return dict(model_kwargs)
+    if model_kwargs.get("arch", arch) != arch:
+        raise ValueError(f"model_kwargs say arch {model_kwargs['arch']!r} but the model is {arch!r}")
+    return {"arch": arch, **model_kwargs}
 
 
 def load_checkpoint(path, *, kind: str, source: str | None = None,
@@ -104,6 +120,8 @@ def load_checkpoint(path, *, kind: str, source: str | None = None,
     if source is not None and ckpt["source"] != source:
         raise UserError(f"checkpoint {path} is the {ckpt['source']} separator, not {source}: "
                         f"expected it at {path.parent / (ckpt['source'] + '.pt')}")
+    if kind == "separator":
+        ckpt["model_kwargs"] = {"arch": ARCH_BEFORE_V1, **ckpt["model_kwargs"]}
     if expect_kwargs is not None:
         check_config(path, ckpt["model_kwargs"], expect_kwargs)
     return ckpt
@@ -129,11 +147,12 @@ def _build(path: Path, ckpt: dict, factory):
 
 
 def load_separator(path, source: str, expect_kwargs: dict | None = None):
-    """A TFCTDFUNet for `source` in eval mode, built from the checkpoint's own kwargs."""
-    from mdxnet.models import TFCTDFUNet
+    """The separator for `source` in eval mode, of the class its recorded arch names (v2 if none), built
+    from the checkpoint's own kwargs; `expect_kwargs` (mdxnet.config.separator_kwargs) includes the arch."""
+    from mdxnet.models import separator_from_kwargs
 
     ckpt = load_checkpoint(path, kind="separator", source=source, expect_kwargs=expect_kwargs)
-    return _build(Path(path), ckpt, TFCTDFUNet)
+    return _build(Path(path), ckpt, separator_from_kwargs)
 
 
 def load_mixer(path, expect_kwargs: dict | None = None):
@@ -149,15 +168,15 @@ def init_models(models_dir, params: dict, seed: int = 0) -> list[Path]:
     import torch
 
     from mdxnet.config import separator_kwargs
-    from mdxnet.models import Mixer, TFCTDFUNet, mixer_kwargs
+    from mdxnet.models import Mixer, mixer_kwargs, separator_from_kwargs
 
     written = []
     for index, source in enumerate(params.sources):
         torch.manual_seed(seed + index)
         kwargs = separator_kwargs(params, source)
         path = separator_path(models_dir, source)
-        save_checkpoint(path, TFCTDFUNet(**kwargs), kind="separator", source=source, model_kwargs=kwargs,
-                        params=params, step=0)
+        save_checkpoint(path, separator_from_kwargs(**kwargs), kind="separator", source=source,
+                        model_kwargs=kwargs, params=params, step=0)
         written.append(path)
     kwargs = mixer_kwargs(params)
     torch.manual_seed(seed + len(params.sources))

@@ -422,13 +422,12 @@ def per_source(value: Any, source: str) -> Any:
 
 
 def separator_kwargs(params: Params, source: str) -> dict[str, Any]:
-    """Keyword arguments of the TFC-TDF-U-Net separator for one source, from the resolved params."""
+    """The separator config for one source, from the resolved params: `arch` (which network class,
+    mdxnet.models.separator_from_kwargs) and that class's keyword arguments. Checkpoints record it whole."""
     if source not in params.sources:
         raise ParamsError(f"unknown source {source!r}; params.yaml lists {params.sources}")
     model = params.model
-    # `arch` picks the network class (mdxnet.models.build_separator); the other values are its arguments
-    return {field.name: per_source(getattr(model, field.name), source) for field in dataclasses.fields(model)
-            if field.name != "arch"}
+    return {field.name: per_source(getattr(model, field.name), source) for field in dataclasses.fields(model)}
 
 
 def as_plain(params: dict | Params) -> dict[str, Any]:
