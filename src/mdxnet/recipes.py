@@ -17,7 +17,8 @@ Kinds of deviation (`Deviation.kind`):
 - scale (profile NAME): the profile sizes it (steps, model sizes, batch) or the authors count it in epochs;
   network (profile NAME) when that profile swaps the network (v1);
 - edited base value: a base value of params.yaml changed away from the authors' (e.g. `dvc exp run -S ...`);
-- fixed: a deviation of this project that no params key switches (the augmentation tool);
+- fixed: a deviation of this project that no params key switches (the augmentation tool, the Mixer's validation
+  score, BatchNorm statistics under data parallelism);
 - authors' code bug, not reproduced.
 
 Every leaf key of the params is either a row of GOVERNED or named in IGNORED with the reason:
@@ -263,6 +264,9 @@ FIXED: tuple[Deviation, ...] = (
               "each GPU's share of the batch (DataParallel, sync_batchnorm False)",
               authors(f"configs/trainer/minimal.yaml (accelerator: dp) and {_EXPERIMENTS} (gpus)"),
               SILENT, SILENT, KIND_FIXED, True, False),
+    Deviation("Mixer: validation score", "mean over the 4 sources of each source's score (src/mdxnet/training/"
+              "validation.py)", "one SDR per track over the 4 sources pooled as one signal",
+              authors("src/models/mdxnet.py Mixer.validation_step"), SILENT, SILENT, KIND_FIXED, True, False),
     Deviation("Mixer: separators' weights", "the trained separators, loaded and frozen",
               "never loaded: load_from_checkpoint's return value is discarded (random separators)", _MIXER_INIT,
               "\"Train the Mixer while freezing the pretrained weights of the separation models\"",
