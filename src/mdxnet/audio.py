@@ -7,6 +7,7 @@ Arrays are always shaped (channels=2, samples), float32.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 44100
 # Stream order of the NI stems format, as musdb reads it.
 STEM_NAMES = ("mixture", "drums", "bass", "other", "vocals")
+# File endings that are commonly audio (only used to suggest a file when a folder is given as a song).
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".mp4", ".m4a", ".ogg", ".aif", ".aiff")
 
 
 def to_stereo(audio: np.ndarray, path: str | Path = "<array>") -> np.ndarray:
@@ -64,18 +67,68 @@ def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
     return data.T, rate
 
 
-def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Read any audio file as float32 (2, samples) at `sample_rate`, upmixing mono and resampling with a notice."""
-    path = Path(path)
+def check_path(path: Path) -> None:
+    """A song path must name an existing regular file: a folder or a missing path is refused, naming the fix."""
+    if path.is_dir():
+        raise AudioError(f"{path} is a folder, not an audio file: pass the song inside it, e.g. "
+                         f"{_example_song(path)}")
+    if not path.exists():
+        raise AudioError(f"audio file {path} does not exist: check the path")
     if not path.is_file():
-        raise AudioError(f"audio file {path} does not exist")
+        raise AudioError(f"{path} is not a regular file: pass an audio file (wav/flac/mp3/mp4)")
+
+
+def _example_song(folder: Path) -> Path:
+    """What to pass instead of a folder: a MUSDB18-HQ track's mixture.wav, else the first audio file in it."""
+    if (folder / "mixture.wav").is_file():
+        return folder / "mixture.wav"
+    audio = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    return audio[0] if audio else folder / "<song>.wav"
+
+
+def _probe_with_ffprobe(path: Path) -> None:
+    """Formats libsndfile cannot read: ffprobe must find an audio stream (what `_decode_with_ffmpeg` decodes)."""
+    if shutil.which("ffprobe") is None:
+        raise AudioError(f"cannot read {path}: it needs ffmpeg, which is not installed (apt-get install ffmpeg)")
+    cmd = ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=codec_type",
+           "-of", "csv=p=0", str(path)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0 or "audio" not in result.stdout:
+        raise AudioError(f"{path} is not audio that mdxnet can read (neither libsndfile nor ffmpeg finds an "
+                         f"audio stream in it): convert it to wav or flac")
+
+
+def check_audio_file(path: str | Path) -> None:
+    """Everything about a song that can be known without decoding it (exists, is a file, readable, holds audio):
+    `mdxnet separate` calls it on every song before loading any model, so a typo never costs a long wait."""
+    path = Path(path)
+    check_path(path)
+    if not os.access(path, os.R_OK):
+        raise AudioError(f"cannot read {path} (permission denied): check its permissions (chmod +r)")
+    try:
+        frames = sf.info(path).frames
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        _probe_with_ffprobe(path)
+        return
+    if frames == 0:
+        raise AudioError(f"{path} holds no audio samples: pass a non-empty recording")
+
+
+def _read_native(path: Path) -> tuple[np.ndarray, int]:
+    """(channels, samples) float32 at the file's own rate."""
+    check_path(path)
     try:
         data, rate = sf.read(path, dtype="float32", always_2d=True)
         audio = data.T
     except (sf.LibsndfileError, RuntimeError, TypeError):
         audio, rate = _decode_with_ffmpeg(path)
     if audio.shape[-1] == 0:
-        raise AudioError(f"{path} holds no audio samples")
+        raise AudioError(f"{path} holds no audio samples: pass a non-empty recording")
+    return audio, rate
+
+
+def _conform(audio: np.ndarray, rate: int, path: Path, sample_rate: int) -> np.ndarray:
+    """Stereo at `sample_rate`, with a notice for each change."""
     audio = to_stereo(audio, path)
     if rate != sample_rate:
         log.warning("%s is at %d Hz: resampling to %d Hz", path, rate, sample_rate)
@@ -83,10 +136,77 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
+def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Read any audio file as float32 (2, samples) at `sample_rate`, upmixing mono and resampling with a notice.
+
+    Samples are returned as stored, NaN included (the evaluation audit reports such files); songs to separate
+    are read with `read_song`.
+    """
+    path = Path(path)
+    audio, rate = _read_native(path)
+    return _conform(audio, rate, path, sample_rate)
+
+
+def zero_non_finite(audio: np.ndarray, rate: int, path: str | Path) -> np.ndarray:
+    """Replace NaN/inf samples by 0 with a notice (count, first time). One NaN inside a model's chunk makes the
+    whole chunk's output NaN (the STFT mixes every sample of a frame), so it must not reach a separator."""
+    bad = ~np.isfinite(audio)
+    count = int(np.count_nonzero(bad))
+    if not count:
+        return audio
+    first = int(np.flatnonzero(bad.any(axis=0))[0])
+    log.warning("%s has %d NaN/inf sample%s (the first at %.3f s): replaced by 0 (silence) before separating",
+                path, count, "" if count == 1 else "s", first / rate)
+    return np.where(bad, np.float32(0), audio)
+
+
+def read_song(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """`read_audio` for a song to separate: NaN/inf samples become 0 (with a notice) before resampling, which
+    would otherwise smear each of them over its filter length."""
+    path = Path(path)
+    audio, rate = _read_native(path)
+    return _conform(zero_non_finite(audio, rate, path), rate, path, sample_rate)
+
+
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RATE, subtype: str = "FLOAT") -> None:
     """Write (channels, samples) audio atomically: an interrupted write leaves no half-written file."""
     data = np.asarray(audio, dtype=np.float32).T
     write_atomic(path, lambda tmp: sf.write(tmp, data, sample_rate, subtype=subtype, format="WAV"))
+
+
+def write_wavs(files: dict[Path, np.ndarray], sample_rate: int = SAMPLE_RATE, subtype: str = "FLOAT") -> None:
+    """Write several wavs as a group: all are written to temp files first and moved into place only once every
+    one succeeded, so a failure (full disk, Ctrl-C) leaves neither half-written files nor an incomplete set.
+    A folder that this call created is removed again on failure."""
+    created = {folder for p in files for folder in _missing_folders(Path(p).parent)}
+    staged: dict[Path, Path] = {}
+    try:
+        for path, audio in files.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            os.close(fd)
+            staged[path] = Path(tmp)
+            sf.write(tmp, np.asarray(audio, dtype=np.float32).T, sample_rate, subtype=subtype, format="WAV")
+            os.chmod(tmp, 0o644)  # as mdxnet.atomic: outputs are meant to be shared read-only
+        for path, tmp in staged.items():
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
+        for folder in sorted(created, key=lambda f: len(f.parts), reverse=True):  # deepest first
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """`folder` and those of its parents that do not exist yet (what mkdir(parents=True) would create)."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def read_stem_file(path: str | Path, sample_rate: int = SAMPLE_RATE) -> dict[str, np.ndarray]:

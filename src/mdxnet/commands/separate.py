@@ -1,16 +1,35 @@
-"""`mdxnet separate` (songs -> one wav per source), `mdxnet models init` and `mdxnet export onnx`."""
+"""`mdxnet separate` (songs -> one wav per source), `mdxnet models init` and `mdxnet export onnx`.
+
+`mdxnet separate` checks every input before it loads a model (loading and the ONNX export take a while):
+each song exists, is a file, is readable and holds audio; -o and every song's output folder can be written;
+no two songs would land in the same folder. A song that still fails later (e.g. it does not decode) is
+reported and the others are separated: the command then exits 2 naming it.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+from collections import defaultdict
 from pathlib import Path
+
+from mdxnet.errors import UserError
+
+log = logging.getLogger(__name__)
+
+OUTPUT_HELP = (
+    "output folder: OUT/<song>/{vocals,drums,bass,other}.wav (default: separated). Songs with the same name "
+    "also keep their parent folders, as many as tell them apart: a/song.wav b/song.wav -> OUT/a/song/ and "
+    "OUT/b/song/"
+)
 
 
 def register(subparsers) -> None:
     sep = subparsers.add_parser("separate", help="separate songs into vocals/drums/bass/other wavs")
     sep.add_argument("songs", nargs="+", type=Path, metavar="SONG",
-                     help="audio files (wav/flac/mp3/...; a .stem.mp4 is read as its mixture)")
-    sep.add_argument("-o", "--out", type=Path, default=Path("separated"),
-                     help="output folder: OUT/<song>/{vocals,drums,bass,other}.wav (default: separated)")
+                     help="audio files (wav/flac/mp3/...; a .stem.mp4 is read as its mixture). NaN/inf samples "
+                          "are replaced by 0 (silence), with a notice giving how many and the first one's time")
+    sep.add_argument("-o", "--out", type=Path, default=Path("separated"), help=OUTPUT_HELP)
     sep.add_argument("--models", type=Path, default=Path("models"), help="models folder (default: models)")
     sep.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
                      help="default: params separate.device")
@@ -44,43 +63,152 @@ def run_models_init(args) -> int:
 
 
 def run_export_onnx(args) -> int:
-    from mdxnet.checkpoint import HOW_TO_GET
-    from mdxnet.errors import UserError
     from mdxnet.onnx_export import export_models
 
-    if not args.models.is_dir():
-        raise UserError(f"models folder {args.models} does not exist: {HOW_TO_GET}, or pass --models DIR")
+    check_models_folder(args.models)
     for path in export_models(args.models, args.out, args.params):
         print(path)
     return 0
 
 
-def song_name(path: Path) -> str:
-    """'Music Delta - Rock.stem.mp4' -> 'Music Delta - Rock'; 'song.flac' -> 'song'."""
-    name = path.name
-    return name[: -len(".stem.mp4")] if name.endswith(".stem.mp4") else path.stem
+def output_folders(songs: list[Path], out: Path) -> list[Path]:
+    """OUT/<song name>/ for each song. Songs that share a name keep as many of their parent folders (the same
+    number for all of them) as it takes to tell them apart: a/song.wav, b/song.wav -> OUT/a/song, OUT/b/song;
+    MUSDB18-HQ's test/<track>/mixture.wav -> OUT/<track>/mixture. Song names are `track_name`'s, the names
+    the evaluation uses too ('Artist - Title.stem.mp4' -> 'Artist - Title', 'song.flac' -> 'song')."""
+    from mdxnet.data.musdb import track_name
+
+    resolved = [song.resolve() for song in songs]
+    seen: dict[Path, Path] = {}
+    for song, real in zip(songs, resolved, strict=True):
+        if real in seen:
+            raise UserError(f"{song} is given twice (also as {seen[real]}): pass each song once")
+        seen[real] = song
+    names = [track_name(song) for song in songs]
+    same_name: dict[str, list[int]] = defaultdict(list)
+    for index, name in enumerate(names):
+        same_name[name].append(index)
+    relative = [Path(name) for name in names]
+    for name, group in same_name.items():
+        if len(group) == 1:
+            continue
+        parents = {i: resolved[i].parent.parts[1:] for i in group}  # without the root, so the path stays relative
+        depth = _parents_needed([parents[i] for i in group])
+        if depth is None:
+            first, second = _same_folder_pair(group, parents)
+            raise UserError(f"{songs[first]} and {songs[second]} would both be written to {out / name}/: rename "
+                            f"one, or separate them in two runs with different -o folders")
+        for i in group:
+            relative[i] = Path(*parents[i][-depth:], name)
+    return [out / rel for rel in relative]
+
+
+def _parents_needed(parents: list[tuple[str, ...]]) -> int | None:
+    """The fewest trailing parent folders that make every path distinct; None when two share their folder."""
+    for depth in range(1, max(len(p) for p in parents) + 1):
+        if len({p[-depth:] for p in parents}) == len(parents):
+            return depth
+    return None
+
+
+def _same_folder_pair(group: list[int], parents: dict[int, tuple[str, ...]]) -> tuple[int, int]:
+    first_in: dict[tuple[str, ...], int] = {}
+    for i in group:
+        if parents[i] in first_in:
+            return first_in[parents[i]], i
+        first_in[parents[i]] = i
+    raise AssertionError("no two songs share a folder")
+
+
+def check_out_folder(out: Path) -> None:
+    """-o must be a folder, or creatable as one."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"-o {out} is a file, not a folder: pass a folder (it is created when missing)")
+    check_writable(out, "-o")
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """`folder` exists as a writable folder, or its nearest existing parent is one (so it can be created)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"cannot create {what} folder {folder}: {existing} is a file; remove it or pass another -o")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {what} folder {folder}: {existing} is not writable (permission denied); "
+                        f"pass another -o")
+
+
+def check_outputs(folder: Path, sources: tuple[str, ...] | list[str]) -> None:
+    """A song's output folder can be written, and no stem's name is taken by a folder."""
+    check_writable(folder, "output")
+    for source in sources:
+        stem = folder / f"{source}.wav"
+        if stem.is_dir():
+            raise UserError(f"cannot write {stem}: a folder has that name; remove it or pass another -o")
+
+
+def check_models_folder(models: Path) -> None:
+    from mdxnet.checkpoint import HOW_TO_GET
+
+    if not models.is_dir():
+        raise UserError(f"models folder {models} does not exist: {HOW_TO_GET}, or pass --models DIR")
+
+
+def plan(args) -> list[tuple[Path, Path]]:
+    """(song, output folder) pairs, with every input checked; nothing is loaded or written here."""
+    from mdxnet.audio import check_audio_file
+
+    check_models_folder(args.models)
+    for song in args.songs:
+        check_audio_file(song)
+    check_out_folder(args.out)
+    folders = output_folders(list(args.songs), args.out)
+    for folder in folders:
+        check_outputs(folder, args.params.sources)
+    return list(zip(args.songs, folders, strict=True))
+
+
+def separate_song(pipeline, song: Path, folder: Path, rate: int) -> float:
+    """Separate one song into `folder`; returns its duration in seconds. All four stems are written or none."""
+    import numpy as np
+
+    from mdxnet.audio import read_song, write_wavs
+
+    mixture = read_song(song, rate)
+    estimates = pipeline.separate(mixture)
+    broken = [source for source, audio in estimates.items() if not np.isfinite(audio).all()]
+    if broken:
+        peak = float(np.abs(mixture).max())
+        raise UserError(f"separating {song} gave NaN/inf in {', '.join(broken)} (its peak sample is {peak:.3g}; "
+                        f"audio is expected within [-1, 1]): scale it down and rerun; nothing was written for it")
+    write_wavs({folder / f"{source}.wav": audio for source, audio in estimates.items()}, rate)
+    return mixture.shape[-1] / rate
 
 
 def run_separate(args) -> int:
     import time
 
-    from mdxnet.audio import read_audio, write_wav
-    from mdxnet.separation import Separator
+    from mdxnet.separation import SeparationPipeline
 
+    jobs = plan(args)  # before any model is loaded: a typo or a clash must not wait for the ONNX export
     params = args.params
     device = args.device or params.separate.device
-    separator = Separator.from_dir(args.models, params, device=device, use_mixer=not args.no_mixer,
-                                   batch=args.batch, backend=args.backend)
-    rate = params.sample_rate
-    for song in args.songs:
+    pipeline = SeparationPipeline.from_dir(args.models, params, device=device, use_mixer=not args.no_mixer,
+                                           batch=args.batch, backend=args.backend)
+    failed = []
+    for song, folder in jobs:
         started = time.perf_counter()
-        mixture = read_audio(song, rate)
-        estimates = separator.separate(mixture)
-        folder = args.out / song_name(song)
-        for source, audio in estimates.items():
-            write_wav(folder / f"{source}.wav", audio, rate)
-        seconds = mixture.shape[-1] / rate
+        try:
+            seconds = separate_song(pipeline, song, folder, params.sample_rate)
+        except UserError as err:  # one bad song must not cost the others their result
+            log.error("%s", err)
+            failed.append(str(song))
+            continue
         elapsed = time.perf_counter() - started
         print(f"{song} -> {folder}/ ({seconds:.1f} s of audio in {elapsed:.1f} s, "
               f"{seconds / elapsed:.2f}x real time)")
+    if failed:
+        raise UserError(f"{len(failed)} of {len(jobs)} songs not separated ({', '.join(failed)}): see the errors "
+                        f"above, fix those files and rerun them")
     return 0

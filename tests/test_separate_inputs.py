@@ -1,0 +1,248 @@
+"""`mdxnet separate` with bad input: every input is checked before a model is loaded, each refusal is one line
+naming the file and the fix, nothing (temp files included) is left behind, NaN never reaches a stem, and
+same-named songs never overwrite each other."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+from mdxnet.cli import main
+from mdxnet.commands.separate import output_folders
+from mdxnet.config import load_params
+from mdxnet.errors import UserError
+
+SOURCES = ("vocals", "drums", "bass", "other")
+RATE = 44100
+
+
+def write_song(path: Path, seconds: float = 1.0, seed: int = 0, value: float | None = None) -> np.ndarray:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    audio = 0.3 * np.random.default_rng(seed).standard_normal((int(RATE * seconds), 2)).astype(np.float32)
+    if value is not None:
+        audio[:] = value
+    sf.write(path, audio, RATE, subtype="FLOAT")
+    return audio
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, repo_root) -> Path:
+    """A params file with the ci profile's tiny model, run in PyTorch (no ONNX export), and random models."""
+    from mdxnet.checkpoint import init_models
+
+    root = tmp_path_factory.mktemp("tiny")
+    params = load_params(repo_root / "params.yaml", profile="ci").replace(
+        {"separate": {"backend": "torch", "device": "cpu"}})
+    (root / "params.yaml").write_text(yaml.safe_dump(params.standalone()))
+    init_models(root / "models", params)
+    (root / "empty-models").mkdir()
+    return root
+
+
+def separate(tiny: Path, *args: str, models: str = "models") -> int:
+    return main(["--params", str(tiny / "params.yaml"), "separate", "--models", str(tiny / models), *args])
+
+
+def all_files(folder: Path) -> list[Path]:
+    """Everything under `folder`, hidden temp files included."""
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def refused(tiny, tmp_path, capsys, *args: str) -> str:
+    """Run against an EMPTY models folder: the input check must speak before any model is looked for."""
+    code = separate(tiny, *args, models="empty-models")
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "checkpoint" not in err  # no model was loaded first
+    return err
+
+
+# ---- refusals before any model is loaded -----------------------------------------------------------------
+
+
+def test_missing_song_is_named(tiny, tmp_path, capsys):
+    write_song(tmp_path / "good.wav")
+    out = tmp_path / "out"
+    err = refused(tiny, tmp_path, capsys, str(tmp_path / "good.wav"), str(tmp_path / "typo.wav"), "-o", str(out))
+    assert "typo.wav does not exist" in err
+    assert all_files(out) == []
+
+
+def test_folder_given_as_song_names_the_file_to_pass(tiny, tmp_path, capsys):
+    track = tmp_path / "test" / "Some Track"
+    write_song(track / "mixture.wav")
+    out = tmp_path / "out"
+    err = refused(tiny, tmp_path, capsys, str(track), "-o", str(out))
+    assert f"{track} is a folder" in err and f"{track / 'mixture.wav'}" in err
+    assert all_files(out) == []
+
+
+def test_out_pointing_at_a_file_is_refused(tiny, tmp_path, capsys):
+    write_song(tmp_path / "song.wav")
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    err = refused(tiny, tmp_path, capsys, str(tmp_path / "song.wav"), "-o", str(target))
+    assert f"-o {target} is a file" in err
+    assert target.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "song.wav"]
+
+
+def test_out_below_a_file_is_refused(tiny, tmp_path, capsys):
+    write_song(tmp_path / "song.wav")
+    (tmp_path / "notes.txt").write_text("")
+    err = refused(tiny, tmp_path, capsys, str(tmp_path / "song.wav"), "-o", str(tmp_path / "notes.txt" / "out"))
+    assert "notes.txt is a file" in err
+
+
+def test_stem_name_taken_by_a_folder_is_refused(tiny, tmp_path, capsys):
+    write_song(tmp_path / "song.wav")
+    (tmp_path / "out" / "song" / "drums.wav").mkdir(parents=True)
+    err = refused(tiny, tmp_path, capsys, str(tmp_path / "song.wav"), "-o", str(tmp_path / "out"))
+    assert "drums.wav: a folder has that name" in err
+    assert all_files(tmp_path / "out") == []
+
+
+def test_file_that_is_not_audio_is_named(tiny, tmp_path, capsys):
+    bad = tmp_path / "notes.wav"
+    bad.write_bytes(b"RIFF but nothing else")
+    err = refused(tiny, tmp_path, capsys, str(bad), "-o", str(tmp_path / "out"))
+    assert "notes.wav is not audio" in err and "convert it to wav or flac" in err
+    assert all_files(tmp_path / "out") == []
+
+
+def test_empty_audio_file_is_named(tiny, tmp_path, capsys):
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros((0, 2), np.float32), RATE)
+    err = refused(tiny, tmp_path, capsys, str(empty), "-o", str(tmp_path / "out"))
+    assert "empty.wav holds no audio samples" in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_unreadable_song_is_named(tiny, tmp_path, capsys):
+    song = tmp_path / "locked.wav"
+    write_song(song)
+    song.chmod(0)
+    err = refused(tiny, tmp_path, capsys, str(song), "-o", str(tmp_path / "out"))
+    assert "cannot read" in err and "locked.wav" in err and "chmod" in err
+
+
+def test_same_song_twice_is_refused(tiny, tmp_path, capsys):
+    write_song(tmp_path / "a" / "song.wav")
+    err = refused(tiny, tmp_path, capsys, str(tmp_path / "a" / "song.wav"), str(tmp_path / "a" / ".." / "a" /
+                                                                               "song.wav"), "-o", str(tmp_path / "o"))
+    assert "is given twice" in err and "pass each song once" in err
+
+
+# ---- output folders of same-named songs ------------------------------------------------------------------
+
+
+def touch(*paths: Path) -> list[Path]:
+    """Empty files: output_folders names songs that exist (the checks before it make sure of that)."""
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    return list(paths)
+
+
+def test_same_named_songs_keep_as_many_parent_folders_as_tell_them_apart(tmp_path):
+    out = Path("out")
+    songs = touch(tmp_path / "a" / "song.wav", tmp_path / "b" / "song.wav", tmp_path / "c" / "other.flac")
+    assert output_folders(songs, out) == [out / "a" / "song", out / "b" / "song", out / "other"]
+    musdb = touch(*(tmp_path / "test" / name / "mixture.wav" for name in ("Track A", "Track B")))
+    assert output_folders(musdb, out) == [out / "Track A" / "mixture", out / "Track B" / "mixture"]
+    deeper = touch(tmp_path / "x" / "same" / "song.wav", tmp_path / "y" / "same" / "song.mp3")
+    assert output_folders(deeper, out) == [out / "x" / "same" / "song", out / "y" / "same" / "song"]
+    stems = touch(tmp_path / "s" / "Artist - Title.stem.mp4", tmp_path / "t" / "Artist - Title.stem.mp4")
+    assert output_folders(stems, out) == [out / "s" / "Artist - Title", out / "t" / "Artist - Title"]
+
+
+def test_same_name_in_the_same_folder_is_refused_with_the_fix(tmp_path):
+    songs = touch(tmp_path / "song.wav", tmp_path / "song.flac")
+    with pytest.raises(UserError, match=r"song\.wav and .*song\.flac would both be written to out/song/: rename"):
+        output_folders(songs, Path("out"))
+
+
+def test_same_named_songs_are_all_separated(tiny, tmp_path, capsys):
+    """The MUSDB18-HQ case: test/*/mixture.wav used to print four times `-> out/mixture/` and keep one."""
+    songs = [tmp_path / "test" / name / "mixture.wav" for name in ("One", "Two")]
+    inputs = [write_song(song, seed=i) for i, song in enumerate(songs)]
+    out = tmp_path / "out"
+    assert separate(tiny, *map(str, songs), "-o", str(out), "--no-mixer") == 0
+    printed = capsys.readouterr().out
+    assert f"-> {out / 'One' / 'mixture'}/" in printed and f"-> {out / 'Two' / 'mixture'}/" in printed
+    stems = {}
+    for name in ("One", "Two"):
+        assert sorted(p.name for p in all_files(out / name / "mixture")) == sorted(f"{s}.wav" for s in SOURCES)
+        stems[name] = sf.read(out / name / "mixture" / "vocals.wav", dtype="float32")[0]
+    assert not np.allclose(inputs[0], inputs[1])
+    assert not np.allclose(stems["One"], stems["Two"])  # two results, not one written twice
+
+
+# ---- non-finite samples ------------------------------------------------------------------------------------
+
+
+def test_nan_sample_is_replaced_by_silence_with_a_notice(tiny, tmp_path, capsys, caplog):
+    song = tmp_path / "glitch.wav"
+    audio = write_song(song)
+    audio[int(0.5 * RATE), 1] = np.nan
+    audio[int(0.75 * RATE), 0] = np.inf
+    sf.write(song, audio, RATE, subtype="FLOAT")
+    clean = tmp_path / "clean.wav"
+    repaired = np.where(np.isfinite(audio), audio, 0)
+    sf.write(clean, repaired, RATE, subtype="FLOAT")
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING", logger="mdxnet.audio"):
+        assert separate(tiny, str(song), str(clean), "-o", str(out)) == 0
+    assert "glitch.wav has 2 NaN/inf samples (the first at 0.500 s): replaced by 0" in caplog.text
+    for source in SOURCES:
+        stem, rate = sf.read(out / "glitch" / f"{source}.wav", dtype="float32")
+        assert rate == RATE and stem.shape == audio.shape and np.isfinite(stem).all(), source
+        # exactly what the repaired song gives: the repair is zeros, nothing else
+        np.testing.assert_array_equal(stem, sf.read(out / "clean" / f"{source}.wav", dtype="float32")[0])
+    assert not [p for p in all_files(out) if p.name.startswith(".")]
+
+
+def test_song_that_separates_to_nan_is_refused_and_the_others_kept(tiny, tmp_path, capsys, caplog):
+    huge, good = tmp_path / "huge.wav", tmp_path / "good.wav"
+    write_song(huge, value=3e38)  # finite, but the STFT's sums overflow float32
+    write_song(good)
+    out = tmp_path / "out"
+    assert separate(tiny, str(huge), str(good), "-o", str(out), "--no-mixer") == 2
+    assert "huge.wav gave NaN/inf" in caplog.text and "scale it down" in caplog.text
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("mdxnet separate: error: 1 of 2 songs not separated")
+    assert not (out / "huge").exists()
+    assert sorted(p.name for p in all_files(out)) == sorted(f"{s}.wav" for s in SOURCES)  # good's four stems
+
+
+def test_failed_group_write_leaves_no_file_and_no_folder(tmp_path, monkeypatch):
+    from mdxnet import audio as audio_module
+
+    real_write, calls = sf.write, []
+
+    def failing_write(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(audio_module.sf, "write", failing_write)
+    folder = tmp_path / "out" / "song"
+    stems = {folder / f"{s}.wav": np.zeros((2, 100), np.float32) for s in SOURCES}
+    with pytest.raises(OSError, match="No space left"):
+        audio_module.write_wavs(stems, RATE)
+    assert len(calls) == 3 and not (tmp_path / "out").exists()
+    (tmp_path / "out2" / "song").mkdir(parents=True)  # an existing folder is kept, its old stems untouched
+    old = tmp_path / "out2" / "song" / "vocals.wav"
+    old.write_bytes(b"previous result")
+    calls.clear()
+    with pytest.raises(OSError):
+        audio_module.write_wavs({tmp_path / "out2" / "song" / f"{s}.wav": np.zeros((2, 100), np.float32)
+                                 for s in SOURCES}, RATE)
+    assert all_files(tmp_path / "out2") == [old] and old.read_bytes() == b"previous result"
