@@ -23,10 +23,10 @@ DEFAULT_TRACK = Path(__file__).resolve().parents[1].parent / "shared/data/real-c
 
 
 def run_backend(track: str, seconds: float | None, backend: str, out: str) -> None:
+    from mdxnet.data.musdb import load_track
     from mdxnet.evaluation.scoring import bss_eval_v4
-    from mdxnet.evaluation.tracks import load_reference
 
-    audio = load_reference(track)
+    audio = load_track(track)
     if seconds:
         audio = {k: v[:, : int(seconds * 44100)] for k, v in audio.items()}
     rng = np.random.default_rng(0)

@@ -81,3 +81,35 @@ def fast_eval_params_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("params") / "params.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
+
+
+def _write_track_folder(folder: Path, frames: int = 441) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    from mdxnet.audio import STEM_NAMES
+
+    folder.mkdir(parents=True)
+    stems = {name: np.full((frames, 2), 0.01 * (i + 1), np.float32) for i, name in enumerate(STEM_NAMES) if i}
+    for name, audio in {"mixture": sum(stems.values()), **stems}.items():
+        sf.write(folder / f"{name}.wav", audio, 44100, subtype="FLOAT")
+
+
+@pytest.fixture(scope="session")
+def write_track():
+    """write_track(folder, frames=441): a tiny MUSDB18-HQ track folder, constant stems (drums 0.02, bass 0.03,
+    other 0.04, vocals 0.05) and their exact sum as the mixture."""
+    return _write_track_folder
+
+
+@pytest.fixture
+def musdb_like(tmp_path) -> Path:
+    """A MUSDB18-HQ-shaped folder without a recorded split: musdb's 14 official validation tracks plus
+    'A Classic Education - NightOwl' and 'ANiMAL - Clinic A' in train/, 'Al James - Schoolboy Facination' in test/."""
+    from mdxnet.data.musdb import musdb_validation_names
+
+    root = tmp_path / "musdb"
+    for name in (*musdb_validation_names(), "A Classic Education - NightOwl", "ANiMAL - Clinic A"):
+        _write_track_folder(root / "train" / name)
+    _write_track_folder(root / "test" / "Al James - Schoolboy Facination")
+    return root

@@ -25,10 +25,10 @@ def _hashes(root):
 def test_layout_split_and_exact_mixture(synth_dataset):
     info = json.loads((synth_dataset / DATASET_FILE).read_text())
     assert {k: len(v) for k, v in info["split"].items()} == {"train": 2, "valid": 1, "test": 1}
-    assert [track_name(t) for t in list_tracks(synth_dataset, "valid")] == info["split"]["valid"]
-    assert list_tracks(synth_dataset, "test")[0].parent.name == "test"
+    assert [track_name(t) for t in list_tracks(synth_dataset, "valid", "musdb")] == info["split"]["valid"]
+    assert list_tracks(synth_dataset, "test", "musdb")[0].parent.name == "test"
     for subset in ("train", "valid", "test"):
-        for track in list_tracks(synth_dataset, subset):
+        for track in list_tracks(synth_dataset, subset, "musdb"):
             audio = {n: sf.read(track / f"{n}.wav", dtype="int16")[0].astype(np.int32) for n in STEM_NAMES}
             info_ = sf.info(track / "mixture.wav")
             assert (info_.samplerate, info_.channels, info_.frames) == (44100, 2, 3 * 44100)
@@ -40,7 +40,8 @@ def test_layout_split_and_exact_mixture(synth_dataset):
 def test_songs_differ(synth_dataset):
     tracks = json.loads((synth_dataset / DATASET_FILE).read_text())["tracks"]
     assert len({(t["tempo"], t["key"]) for t in tracks.values()}) == len(tracks)
-    mixes = [sf.read(t / "mixture.wav")[0][:44100, 0] for s in ("train", "test") for t in list_tracks(synth_dataset, s)]
+    mixes = [sf.read(t / "mixture.wav")[0][:44100, 0]
+             for s in ("train", "test") for t in list_tracks(synth_dataset, s, "musdb")]
     corr = np.corrcoef(np.stack(mixes))
     assert np.max(np.abs(corr - np.eye(len(mixes)))) < 0.5
 
@@ -85,6 +86,6 @@ def test_planned_names_match_the_generated_split(synth_dataset, params, capsys):
     p = params.replace({"data": {"origin": "synth", "root": str(synth_dataset),
                                  "synth": {"tracks": 4, "valid_tracks": 1, "test_tracks": 1, "seconds": 3, "seed": 123}}})
     for subset in ("train", "valid", "test"):
-        assert planned_track_names(p, subset) == [track_name(t) for t in list_tracks(synth_dataset, subset)]
+        assert planned_track_names(p, subset) == [track_name(t) for t in list_tracks(synth_dataset, subset, "musdb")]
     assert main(["data", "list", "--subset", "valid", "--root", str(synth_dataset)]) == 0
-    assert capsys.readouterr().out.split() == [track_name(t) for t in list_tracks(synth_dataset, "valid")]
+    assert capsys.readouterr().out.split() == [track_name(t) for t in list_tracks(synth_dataset, "valid", "musdb")]

@@ -126,3 +126,38 @@ def test_load_claims_tables(tmp_path):
     claims = load_claims(md_path, SOURCES)
     assert claims["summary"]["vocals"]["SDR"] == 9.0 and claims["per_track"] is None
     assert math.isclose(claims["summary"]["other"]["SDR"], 5.95)
+
+
+BAD_CLAIMS = [
+    ("claimed.json", b"{not json", "not valid JSON"),
+    ("claimed.json", b"[1, 2]", "not an object"),
+    ("claimed.json", b'{"summary": {"vocals": "high"}}', "'summary' is not"),
+    ("claimed.json", b'{"summary": {"voice": {"SDR": 9.0}}}', "claim no score for any of vocals"),
+    ("claimed.json", b'{"rows": [{"name": "theirs"}]}', "malformed (KeyError"),
+    ("claimed.csv", b"\xff\xfe\x81 not text", "cannot read"),
+    ("claimed.md", b"no table here\n", "holds no pipe table"),
+    ("per-track/Song.json", b'{"targets": [{"name": "vocals", "frames": [{"metrics": {}}]}]}', "malformed"),
+    ("missing.json", None, "not found"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "fragment"), BAD_CLAIMS)
+def test_bad_claimed_file_fails_before_scoring_and_leaves_nothing(flawed, tmp_path, fast_eval_params_file, monkeypatch,
+                                                                  capsys, name, content, fragment):
+    import mdxnet.evaluation.estimates as estimates
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("estimates were scored before the claimed file was checked")
+
+    monkeypatch.setattr(estimates, "score_track_estimates", no_scoring)
+    if content is not None:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(content)
+    claimed = tmp_path / name.split("/")[0]
+    out = tmp_path / "out" / "audit.json"
+    argv = ["--params", str(fast_eval_params_file), "audit", str(flawed["estimates"]), "--references",
+            str(flawed["data"]), "--claimed", str(claimed), "--train-root", str(flawed["data"]), "-o", str(out)]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert str(claimed) in error and fragment in error, error
+    assert not (tmp_path / "out").exists() and not (flawed["estimates"] / "audit.json").exists()

@@ -9,10 +9,10 @@ import pytest
 
 from mdxnet.audio import read_stem_file, write_wav
 from mdxnet.cli import main
+from mdxnet.data.musdb import load_track
 from mdxnet.errors import UserError
 from mdxnet.evaluation.aggregate import track_medians
 from mdxnet.evaluation.baselines import irm_estimates, mixture_estimates
-from mdxnet.evaluation.tracks import load_reference
 
 SOURCES = ["vocals", "drums", "bass", "other"]
 SR = 44100
@@ -28,7 +28,7 @@ def track_dir(real_clip, tmp_path_factory):
 
 
 def test_mixture_estimates_are_the_mixture(track_dir):
-    track = load_reference(track_dir)
+    track = load_track(track_dir)
     estimates = mixture_estimates(track, SOURCES)
     assert set(estimates) == set(SOURCES)
     for audio in estimates.values():
@@ -37,7 +37,7 @@ def test_mixture_estimates_are_the_mixture(track_dir):
 
 def test_irm_masks_sum_to_the_mixture(track_dir):
     """Ratio masks sum to 1 per bin, so the IRM estimates sum back to the mixture (up to STFT round-off)."""
-    track = load_reference(track_dir)
+    track = load_track(track_dir)
     estimates = irm_estimates(track, SOURCES, n_fft=2048, hop=1024, alpha=2)
     total = sum(estimates.values())
     assert total.shape == track["mixture"].shape
@@ -67,16 +67,16 @@ def test_model_estimator_needs_models(track_dir, params):
     from mdxnet.evaluation.baselines import estimates_for
 
     with pytest.raises(UserError, match="--models"):
-        estimates_for("model", load_reference(track_dir), params, models_dir=None)
+        estimates_for("model", load_track(track_dir), params, models_dir=None)
 
 
 def test_bad_track_path_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
-        load_reference(tmp_path / "nope")
+        load_track(tmp_path / "nope")
     (tmp_path / "half").mkdir()
     write_wav(tmp_path / "half" / "mixture.wav", np.zeros((2, 100), np.float32), SR)
     with pytest.raises(UserError, match=r"(drums|vocals|bass|other)\.wav"):
-        load_reference(tmp_path / "half")
+        load_track(tmp_path / "half")
 
 
 def test_silent_reference_is_skipped_and_silent_estimate_refused():

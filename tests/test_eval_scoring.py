@@ -110,13 +110,13 @@ def test_stem_file_references_match_musdb(tmp_path, stempeg_clip):
     """A `.stem.mp4` track reads exactly as musdb reads it (16-bit PCM through ffmpeg), so scores agree too."""
     import musdb
 
-    from mdxnet.evaluation.tracks import load_reference, track_name
+    from mdxnet.data.musdb import load_track, track_name
 
     (tmp_path / "test").mkdir()
     link = tmp_path / "test" / stempeg_clip.name
     link.symlink_to(stempeg_clip)
     track = musdb.DB(root=str(tmp_path), subsets="test").tracks[0]
-    ours = load_reference(link)
+    ours = load_track(link)
     assert track_name(link) == track.name == "The Easton Ellises - Falcon 69"
     assert np.array_equal(ours["mixture"].T.astype(np.float64), track.audio)
     for source in SOURCES:

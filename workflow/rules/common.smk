@@ -106,10 +106,11 @@ def checked_dataset():
 
 
 def train_tracks():
-    from mdxnet.data.musdb import list_tracks
+    """The training tracks, named as `mdxnet augment` names their cache: the sampler's list (same split)."""
+    from mdxnet.data.musdb import split_tracks, track_name
 
     checked_dataset()
-    return [track.name for track in list_tracks(DATA_ROOT, "train")]
+    return [track_name(track) for track in split_tracks(P, "train")]
 
 
 @cache

@@ -88,7 +88,7 @@ def run_check(args) -> int:
 
 
 def run_list(args) -> int:
-    from mdxnet.data.musdb import list_tracks, track_name
+    from mdxnet.data.musdb import split_tracks, track_name
 
     params = args.params
     if args.planned:
@@ -96,8 +96,7 @@ def run_list(args) -> int:
 
         names = planned_track_names(params, args.subset)
     else:
-        root = args.root or params.data.root
-        names = [track_name(t) for t in list_tracks(root, args.subset, params.data.valid_split)]
+        names = [track_name(t) for t in split_tracks(params, args.subset, args.root)]
     print("\n".join(names))
     return 0
 

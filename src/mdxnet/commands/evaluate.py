@@ -89,20 +89,22 @@ def _log_medians(document: dict, out) -> None:
 
 
 def run_estimates(args) -> int:
+    """Score every estimates track (or the --track ones); what cannot be scored is refused before any scoring,
+    except reference tracks without estimates when no --track is given (a partial set is scored, with a warning)."""
     from mdxnet.atomic import write_json_atomic
-    from mdxnet.evaluation.audit import estimate_folders, score_estimate_folder
-    from mdxnet.evaluation.tracks import track_index
+    from mdxnet.errors import UserError
+    from mdxnet.evaluation.estimates import match_estimates, score_matched
 
     params = args.params
-    references = track_index(args.references or params.data.root, "test")
-    folders = estimate_folders(args.estimates)
-    names = args.track or sorted(folders)
-    for name in names:
-        if name not in folders:
-            raise FileNotFoundError(f"no estimates for track {name!r} under {args.estimates}")
-        if name not in references:
-            raise FileNotFoundError(f"no reference track {name!r} under {args.references or params.data.root}")
-        document, _ = score_estimate_folder(folders[name], references[name], params)
+    match = match_estimates(args.estimates, args.references or params.data.root, params.sources, args.track)
+    refused = [p for p in match.problems if args.track or p["kind"] != "missing_track"]
+    if refused:
+        raise UserError("cannot score the estimates: " + "; ".join(p["message"] for p in refused))
+    for p in match.problems:
+        log.warning("%s: not scored", p["message"])
+    for name, document, problems in score_matched(match, params):
+        for p in problems:
+            log.warning("%s", p["message"])
         out = Path(args.out) / "test" / f"{name}.json"
         write_json_atomic(out, document)
         _log_medians(document, out)

@@ -5,7 +5,9 @@ Accepted inputs: a dataset folder (<root>/{train,test}/<track>/{mixture,drums,ba
 <root>/{train,test}/<track>.stem.mp4), a folder of `.stem.mp4` files, or one `.stem.mp4` file.
 
 Per track: all five stems present and readable, 44.1 kHz, stereo, the wav not truncated (its header's data size
-fits the file), equal lengths, and the mixture within data.check.mix_snr_db of the sum of the stems.
+fits the file), equal lengths, and the mixture within data.check.mix_snr_db of the sum of the stems. The
+report's subset counts (train, valid, test) are those training uses: the dataset's recorded split, else
+data.valid_split (`mdxnet.data.musdb.list_tracks`).
 
 The checksum in the report is a cheap dataset fingerprint, not a content hash: sha256 over, for every audio file
 sorted by relative path, the path, the size in bytes and the first 64 KiB. It changes when a file is added,
@@ -26,14 +28,14 @@ import soundfile as sf
 from mdxnet.atomic import write_json_atomic
 from mdxnet.audio import SAMPLE_RATE, STEM_NAMES
 from mdxnet.data.musdb import (
-    DATASET_FILE,
+    SUBSETS,
     DatasetMissingError,
     _tracks_in,
     is_stem_file,
     list_tracks,
     missing_dataset_message,
-    read_dataset_file,
 )
+from mdxnet.errors import UserError
 
 CHECKSUM_METHOD = "sha256 over sorted (relative path, size, first 64 KiB) of every audio file"
 HEAD_BYTES = 1 << 16
@@ -189,7 +191,7 @@ def dataset_checksum(files: list[Path], base: Path) -> str:
     return digest.hexdigest()
 
 
-def _collect(root: Path, result: CheckResult) -> list[Path]:
+def _collect(root: Path, result: CheckResult, valid_split: str) -> list[Path]:
     """The tracks to check, by input kind; layout problems go to `result`."""
     if root.is_file():
         if not is_stem_file(root):
@@ -216,12 +218,18 @@ def _collect(root: Path, result: CheckResult) -> list[Path]:
             result.problems.append(f"{folder}: holds no tracks")
         result.subsets[subset] = len(found)
         tracks += found
-    if read_dataset_file(root) is not None:
-        try:
-            result.subsets.update({s: len(list_tracks(root, s)) for s in ("train", "valid", "test")})
-        except Exception as err:  # a split file naming absent tracks
-            result.problems.append(f"{root / DATASET_FILE}: {err}")
+    if not result.problems:
+        _count_split(root, result, valid_split)
     return tracks
+
+
+def _count_split(root: Path, result: CheckResult, valid_split: str) -> None:
+    """Tracks per subset as training will split them (the dataset's recorded split, else data.valid_split):
+    the counts say what is trained on and what validates, not just what is in train/."""
+    try:
+        result.subsets = {subset: len(list_tracks(root, subset, valid_split)) for subset in SUBSETS}
+    except UserError as err:  # a recorded split naming absent tracks, or unreadable: the message names the file
+        result.problems.append(str(err))
 
 
 def check_dataset(root: str | Path, params: dict, progress: bool = True) -> CheckResult:
@@ -230,7 +238,7 @@ def check_dataset(root: str | Path, params: dict, progress: bool = True) -> Chec
     root = Path(root)
     min_snr = float(params.data.check.mix_snr_db)
     result = CheckResult(root=str(root))
-    tracks = _collect(root, result)
+    tracks = _collect(root, result, params.data.valid_split)
     for track in tqdm(tracks, desc="check tracks", unit="track", disable=not progress or len(tracks) < 2):
         check = check_stem_file if is_stem_file(track) else check_wav_track
         problems, seconds = check(track, min_snr)

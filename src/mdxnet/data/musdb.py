@@ -1,9 +1,12 @@
-"""Listing and loading tracks of a dataset in MUSDB18-HQ layout.
+"""The one place that lists, names and reads tracks: training, validation, the data check, the workflow,
+separation outputs and evaluation all go through it.
 
 Layout: <root>/{train,test}/<track>/{mixture,drums,bass,other,vocals}.wav. MUSDB18 stem files
 (<root>/{train,test}/<track>.stem.mp4) are read too. The validation tracks live inside train/:
-- real MUSDB18-HQ: musdb's official 14-track list (read from the installed musdb package);
-- a generated dataset records its own split in DATASET_FILE at its root (see `mdxnet.data.synth`).
+- a generated dataset records its own split in DATASET_FILE at its root (see `mdxnet.data.synth`); it wins;
+- otherwise params data.valid_split decides: 'musdb' takes musdb's official 14-track list (read from the installed
+  musdb package) out of train/, 'none' has no validation tracks (every train/ track is trained on).
+`split_tracks(params, subset)` applies that rule; every caller that needs a subset goes through it.
 """
 
 from __future__ import annotations
@@ -49,20 +52,28 @@ def musdb_validation_names() -> tuple[str, ...]:
     return tuple(names)
 
 
-def track_name(track: Path) -> str:
-    """'Artist - Title' for both a track folder and a `.stem.mp4` file."""
-    name = Path(track).name
-    return name[: -len(STEM_SUFFIX)] if name.endswith(STEM_SUFFIX) else name
+# ---- naming ----------------------------------------------------------------------------------------------------
+
+def track_name(path: str | Path) -> str:
+    """The name a track or song goes by: musdb's track name, the per-track score file's name and the output
+    folder of `mdxnet separate`. 'Artist - Title' for a track folder and for 'Artist - Title.stem.mp4'; an
+    audio file loses its extension ('song.flac' -> 'song'). A folder keeps its whole name, dots included."""
+    path = Path(path)
+    if path.name.endswith(STEM_SUFFIX):
+        return path.name[: -len(STEM_SUFFIX)]
+    return path.stem if path.is_file() else path.name
 
 
 def is_stem_file(path: Path) -> bool:
     return path.is_file() and path.name.endswith(STEM_SUFFIX)
 
 
+# ---- listing -----------------------------------------------------------------------------------------------------
+
 def _tracks_in(folder: Path) -> list[Path]:
     """Track folders and stem files directly inside `folder` (hidden and temporary entries skipped)."""
     tracks = [p for p in folder.iterdir() if not p.name.startswith(".") and (p.is_dir() or is_stem_file(p))]
-    return sorted(tracks, key=lambda p: track_name(p))
+    return sorted(tracks, key=track_name)
 
 
 def read_dataset_file(root: Path) -> dict | None:
@@ -76,8 +87,12 @@ def read_dataset_file(root: Path) -> dict | None:
 
 
 def _recorded_split(root: Path, info: dict, subset: str) -> list[Path]:
+    names = info["split"].get(subset) if isinstance(info["split"], dict) else None
+    if not isinstance(names, list):
+        raise UserError(f"{root / DATASET_FILE} records no {subset!r} list in its split: "
+                        "regenerate it with `mdxnet data synth`")
     folder = "test" if subset == "test" else "train"
-    tracks = [root / folder / name for name in info["split"][subset]]
+    tracks = [root / folder / name for name in names]
     missing = [str(t) for t in tracks if not t.exists()]
     if missing:
         raise DatasetMissingError(f"{root / DATASET_FILE} lists tracks that are absent ({missing[0]}, ...): "
@@ -85,11 +100,12 @@ def _recorded_split(root: Path, info: dict, subset: str) -> list[Path]:
     return sorted(tracks, key=track_name)
 
 
-def list_tracks(root: str | Path, subset: str, valid_split: str = "musdb") -> list[Path]:
+def list_tracks(root: str | Path, subset: str, valid_split: str) -> list[Path]:
     """Sorted track folders (or stem files) of one subset: 'train' (without valid), 'valid' or 'test'.
 
-    `valid_split` (params data.valid_split) applies to datasets without a recorded split: 'musdb' takes musdb's
-    official validation tracks out of train/, 'none' has no validation tracks.
+    `valid_split` (params data.valid_split, no default: forgetting it once put validation tracks in training)
+    applies to datasets without a recorded split: 'musdb' takes musdb's official validation tracks out of
+    train/, 'none' has no validation tracks. Callers holding params use `split_tracks`.
     """
     if subset not in SUBSETS:
         raise ValueError(f"unknown subset {subset!r}; expected one of {SUBSETS}")
@@ -109,6 +125,29 @@ def list_tracks(root: str | Path, subset: str, valid_split: str = "musdb") -> li
     return [t for t in tracks if (track_name(t) in valid) == (subset == "valid")]
 
 
+def split_tracks(params, subset: str, root: str | Path | None = None) -> list[Path]:
+    """The tracks of `subset` under `root` (default data.root) with the params' data.valid_split: the list that
+    training, validation, the data check, `mdxnet data list` and the workflow's augmentation jobs share."""
+    return list_tracks(root or params.data.root, subset, params.data.valid_split)
+
+
+def track_index(root: str | Path, subset: str = "test") -> dict[str, Path]:
+    """{track name: path} of every track under `root/subset` (or `root` itself when it has no `subset` folder),
+    no split applied: the reference tracks an estimates folder is scored against, or a training folder to check
+    for overlap. A name present twice (a folder and a stem file) is an error: which one is meant is unclear."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"dataset folder {root} does not exist: pass the MUSDB18-HQ root (holding {subset}/)")
+    folder = root / subset if (root / subset).is_dir() else root
+    index: dict[str, Path] = {}
+    for path in _tracks_in(folder):
+        name = track_name(path)
+        if name in index:
+            raise UserError(f"track {name!r} appears twice under {folder}: {index[name]} and {path}")
+        index[name] = path
+    return index
+
+
 def find_track(root: str | Path, name: str) -> Path:
     """The track folder (or stem file) called `name` in train/ or test/."""
     root = Path(root)
@@ -119,20 +158,6 @@ def find_track(root: str | Path, name: str) -> Path:
     if not root.is_dir():
         raise DatasetMissingError(missing_dataset_message(root))
     raise UserError(f"no track named {name!r} in {root}/train or {root}/test: list them with `mdxnet data list`")
-
-
-def load_track(track: str | Path, sample_rate: int = SAMPLE_RATE) -> dict[str, np.ndarray]:
-    """{'mixture', 'drums', 'bass', 'other', 'vocals'} -> float32 (2, n), from a track folder or a stem file."""
-    track = Path(track)
-    if is_stem_file(track):
-        return read_stem_file(track, sample_rate)
-    if not track.is_dir():
-        raise DatasetMissingError(f"track {track} not found: check data.root or run `mdxnet data check`")
-    stems = {name: read_audio(track / f"{name}.wav", sample_rate) for name in STEM_NAMES}
-    lengths = {name: audio.shape[-1] for name, audio in stems.items()}
-    if len(set(lengths.values())) != 1:
-        raise UserError(f"stems of {track} differ in length {lengths}: run `mdxnet data check` on the dataset")
-    return stems
 
 
 def _extra_test_songs(entry: str, project_root: Path) -> list[Path]:
@@ -149,15 +174,14 @@ def _extra_test_songs(entry: str, project_root: Path) -> list[Path]:
     return []
 
 
-def list_test_songs(params: dict, project_root: str | Path = ".") -> list[Path]:
+def list_test_songs(params, project_root: str | Path = ".") -> list[Path]:
     """Test tracks of data.root plus the stem files named by data.extra_test (relative to the project root).
 
     Missing extra entries are skipped with a warning; names are unique (a duplicate name is skipped).
     """
-    data = params.data
-    songs = list_tracks(Path(project_root) / data.root, "test")
+    songs = split_tracks(params, "test", Path(project_root) / params.data.root)
     seen = {track_name(s) for s in songs}
-    for entry in data.extra_test:
+    for entry in params.data.extra_test:
         for song in _extra_test_songs(entry, Path(project_root)):
             if track_name(song) in seen:
                 log.warning("extra test song %s has the same name as another test song: skipped", song)
@@ -165,3 +189,46 @@ def list_test_songs(params: dict, project_root: str | Path = ".") -> list[Path]:
             seen.add(track_name(song))
             songs.append(song)
     return songs
+
+
+# ---- reading -----------------------------------------------------------------------------------------------------
+
+def pcm16(audio: np.ndarray) -> np.ndarray:
+    """float audio -> int16 samples, rounded and clipped as a 16-bit PCM encoder does."""
+    return np.clip(np.round(np.asarray(audio, dtype=np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def to_musdb_pcm16(audio: np.ndarray) -> np.ndarray:
+    """The values musdb reads from a `.stem.mp4`: it decodes through ffmpeg as 16-bit PCM (s16le) and divides by
+    32768. Reading stem files the same way keeps our scores on them identical to musdb + museval's."""
+    return (pcm16(audio) / 32768.0).astype(np.float32)
+
+
+def _read_track_folder(folder: Path, sample_rate: int) -> dict[str, np.ndarray]:
+    missing = [name for name in STEM_NAMES if not (folder / f"{name}.wav").is_file()]
+    if missing:
+        raise UserError(
+            f"track folder {folder} lacks {', '.join(n + '.wav' for n in missing)}: a MUSDB18-HQ track holds "
+            f"{', '.join(n + '.wav' for n in STEM_NAMES)}; run `mdxnet data check` on the dataset"
+        )
+    return {name: read_audio(folder / f"{name}.wav", sample_rate) for name in STEM_NAMES}
+
+
+def load_track(track: str | Path, sample_rate: int = SAMPLE_RATE) -> dict[str, np.ndarray]:
+    """{'mixture', 'drums', 'bass', 'other', 'vocals'} -> float32 (2, n), from a MUSDB18-HQ track folder or a
+    MUSDB `.stem.mp4` (read as musdb reads it, see `to_musdb_pcm16`). Training, validation, augmentation and
+    scoring all read tracks through here, so they read the same values."""
+    track = Path(track)
+    if is_stem_file(track):
+        stems = {name: to_musdb_pcm16(audio) for name, audio in read_stem_file(track, sample_rate).items()}
+    elif track.is_dir():
+        stems = _read_track_folder(track, sample_rate)
+    elif track.exists():
+        raise UserError(f"{track} is neither a MUSDB18-HQ track folder nor a MUSDB {STEM_SUFFIX} file")
+    else:
+        raise DatasetMissingError(f"track {track} does not exist: pass a MUSDB18-HQ track folder or a "
+                                  f"{STEM_SUFFIX} file (`mdxnet data list` names the dataset's tracks)")
+    lengths = {name: audio.shape[-1] for name, audio in stems.items()}
+    if len(set(lengths.values())) != 1:
+        raise UserError(f"stems of {track} differ in length {lengths}: run `mdxnet data check` on the dataset")
+    return stems

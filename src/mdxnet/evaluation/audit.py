@@ -1,126 +1,24 @@
 """Auditing someone else's separation results.
 
-`run_audit_checks` scores a folder of estimates (musdb layout: <dir>/test/<track>/<source>.wav) against the
-reference test set and flags: missing or extra tracks, missing source files, estimates whose length differs from
-the reference, NaN/inf samples, NaN scores, claimed numbers (per-track JSON or a table) that differ from ours by
-more than a tolerance, and a test set that overlaps the training split (same track name, or the same mixture
-audio under another name).
+`run_audit_checks` first reads and checks the claimed numbers and the folders it is given (a claimed file that
+cannot be read or understood stops the audit with its name and what is wrong, before anything is scored), then
+scores the estimates folder with `mdxnet.evaluation.estimates`, whose problems become flags (missing or extra
+tracks, missing source files, estimates of another length than the reference, NaN/inf samples), and adds the
+audit's own: NaN scores, claimed numbers (per-track JSON or a table) that differ from ours by more than a
+tolerance, and a test set that overlaps the training split (same track name, or the same mixture audio under
+another name).
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
+import json
 from pathlib import Path
 
 import numpy as np
 
 from mdxnet.errors import UserError
-
-
-def estimate_folders(root: str | Path) -> dict[str, Path]:
-    """{track: folder} of an estimates tree: `<root>/test/<track>/` (musdb layout) or `<root>/<track>/`."""
-    root = Path(root)
-    if not root.is_dir():
-        raise UserError(f"estimates folder {root} does not exist (expected <dir>/test/<track>/<source>.wav)")
-    base = root / "test" if (root / "test").is_dir() else root
-    return {p.name: p for p in sorted(base.iterdir()) if p.is_dir() and not p.name.startswith(".")}
-
-
-def _audio_problems(name: str, estimates: dict[str, np.ndarray], length: int) -> list[dict]:
-    problems = []
-    for source, audio in estimates.items():
-        if audio.shape[-1] != length:
-            problems.append({"kind": "wrong_length", "track": name, "source": source,
-                             "samples": int(audio.shape[-1]), "expected": int(length)})
-        bad = int(np.count_nonzero(~np.isfinite(audio)))
-        if bad:
-            problems.append({"kind": "nan_audio", "track": name, "source": source, "samples": bad})
-    return problems
-
-
-def score_estimate_folder(folder: str | Path, reference: str | Path, params: dict) -> tuple[dict, list[dict]]:
-    """Score `<folder>/<source>.wav` against one reference track; returns (per-track document, problems).
-
-    Like museval, estimates of another length are zero-padded or truncated before scoring; NaN/inf samples are
-    reported and zeroed so that the other sources can still be scored.
-    """
-    from mdxnet.config import params_hash
-    from mdxnet.evaluation.scoring import read_estimates_folder, score_estimates, track_document
-    from mdxnet.evaluation.tracks import load_reference, track_name
-
-    sources = list(params.sources)
-    sample_rate = params.sample_rate
-    track = load_reference(reference, sample_rate)
-    length = track["mixture"].shape[-1]
-    estimates = read_estimates_folder(folder, sources, sample_rate)
-    name = track_name(reference)
-    problems = _audio_problems(name, estimates, length)
-    estimates = {s: np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0) for s, a in estimates.items()}
-    started = time.monotonic()
-    scores = score_estimates(track, estimates, params)
-    evaluation = params.evaluate
-    metadata = {
-        "track": name,
-        "reference": str(reference),
-        "estimator": "estimates",
-        "estimates": str(folder),
-        "params_hash": params_hash(params),
-        "samples": int(length),
-        "sample_rate": sample_rate,
-        "backend": evaluation.backend,
-        "score_seconds": round(time.monotonic() - started, 3),
-    }
-    return track_document(scores, evaluation.win, evaluation.hop, metadata), problems
-
-
-def mixture_fingerprint(mixture: np.ndarray) -> str:
-    """Hash of the mixture quantised to 16-bit PCM: identical audio under another name gives the same value."""
-    pcm = np.clip(np.round(np.asarray(mixture, dtype=np.float64) * 32768), -32768, 32767).astype("<i2")
-    return hashlib.sha256(pcm.tobytes()).hexdigest()
-
-
-def _flag(kind: str, message: str, **details) -> dict:
-    return {"kind": kind, "message": message, **details}
-
-
-def _track_set_flags(references: dict[str, Path], folders: dict[str, Path]) -> list[dict]:
-    flags = [_flag("missing_track", f"no estimates for reference track {name!r}", track=name)
-             for name in references if name not in folders]
-    flags += [_flag("extra_track", f"estimates for {name!r}, which is not a reference test track", track=name)
-              for name in folders if name not in references]
-    return flags
-
-
-def _missing_sources(folder: Path, sources: list[str]) -> list[str]:
-    return [s for s in sources if not (folder / f"{s}.wav").is_file()]
-
-
-def score_all(references: dict[str, Path], folders: dict[str, Path], params: dict):
-    """Score every track present on both sides: ({track: document}, flags)."""
-    from tqdm import tqdm
-
-    documents, flags = {}, []
-    sources = list(params.sources)
-    common = [name for name in folders if name in references]
-    for name in tqdm(common, desc="audit: scoring", unit="track", disable=len(common) < 2):
-        missing = _missing_sources(folders[name], sources)
-        if missing:
-            flags.append(_flag("missing_source", f"{name}: no {', '.join(m + '.wav' for m in missing)}",
-                               track=name, sources=missing))
-            continue
-        document, problems = score_estimate_folder(folders[name], references[name], params)
-        documents[name] = document
-        flags += [_flag(p["kind"], _problem_message(p), **{k: v for k, v in p.items() if k != "kind"})
-                  for p in problems]
-    return documents, flags
-
-
-def _problem_message(problem: dict) -> str:
-    if problem["kind"] == "wrong_length":
-        return (f"{problem['track']}/{problem['source']}.wav has {problem['samples']} samples, the reference "
-                f"{problem['expected']} (scored after zero-padding/truncating, as museval does)")
-    return f"{problem['track']}/{problem['source']}.wav holds {problem['samples']} NaN/inf samples (scored as 0)"
+from mdxnet.evaluation.estimates import problem as _flag
 
 
 def nan_score_flags(per_track: dict[str, dict[str, dict[str, float]]]) -> list[dict]:
@@ -179,24 +77,22 @@ def _pick_row(rows: list[dict], sources: list[str], row_name: str | None, path: 
     return values(candidates[0])
 
 
-def load_claims(claimed: str | Path, sources: list[str], row_name: str | None = None) -> dict:
-    """Claimed numbers as {"per_track": {track: {target: {metric: v}}} | None, "summary": {target: {metric: v}}}.
+CLAIM_FORMATS = ("a folder of museval per-track JSON, a per-track JSON, a summary JSON (`mdxnet evaluate "
+                 "aggregate`), a results table.json (`mdxnet report`) or a CSV/Markdown table with vocals..other "
+                 "SDR columns")
 
-    Accepts a folder of per-track museval JSON, one per-track JSON, a summary JSON (`mdxnet evaluate aggregate`),
-    a results table.json (`mdxnet report`, pick the row), or a CSV/Markdown table with vocals..other SDR columns.
-    """
+
+def _read_claims(path: Path, sources: list[str], row_name: str | None) -> dict:
     from mdxnet.evaluation.aggregate import load_track_medians, read_track_json, summarize, track_medians
 
-    path = Path(claimed)
     if path.is_dir():
         per_track = load_track_medians([path])
         return {"per_track": per_track, "summary": summarize(per_track), "source": str(path)}
-    if not path.is_file():
-        raise UserError(f"claimed results {path} not found: pass a folder of per-track JSON, a JSON or a table")
     if path.suffix.lower() == ".json":
-        import json
-
         document = json.loads(path.read_text())
+        if not isinstance(document, dict):
+            raise UserError(f"claimed results {path} hold a JSON {type(document).__name__}, not an object: "
+                            f"pass {CLAIM_FORMATS}")
         if "targets" in document:
             per_track = {path.stem: track_medians(read_track_json(path))}
             return {"per_track": per_track, "summary": summarize(per_track), "source": str(path)}
@@ -209,6 +105,51 @@ def load_claims(claimed: str | Path, sources: list[str], row_name: str | None = 
         raise UserError(f"{path} is neither a museval per-track JSON, a summary JSON nor a results table.json")
     sdr = _pick_row(_table_rows(path), sources, row_name, path)
     return {"per_track": None, "summary": {s: {"SDR": v} for s, v in sdr.items()}, "source": str(path)}
+
+
+def _is_medians(value) -> bool:
+    """{target: {metric: number or null}}, as our summaries and per-track medians are."""
+    def number(v):
+        return v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+
+    return isinstance(value, dict) and all(
+        isinstance(metrics, dict) and all(number(v) for v in metrics.values()) for metrics in value.values())
+
+
+def _check_claims(claims: dict, sources: list[str], path: Path) -> None:
+    """The claims have the shape compare_claims reads, and claim something about at least one source."""
+    if not _is_medians(claims["summary"]):
+        raise UserError(f"claimed results {path}: 'summary' is not {{source: {{metric: number}}}}")
+    per_track = claims["per_track"]
+    if per_track is not None and not (isinstance(per_track, dict) and all(map(_is_medians, per_track.values()))):
+        raise UserError(f"claimed results {path}: 'per_track' is not {{track: {{source: {{metric: number}}}}}}")
+    claimed = [claims["summary"], *(per_track or {}).values()]
+    if not any(v is not None for medians in claimed for s in sources for v in medians.get(s, {}).values()):
+        raise UserError(f"claimed results {path} claim no score for any of {', '.join(sources)}: "
+                        f"pass {CLAIM_FORMATS}")
+
+
+def load_claims(claimed: str | Path, sources: list[str], row_name: str | None = None) -> dict:
+    """Claimed numbers as {"per_track": {track: {target: {metric: v}}} | None, "summary": {target: {metric: v}}}.
+
+    Accepts a folder of per-track museval JSON, one per-track JSON, a summary JSON (`mdxnet evaluate aggregate`),
+    a results table.json (`mdxnet report`, pick the row), or a CSV/Markdown table with vocals..other SDR columns.
+    Whatever cannot be read or understood is a UserError naming the file and what is wrong with it.
+    """
+    path = Path(claimed)
+    if not path.exists():
+        raise UserError(f"claimed results {path} not found: pass {CLAIM_FORMATS}")
+    try:
+        claims = _read_claims(path, sources, row_name)
+    except json.JSONDecodeError as err:
+        raise UserError(f"claimed results {path} are not valid JSON ({err})") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read claimed results {path}: {err}") from err
+    except (KeyError, TypeError, AttributeError, ValueError) as err:  # a document of an unexpected shape
+        raise UserError(f"claimed results {path} are malformed ({type(err).__name__}: {err}): "
+                        f"pass {CLAIM_FORMATS}") from err
+    _check_claims(claims, sources, path)
+    return claims
 
 
 def _differs(ours: float, theirs: float, tolerance: float) -> bool:
@@ -251,22 +192,24 @@ def compare_claims(per_track: dict, summary: dict, claims: dict, tolerance: floa
 
 # ---- overlap with the training split ----------------------------------------------------------------------------
 
+def mixture_fingerprint(mixture: np.ndarray) -> str:
+    """Hash of the mixture quantised to 16-bit PCM: identical audio under another name gives the same value."""
+    from mdxnet.data.musdb import pcm16
+
+    return hashlib.sha256(pcm16(mixture).astype("<i2").tobytes()).hexdigest()
+
+
 def _mixture(path: Path, sample_rate: int) -> np.ndarray:
     from mdxnet.audio import read_audio
-    from mdxnet.evaluation.tracks import load_reference
+    from mdxnet.data.musdb import load_track
 
-    if path.is_dir() and (path / "mixture.wav").is_file():
-        return read_audio(path / "mixture.wav", sample_rate)
-    return load_reference(path, sample_rate)["mixture"]
+    return read_audio(path / "mixture.wav", sample_rate) if path.is_dir() else load_track(path, sample_rate)["mixture"]
 
 
-def overlap_flags(test_tracks: dict[str, Path], train_root: str | Path, sample_rate: int) -> tuple[list[dict], int]:
+def overlap_flags(test_tracks: dict[str, Path], train_tracks: dict[str, Path], sample_rate: int) -> list[dict]:
     """Test tracks that also appear in the training data: by name, or by identical mixture audio (16-bit PCM)."""
     from tqdm import tqdm
 
-    from mdxnet.evaluation.tracks import track_index
-
-    train_tracks = track_index(train_root, "train")
     flags = [_flag("train_overlap_name", f"test track {name!r} is also in the training data ({train_tracks[name]})",
                    track=name) for name in test_tracks if name in train_tracks]
     fingerprints: dict[str, str] = {}
@@ -278,7 +221,7 @@ def overlap_flags(test_tracks: dict[str, Path], train_root: str | Path, sample_r
         if test_name is not None:
             flags.append(_flag("train_overlap_audio", f"test track {test_name!r} has the same mixture audio as "
                                f"training track {name!r} ({path})", track=test_name, train_track=name))
-    return flags, len(train_tracks)
+    return flags
 
 
 # ---- the whole audit ----------------------------------------------------------------------------------------------
@@ -286,42 +229,44 @@ def overlap_flags(test_tracks: dict[str, Path], train_root: str | Path, sample_r
 def run_audit_checks(
     estimates: str | Path,
     references_root: str | Path,
-    params: dict,
+    params,
     claimed: str | Path | None = None,
     claimed_row: str | None = None,
     tolerance: float = 0.05,
     train_root: str | Path | None = None,
 ) -> dict:
     """Every audit check; the returned report's "flags" list is empty when nothing is wrong."""
+    from mdxnet.data.musdb import track_index
     from mdxnet.evaluation.aggregate import summarize, track_medians
-    from mdxnet.evaluation.tracks import track_index
+    from mdxnet.evaluation.estimates import match_estimates, score_matched
 
-    references = track_index(references_root, "test")
-    folders = estimate_folders(estimates)
-    flags = _track_set_flags(references, folders)
-    documents, score_flags = score_all(references, folders, params)
-    flags += score_flags
-    per_track = {name: track_medians(document) for name, document in documents.items()}
+    sources = list(params.sources)
+    # Every input is read and checked before the scoring, which takes minutes per track: a claimed file that
+    # cannot be understood must fail now, not after the work, and leave no report.
+    claims = load_claims(claimed, sources, claimed_row) if claimed else None
+    train_tracks = track_index(train_root, "train") if train_root else None
+    match = match_estimates(estimates, references_root, sources)
+    flags = list(match.problems)
+    per_track = {}
+    for name, document, problems in score_matched(match, params, desc="audit: scoring"):
+        per_track[name] = track_medians(document)
+        flags += problems
     summary = summarize(per_track)
     flags += nan_score_flags(per_track)
-    claims = None
-    if claimed:
-        claims = load_claims(claimed, list(params.sources), claimed_row)
+    if claims:
         flags += compare_claims(per_track, summary, claims, tolerance)
-    train_tracks = None
-    if train_root:
-        overlap, train_tracks = overlap_flags(references, train_root, params.sample_rate)
-        flags += overlap
+    if train_tracks is not None:
+        flags += overlap_flags(match.references, train_tracks, params.sample_rate)
     return {
         "estimates": str(estimates),
         "references": str(references_root),
         "tolerance_db": tolerance,
-        "tracks_scored": len(documents),
+        "tracks_scored": len(per_track),
         "summary": summary,
         "per_track": per_track,
         "claimed": claims and {"source": claims["source"], "summary": claims["summary"]},
         "train_overlap_checked": train_root is not None,
-        "train_tracks": train_tracks,
+        "train_tracks": None if train_tracks is None else len(train_tracks),
         "flags": [{k: v for k, v in flag.items() if v is not None} for flag in flags],
     }
 

@@ -139,12 +139,12 @@ def score_track(
 ) -> dict:
     """Load one track, build the estimator's estimates, score them; returns the per-track JSON document."""
     from mdxnet.config import params_hash
+    from mdxnet.data.musdb import load_track, track_name
     from mdxnet.evaluation.baselines import estimates_for
-    from mdxnet.evaluation.tracks import load_reference, track_name
 
     evaluation = params.evaluate
     sample_rate = params.sample_rate
-    track = load_reference(track_path, sample_rate)
+    track = load_track(track_path, sample_rate)
     started = time.monotonic()
     estimates, used_device = estimates_for(estimator, track, params, models_dir, use_mixer, device)
     separated = time.monotonic()

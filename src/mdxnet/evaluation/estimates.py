@@ -1,0 +1,140 @@
+"""Scoring a folder of estimates (anyone's: ours, a published submission's) against reference tracks.
+
+Layout, as musdb writes estimates: `<dir>/test/<track>/{vocals,drums,bass,other}.wav` (or `<dir>/<track>/...`).
+Two steps, so that a caller can refuse bad input before any audio is read:
+
+1. `match_estimates` pairs estimates folders with reference tracks by name (`mdxnet.data.musdb.track_index`) and
+   names what cannot be scored: a reference track without estimates (missing_track), estimates of a track that
+   is not a reference (extra_track), an estimates folder without one of the sources' wav files (missing_source);
+2. `score_matched` scores each pair with BSS Eval v4 (`mdxnet.evaluation.scoring`) and names what was scored
+   despite a fault: an estimate of another length than the reference (wrong_length: zero-padded or cut, as
+   museval does) and NaN/inf samples (nan_audio: scored as 0, so that the other sources still get scores).
+
+Each problem is a dict {"kind", "message", "track", ...details}: `mdxnet evaluate estimates` logs or refuses them,
+`mdxnet audit` reports them as flags.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mdxnet.errors import UserError
+
+
+def problem(kind: str, message: str, **details) -> dict:
+    """One named problem (or audit flag): what is wrong, in words, plus the fields a program can filter on."""
+    return {"kind": kind, "message": message, **details}
+
+
+def estimate_folders(root: str | Path) -> dict[str, Path]:
+    """{track: folder} of an estimates tree: `<root>/test/<track>/` (musdb layout) or `<root>/<track>/`."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"estimates folder {root} does not exist (expected <dir>/test/<track>/<source>.wav)")
+    base = root / "test" if (root / "test").is_dir() else root
+    return {p.name: p for p in sorted(base.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+
+
+@dataclass
+class EstimatesMatch:
+    """Estimates folders paired with reference tracks, and what keeps the others from being scored."""
+
+    estimates: Path
+    references: dict[str, Path]  # reference tracks by name
+    pairs: dict[str, tuple[Path, Path]] = field(default_factory=dict)  # track -> (estimates folder, reference)
+    problems: list[dict] = field(default_factory=list)  # missing_track, extra_track, missing_source
+
+
+def match_estimates(estimates: str | Path, references_root: str | Path, sources, tracks=None) -> EstimatesMatch:
+    """Pair `<estimates>/test/<track>/` with `<references_root>/test/<track>` by name; check every source's wav.
+
+    `tracks`: only these names (each must then exist on both sides); default every name on either side.
+    Reads no audio.
+    """
+    from mdxnet.data.musdb import track_index
+
+    references = track_index(references_root, "test")
+    folders = estimate_folders(estimates)
+    match = EstimatesMatch(Path(estimates), references)
+    names = list(dict.fromkeys(tracks)) if tracks else sorted(set(references) | set(folders))
+    for name in names:
+        if name not in folders:
+            match.problems.append(problem("missing_track", f"no estimates for reference track {name!r} in "
+                                          f"{estimates}", track=name))
+        elif name not in references:
+            match.problems.append(problem("extra_track", f"estimates for {name!r}, which is not a reference test "
+                                          f"track under {references_root}", track=name))
+        else:
+            missing = [s for s in sources if not (folders[name] / f"{s}.wav").is_file()]
+            if missing:
+                match.problems.append(problem(
+                    "missing_source", f"{folders[name]} lacks {', '.join(m + '.wav' for m in missing)}",
+                    track=name, sources=missing))
+            else:
+                match.pairs[name] = (folders[name], references[name])
+    return match
+
+
+def audio_problems(name: str, estimates: dict[str, np.ndarray], length: int) -> list[dict]:
+    """wrong_length and nan_audio problems of one track's estimates (`length`: the reference's samples)."""
+    problems = []
+    for source, audio in estimates.items():
+        if audio.shape[-1] != length:
+            problems.append(problem(
+                "wrong_length", f"{name}/{source}.wav has {audio.shape[-1]} samples, the reference {length} "
+                "(scored after zero-padding/truncating, as museval does)",
+                track=name, source=source, samples=int(audio.shape[-1]), expected=int(length)))
+        bad = int(np.count_nonzero(~np.isfinite(audio)))
+        if bad:
+            problems.append(problem("nan_audio", f"{name}/{source}.wav holds {bad} NaN/inf samples (scored as 0)",
+                                    track=name, source=source, samples=bad))
+    return problems
+
+
+def score_track_estimates(folder: str | Path, reference: str | Path, params) -> tuple[dict, list[dict]]:
+    """Score `<folder>/<source>.wav` against one reference track: (museval per-track document, problems).
+
+    Problems (wrong_length, nan_audio) are also recorded in the document's "mdxnet" metadata.
+    """
+    from mdxnet.config import params_hash
+    from mdxnet.data.musdb import load_track, track_name
+    from mdxnet.evaluation.scoring import read_estimates_folder, score_estimates, track_document
+
+    sample_rate = params.sample_rate
+    track = load_track(reference, sample_rate)
+    length = track["mixture"].shape[-1]
+    estimates = read_estimates_folder(folder, list(params.sources), sample_rate)
+    name = track_name(reference)
+    problems = audio_problems(name, estimates, length)
+    estimates = {s: np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0) for s, a in estimates.items()}
+    started = time.monotonic()
+    scores = score_estimates(track, estimates, params)
+    evaluation = params.evaluate
+    metadata = {
+        "track": name,
+        "reference": str(reference),
+        "estimator": "estimates",
+        "estimates": str(folder),
+        "params_hash": params_hash(params),
+        "samples": int(length),
+        "sample_rate": sample_rate,
+        "backend": evaluation.backend,
+        "score_seconds": round(time.monotonic() - started, 3),
+        "problems": problems,
+    }
+    return track_document(scores, evaluation.win, evaluation.hop, metadata), problems
+
+
+def score_matched(match: EstimatesMatch, params, desc: str = "scoring estimates") -> Iterator[tuple[str, dict, list]]:
+    """(track, per-track document, problems) for every matched pair, in name order, as each is scored."""
+    from tqdm import tqdm
+
+    for name in tqdm(sorted(match.pairs), desc=desc, unit="track", disable=len(match.pairs) < 2):
+        folder, reference = match.pairs[name]
+        document, problems = score_track_estimates(folder, reference, params)
+        yield name, document, problems
