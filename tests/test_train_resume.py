@@ -55,7 +55,8 @@ def tiny_project(tmp_path_factory, repo_root) -> Path:
         "separate": {"overlap": {s: 256 for s in SOURCES}, "batch": 2},
         "train": {"steps": 6, "batch_size": 2, "valid_every": 3, "checkpoint_every": 2, "log_every": 1,
                   "lr_scale": 1.0, "num_workers": 0, "amp": False,
-                  "mixer": {"steps": 4, "batch_size": 2, "valid_every": 2, "checkpoint_every": 2}},
+                  "mixer": {"steps": 4, "batch_size": 2, "valid_every": 2, "checkpoint_every": 2,
+                            "edge_trim": 256}},  # of a 1920-sample Mixer chunk
     })
     (root / "params.yaml").write_text(yaml.safe_dump(params.standalone()))
     return root

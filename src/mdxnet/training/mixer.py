@@ -2,7 +2,16 @@
 
 The separators are loaded from their checkpoints, put in eval mode (BatchNorm uses its running statistics)
 and frozen (requires_grad False); their outputs for each training chunk are computed on the fly without
-gradients. Only training (and validation) tracks are read, never the test set.
+gradients. Only training (and validation) tracks are read, never the test set. (The authors' Mixer,
+src/models/mdxnet.py in kuielab/mdx-net, discards the weights it loads and leaves the separators' BatchNorm in
+training mode; neither is reproduced.)
+
+Loss (`train.mixer.loss`, mse | l1) over the Mixer's output chunk less `train.mixer.edge_trim` samples at each
+edge: the authors' Mixer computes its MSE on `output[..., overlap:-overlap]` with overlap = 8192
+(configs/model/Mixer.yaml). Our reading of why: each separator sees only that chunk, so its estimate is least
+reliable near the chunk's edges (the authors' Mixer validation also drops those samples from each chunk before
+joining them). Learning rate and batch size come from `train.mixer` (one value for the Mixer, not per source).
+Validation: `mdxnet.training.validation`.
 """
 
 from __future__ import annotations
@@ -13,7 +22,41 @@ import numpy as np
 import torch
 
 from mdxnet.config import per_source, separator_kwargs
-from mdxnet.training.validation import ValidTrack, global_sdr, load_valid_tracks, separate_track
+from mdxnet.errors import UserError
+from mdxnet.training.loop import LOSSES, Trainer
+from mdxnet.training.validation import ValidTrack, load_valid_tracks, separate_track, source_score
+
+
+def check_edge_trim(edge_trim: int, chunk: int) -> None:
+    """The trimmed edges must leave samples to train on."""
+    if edge_trim < 0 or 2 * edge_trim >= chunk:
+        raise UserError(f"train.mixer.edge_trim = {edge_trim} in params.yaml leaves nothing of the Mixer's "
+                        f"{chunk}-sample training chunk (2 x edge_trim must be < {chunk}): lower it")
+
+
+class EdgeTrimmedLoss:
+    """`kind` (mse | l1) between output and target (..., T), leaving out `edge_trim` samples at each end."""
+
+    def __init__(self, kind: str, edge_trim: int):
+        if kind not in LOSSES:
+            raise UserError(f"unknown train.mixer.loss {kind!r} in params.yaml: use one of {sorted(LOSSES)}")
+        self.kind, self.base, self.edge_trim = kind, LOSSES[kind], edge_trim
+
+    def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        length = output.shape[-1]
+        check_edge_trim(self.edge_trim, length)
+        kept = slice(self.edge_trim, length - self.edge_trim)  # not [t:-t], which is empty for t = 0
+        return self.base(output[..., kept], target[..., kept])
+
+
+class MixerTrainer(Trainer):
+    """The shared training loop with the Mixer's edge-trimmed loss in place of the plain one."""
+
+    def __init__(self, task, cfg, dist, device, edge_trim: int):
+        super().__init__(task, cfg, dist, device)
+        self.loss_fn = EdgeTrimmedLoss(cfg.loss, edge_trim)
+
+
 
 
 def load_frozen_separators(params: dict, models_dir: Path) -> dict:
@@ -42,6 +85,8 @@ class MixerTask:
         self.model_kwargs = mixer_kwargs(params)
         self.model = build_mixer(params)
         self.chunk = max(m.chunk_samples for m in self.separators.values())
+        self.edge_trim = int(params.train.mixer.edge_trim)
+        check_edge_trim(self.edge_trim, self.chunk)
         self.dataset = build_train_dataset(params, self.chunk, seed, length=items)
         self.overlaps = {s: int(per_source(params.separate.overlap, s)) for s in params.sources}
         self.batch = int(params.separate.batch)
@@ -82,12 +127,9 @@ class MixerTask:
         ]
 
     def _scores(self, estimates: list[torch.Tensor]) -> dict[str, float]:
-        per_source = {}
-        for index, source in enumerate(self.params.sources):
-            sdrs = [global_sdr(t.sources[source], e[index].numpy()) for t, e in zip(self._valid, estimates,
-                                                                                     strict=True)]
-            per_source[source] = float(np.median(sdrs))
-        return per_source
+        """Each source's validation score (`train.valid_sdr` per track, reduced by `train.valid_reduce`)."""
+        return {source: source_score(self.params, self._valid, source, [e[index].numpy() for e in estimates])
+                for index, source in enumerate(self.params.sources)}
 
     def validate(self, model, device: torch.device) -> dict[str, float] | None:
         from mdxnet.separation import apply_mixer
@@ -99,6 +141,7 @@ class MixerTask:
         mixed = [apply_mixer(model, e, t.mixture, self.chunk, device) for t, e in
                  zip(self._valid, self._valid_estimates, strict=True)]
         with_mixer, alone = self._scores(mixed), self._scores(self._valid_estimates)
+        # the Mixer's score: the mean over sources of the per-source scores
         metrics = {"valid_sdr": float(np.mean(list(with_mixer.values()))),
                    "valid_sdr_separators": float(np.mean(list(alone.values())))}
         metrics.update({f"valid_sdr_{s}": v for s, v in with_mixer.items()})
@@ -117,6 +160,7 @@ def mixer_config(params: dict, out: Path, live_dir: Path | None, steps: int | No
         lr=float(mixer.lr),
         valid_every=int(mixer.valid_every),
         checkpoint_every=int(mixer.checkpoint_every),
+        loss=mixer.loss,
         **shared_loop_settings(train),
         last_path=checkpoint_dir(out, "mixer") / "last.pt",
         best_path=Path(out),
@@ -129,7 +173,6 @@ def train_mixer(params: dict, models_dir: Path, out: Path, *, device: str = "aut
                 live_dir: Path | None = None):
     from mdxnet.checkpoint import separator_path
     from mdxnet.training import ddp
-    from mdxnet.training.loop import Trainer
     from mdxnet.training.state import resume_key, seed_everything
 
     dist, torch_device = ddp.init_distributed(device)
@@ -137,13 +180,11 @@ def train_mixer(params: dict, models_dir: Path, out: Path, *, device: str = "aut
         inputs = [separator_path(models_dir, s) for s in params.sources]
         missing = [str(p) for p in inputs if not p.is_file()]
         if missing:
-            from mdxnet.errors import UserError
-
             raise UserError(f"the Mixer needs the four trained separators; missing {', '.join(missing)}: train "
                             f"them with `mdxnet train separator --source S` or pass --models DIR")
         cfg = mixer_config(params, out, live_dir, steps, resume_key(params, "mixer", inputs))
         seed_everything(cfg.seed)
         task = MixerTask(params, Path(models_dir), cfg.seed, items=cfg.steps * cfg.batch_size)
-        return Trainer(task, cfg, dist, torch_device).run()
+        return MixerTrainer(task, cfg, dist, torch_device, task.edge_trim).run()
     finally:
         ddp.shutdown(dist)

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from mdxnet.config import per_source, separator_kwargs
-from mdxnet.training.validation import ValidTrack, load_valid_tracks, median_sdr, separate_track
+from mdxnet.training.validation import ValidTrack, load_valid_tracks, separate_track, source_score
 
 
 class SeparatorTask:
@@ -38,7 +38,7 @@ class SeparatorTask:
         if not self._valid:
             return None
         estimates = [separate_track(model, t.mixture, self.overlap, self.batch, device).numpy() for t in self._valid]
-        return {"valid_sdr": median_sdr(self._valid, self.source, estimates)}
+        return {"valid_sdr": source_score(self.params, self._valid, self.source, estimates)}
 
 
 def separator_config(params: dict, source: str, out: Path, live_dir: Path | None, steps: int | None, resume_key: str):
@@ -52,6 +52,7 @@ def separator_config(params: dict, source: str, out: Path, live_dir: Path | None
         lr=float(per_source(train.lr, source)) * float(train.lr_scale),
         valid_every=int(train.valid_every),
         checkpoint_every=int(train.checkpoint_every),
+        loss=train.loss,
         **shared_loop_settings(train),
         last_path=checkpoint_dir(out, source) / "last.pt",
         best_path=Path(out),
@@ -61,9 +62,8 @@ def separator_config(params: dict, source: str, out: Path, live_dir: Path | None
 
 
 def shared_loop_settings(train: dict) -> dict:
-    """The `train` values that the separators and the Mixer share (loss, logging, precision, seed, loader)."""
+    """The `train` values that the separators and the Mixer share (logging, precision, seed, loader)."""
     return dict(
-        loss=train.loss,
         log_every=int(train.log_every),
         amp=bool(train.amp),
         amp_dtype=train.amp_dtype,

@@ -1,29 +1,53 @@
 """Validation during training: whole validation tracks, separated chunk by chunk exactly as at inference
-(`mdxnet.separation.overlap_add`), scored with the MDX-challenge global SDR.
+(`mdxnet.separation.overlap_add`), each scored with one SDR over all its samples and both channels (no BSS-eval
+projection, no framing: fast and monotone in the error energy).
 
-Global SDR of a track = 10 log10(sum s^2 / sum (s - s_hat)^2) over all samples and both channels (no BSS-eval
-projection, no framing: fast and monotone in the error energy). The validation score is the median over tracks;
-for the Mixer it is the mean over sources of the per-source medians.
+Two formulas (`train.valid_sdr`), both 10 log10 of the reference-to-error energy ratio of a track:
+- `authors`: 10 log10(sum s^2 / sum (s - s_hat)^2 + 1e-10), the authors' `sdr` (src/utils/utils.py in
+  kuielab/mdx-net, Leaderboard_A), which their separators log once per validation track;
+- `mdx`: 10 log10((sum s^2 + 1e-7) / (sum (s - s_hat)^2 + 1e-7)), the MDX challenge's global SDR.
+The per-track scores of a source are then reduced over the validation tracks (`train.valid_reduce`): `mean`
+(the authors' Lightning `on_epoch` mean of the per-track values) or `median`.
+
+The Mixer's validation score is the mean over the four sources of these per-source scores. (The authors'
+Mixer instead scores all four sources of a track as one signal, a single SDR per track; not reproduced, so
+that the Mixer's score and the separators' are on the same footing.)
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-log = logging.getLogger(__name__)
-
 # The MDX challenge's stabiliser: a silent reference with a silent estimate scores 0 dB, not NaN.
 SDR_EPS = 1e-7
+# The authors' stabiliser, added to the ratio: a silent reference scores -100 dB (not -inf) against a non-silent
+# estimate. As in their code there is no other guard: a perfect estimate scores +inf, and a silent reference with
+# a silent estimate NaN (neither happens with whole tracks and a trained network).
+AUTHORS_SDR_EPS = 1e-10
 
 
 def global_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """The MDX challenge's global SDR of one track (valid_sdr: mdx)."""
     reference = np.asarray(reference, dtype=np.float64)
     error = reference - np.asarray(estimate, dtype=np.float64)
     return float(10 * np.log10((np.sum(reference**2) + SDR_EPS) / (np.sum(error**2) + SDR_EPS)))
+
+
+def authors_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """The authors' validation SDR of one track (valid_sdr: authors), in float64."""
+    reference = np.asarray(reference, dtype=np.float64)
+    error = reference - np.asarray(estimate, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.sum(reference**2) / np.sum(error**2)
+        return float(10 * np.log10(ratio + AUTHORS_SDR_EPS))
+
+
+SDR_FORMULAS = {"authors": authors_sdr, "mdx": global_sdr}
+REDUCTIONS = {"mean": np.mean, "median": np.median}
 
 
 @dataclass
@@ -33,22 +57,15 @@ class ValidTrack:
     sources: dict[str, np.ndarray]  # only the sources a task scores
 
 
-def load_valid_tracks(params, sources: list[str]) -> list[ValidTrack]:
-    """The dataset's validation tracks (possibly none), keeping only `sources` besides the mixture.
-
-    The split is the sampler's (`mdxnet.data.musdb.split_tracks`), so no validation track is also trained on.
-    With none (data.valid_split: none, or a recorded split without any), validation is skipped: said once here.
-    """
-    from mdxnet.data.musdb import load_track, split_tracks, track_name
+def load_valid_tracks(params: dict, sources: list[str]) -> list[ValidTrack]:
+    """The dataset's validation tracks (possibly none), keeping only `sources` besides the mixture."""
+    from mdxnet.data.musdb import list_tracks, load_track
 
     tracks = []
-    for folder in split_tracks(params, "valid"):
+    for folder in list_tracks(params.data.root, "valid"):
         stems = load_track(folder)
-        tracks.append(ValidTrack(track_name(folder), torch.from_numpy(np.ascontiguousarray(stems["mixture"])),
+        tracks.append(ValidTrack(Path(folder).name, torch.from_numpy(np.ascontiguousarray(stems["mixture"])),
                                  {s: stems[s] for s in sources}))
-    if not tracks:
-        log.warning("no validation tracks in %s (data.valid_split: %s): validation is skipped and the model "
-                    "written is the last step's, not the best one's", params.data.root, params.data.valid_split)
     return tracks
 
 
@@ -59,5 +76,8 @@ def separate_track(model, mixture: torch.Tensor, overlap: int, batch: int, devic
     return overlap_add(model, mixture, overlap, batch, device)
 
 
-def median_sdr(tracks: list[ValidTrack], source: str, estimates: list[np.ndarray]) -> float:
-    return float(np.median([global_sdr(t.sources[source], e) for t, e in zip(tracks, estimates, strict=True)]))
+def source_score(params, tracks: list[ValidTrack], source: str, estimates: list[np.ndarray]) -> float:
+    """One source's validation score: `train.valid_sdr` on each track, reduced by `train.valid_reduce`."""
+    formula = SDR_FORMULAS[params.train.valid_sdr]
+    reduce = REDUCTIONS[params.train.valid_reduce]
+    return float(reduce([formula(t.sources[source], e) for t, e in zip(tracks, estimates, strict=True)]))
