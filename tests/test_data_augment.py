@@ -1,4 +1,5 @@
-"""The augmentation cache: variants on disk, manifest last, idempotent, resumable, invalidated by a new source."""
+"""The augmentation cache: the pitch x tempo grid, one rubberband call per stem and variant, the speech option,
+variants on disk with the manifest last, idempotent, resumable, invalidated by a new source or a new grid."""
 
 from __future__ import annotations
 
@@ -11,85 +12,167 @@ import soundfile as sf
 
 from mdxnet.cli import main
 from mdxnet.data import augment
-from mdxnet.data.augment import MANIFEST, augment_track, cached_variants, variants
+from mdxnet.data.augment import MANIFEST, augment_track, cached_variants, render_plan, variants
 
 pytestmark = pytest.mark.skipif(shutil.which("rubberband") is None, reason="rubberband-cli is not installed")
 
+SR = 44100
+STEM_HZ = {"drums": 330.0, "bass": 110.0, "other": 440.0, "vocals": 660.0}
+AUTHORS_GRID = {"pitch_semitones": [-2, -1, 0, 1, 2], "tempo_rates": [0.8, 0.9, 1.0, 1.1, 1.2], "grid": "product"}
+
+
+def sine_track(folder, seconds: float = 2.0):
+    """A track folder whose stems are steady sines (one frequency per stem) and whose mixture is their sum."""
+    t = np.arange(int(seconds * SR)) / SR
+    folder.mkdir(parents=True)
+    stems = {name: np.stack([0.2 * np.sin(2 * np.pi * hz * t)] * 2) for name, hz in STEM_HZ.items()}
+    for name, audio in {**stems, "mixture": sum(stems.values())}.items():
+        sf.write(folder / f"{name}.wav", audio.T, SR, subtype="PCM_16")
+    return folder
+
+
+def peak_hz(path) -> float:
+    """The frequency of the strongest spectral peak of the middle half of a wav (zero-padded FFT)."""
+    x = sf.read(path)[0].mean(1)
+    middle = x[len(x) // 4: len(x) // 4 + len(x) // 2]
+    spectrum = np.abs(np.fft.rfft(middle * np.hanning(len(middle)), 1 << 20))
+    return float(np.argmax(spectrum)) * SR / (1 << 20)
+
 
 @pytest.fixture
-def setup(synth_dataset, tmp_path, params):
-    p = params.replace({"augment": {"root": str(tmp_path / "aug"), "pitch_semitones": [2], "tempo_rates": [1.25]}})
-    track = tmp_path / "track"
-    shutil.copytree(sorted((synth_dataset / "train").iterdir())[0], track)
-    return p, track
+def setup(tmp_path, params):
+    p = params.replace({"augment": {"root": str(tmp_path / "aug"), "pitch_semitones": [2], "tempo_rates": [1.25],
+                                    "grid": "product"}})
+    return p, sine_track(tmp_path / "track", seconds=1.5)
 
 
-def test_variant_names(params):
-    p = params.replace({"augment": {"pitch_semitones": [-2, 0, 1], "tempo_rates": [0.8, 1, 1.2]}})
-    assert variants(p) == {"pitch-2": ("pitch", -2.0), "pitch+1": ("pitch", 1.0), "tempo0.8": ("tempo", 0.8),
-                           "tempo1.2": ("tempo", 1.2)}
+def test_authors_grid_is_every_pitch_tempo_pair_but_the_unchanged_one(params):
+    grid = variants(params.replace({"augment": AUTHORS_GRID}))
+    assert len(grid) == 24
+    assert set(grid.values()) == {(p, r) for p in (-2, -1, 0, 1, 2) for r in (0.8, 0.9, 1.0, 1.1, 1.2)} - {(0, 1)}
+    assert grid["p+1_t1.1"] == (1.0, 1.1) and grid["p-2_t0.8"] == (-2.0, 0.8) and grid["p+0_t1.2"] == (0.0, 1.2)
+    assert list(grid)[:5] == ["p-2_t0.8", "p-2_t0.9", "p-2_t1", "p-2_t1.1", "p-2_t1.2"]  # pitch-major, as theirs
+    assert len(variants(params)) == 8  # embedded profile: 3 x 3 - 1
 
 
-def test_cache_layout_lengths_and_manifest(setup):
-    p, track = setup
+def test_axes_grid_is_each_change_alone(params):
+    grid = variants(params.replace({"augment": {**AUTHORS_GRID, "grid": "axes"}}))
+    assert grid == {"p-2_t1": (-2.0, 1.0), "p-1_t1": (-1.0, 1.0), "p+1_t1": (1.0, 1.0), "p+2_t1": (2.0, 1.0),
+                    "p+0_t0.8": (0.0, 0.8), "p+0_t0.9": (0.0, 0.9), "p+0_t1.1": (0.0, 1.1), "p+0_t1.2": (0.0, 1.2)}
+
+
+def test_an_empty_axis_means_unchanged(params):
+    assert variants(params.replace({"augment": {"pitch_semitones": [1], "tempo_rates": []}})) == {
+        "p+1_t1": (1.0, 1.0)}
+    assert variants(params.replace({"augment": {"pitch_semitones": [], "tempo_rates": [1.0]}})) == {}
+
+
+def test_speech_sources_get_the_short_window(params):
+    plan = render_plan(params.replace({"augment": {"speech_sources": ["vocals"]}}), 1.0, 0.9)
+    assert plan["vocals"] == ["--tempo", "0.9", "--pitch", "1", "--window-short"]
+    assert plan["drums"] == plan["bass"] == plan["other"] == ["--tempo", "0.9", "--pitch", "1"]
+    plan = render_plan(params.replace({"augment": {"speech_sources": []}}), 1.0, 0.9)
+    assert "--window-short" not in plan["vocals"]
+
+
+def test_authors_grid_renders_24_combined_variants_in_one_call_each(tmp_path, params, monkeypatch):
+    import pyrubberband.pyrb as pyrb
+
+    from mdxnet.data.sampler import track_variants
+
+    p = params.replace({"augment": {**AUTHORS_GRID, "root": str(tmp_path / "aug"), "speech_sources": ["vocals"]}})
+    track = sine_track(tmp_path / "track", seconds=1.0)
+    commands = []
+    real_call = pyrb.subprocess.check_call
+
+    def record(args, **kwargs):
+        commands.append(args)
+        return real_call(args, **kwargs)
+
+    monkeypatch.setattr(pyrb.subprocess, "check_call", record)
     manifest = augment_track(track, p, progress=False)
-    folder = track.parent / "aug" / "track"
-    assert json.loads((folder / MANIFEST).read_text()) == manifest
-    assert set(manifest["variants"]) == {"pitch+2", "tempo1.25"}
+    assert len(commands) == 24 * 4  # one rubberband call per stem and variant, pitch and tempo in it
+    assert all("--pitch" in c and "--tempo" in c for c in commands)
+    assert sum("--window-short" in c for c in commands) == 24  # the vocals of every variant
+    assert len(manifest["variants"]) == 24 and len(track_variants(p, track)) == 25  # + the original
     n = sf.info(track / "mixture.wav").frames
+    folder = tmp_path / "aug" / "track"
     for variant, entry in manifest["variants"].items():
-        infos = [sf.info(folder / variant / f"{s}.wav") for s in ("drums", "bass", "other", "vocals")]
-        assert {i.frames for i in infos} == {entry["frames"]}
-        assert all(i.samplerate == 44100 and i.channels == 2 for i in infos)
-    assert manifest["variants"]["pitch+2"]["frames"] == pytest.approx(n, abs=64)
-    assert manifest["variants"]["tempo1.25"]["frames"] == pytest.approx(n / 1.25, rel=0.01)
-    # pitch shift by +2 semitones really moves the spectrum up: spectral centroid of bass rises
-    def centroid(path):
-        x = sf.read(path)[0].mean(1)
-        spec = np.abs(np.fft.rfft(x))
-        return (spec * np.arange(len(spec))).sum() / spec.sum()
-    assert centroid(folder / "pitch+2" / "bass.wav") > centroid(track / "bass.wav") * 1.05
-    assert cached_variants(p, "track") == {v: folder / v for v in ("pitch+2", "tempo1.25")}
+        semitones, rate = entry["semitones"], entry["rate"]
+        infos = [sf.info(folder / variant / f"{s}.wav") for s in STEM_HZ]
+        assert {i.frames for i in infos} == {entry["frames"]}, variant  # equal lengths: mixture = sum of stems
+        assert entry["frames"] == pytest.approx(n / rate, abs=2), variant
+        assert peak_hz(folder / variant / "other.wav") / STEM_HZ["other"] == pytest.approx(
+            2 ** (semitones / 12), rel=0.005), variant
 
 
-def test_idempotent_and_resumes_after_interruption(setup, monkeypatch):
+def test_idempotent_and_resumes_after_interruption(setup, monkeypatch, params):
     p, track = setup
+    p = p.replace({"augment": {"tempo_rates": [1.0, 1.25]}})  # variants p+2_t1 and p+2_t1.25
     calls = []
     real = augment.transform
 
-    def flaky(audio, kind, value):
-        calls.append(kind)
-        if kind == "tempo":
+    def flaky(audio, semitones, rate, speech):
+        calls.append(rate)
+        if rate == 1.25:
             raise KeyboardInterrupt  # interrupted while rendering the second variant
-        return real(audio, kind, value)
+        return real(audio, semitones, rate, speech)
 
     monkeypatch.setattr(augment, "transform", flaky)
     with pytest.raises(KeyboardInterrupt):
         augment_track(track, p, progress=False)
     folder = track.parent / "aug" / "track"
     assert not (folder / MANIFEST).exists()
-    assert len(list((folder / "pitch+2").glob("*.wav"))) == 4
+    assert len(list((folder / "p+2_t1").glob("*.wav"))) == 4
     assert not list(folder.rglob("*.tmp"))
     calls.clear()
-    monkeypatch.setattr(augment, "transform", lambda a, k, v: calls.append(k) or real(a, k, v))
+    monkeypatch.setattr(augment, "transform", lambda a, s, r, v: calls.append(r) or real(a, s, r, v))
     augment_track(track, p, progress=False)
-    assert calls == ["tempo"] * 4  # the finished variant was skipped
+    assert calls == [1.25] * 4  # the finished variant was skipped
     calls.clear()
     augment_track(track, p, progress=False)
     assert calls == []  # complete: nothing to do
+
+
+def test_changed_grid_renders_only_what_changed(setup, monkeypatch):
+    p, track = setup
+    folder = track.parent / "aug" / "track"
+    augment_track(track, p, progress=False)
+    calls = []
+    real = augment.transform
+    monkeypatch.setattr(augment, "transform", lambda a, s, r, v: calls.append((s, r, v)) or real(a, s, r, v))
+
+    wider = p.replace({"augment": {"tempo_rates": [1.25, 0.8]}})
+    assert cached_variants(wider, "track") == {"p+2_t1.25": folder / "p+2_t1.25"}  # manifest not yet rebuilt
+    manifest = augment_track(track, wider, progress=False)
+    assert set(manifest["variants"]) == {"p+2_t1.25", "p+2_t0.8"}
+    assert {(s, r) for s, r, _ in calls} == {(2.0, 0.8)}  # the variant already there was kept
+
+    calls.clear()
+    speechless = wider.replace({"augment": {"speech_sources": []}})
+    assert cached_variants(speechless, "track") == {}  # made with other arguments: not offered to the sampler
+    augment_track(track, speechless, progress=False)
+    assert len(calls) == 8 and not any(v for _, _, v in calls)  # both variants again, vocals without the option
+
+    calls.clear()
+    manifest = augment_track(track, speechless.replace({"augment": {"pitch_semitones": [-1]}}), progress=False)
+    assert set(manifest["variants"]) == {"p-1_t1.25", "p-1_t0.8"}
+    assert sorted(d.name for d in folder.iterdir() if d.is_dir()) == ["p-1_t0.8", "p-1_t1.25"]  # old ones gone
+    assert json.loads((folder / MANIFEST).read_text()) == manifest
 
 
 @pytest.mark.parametrize("manifest_deleted", [False, True])
 def test_changed_source_invalidates_cache(setup, manifest_deleted):
     p, track = setup
     augment_track(track, p, progress=False)
+    variant = track.parent / "aug" / "track" / "p+2_t1.25"
     if manifest_deleted:  # what Snakemake does to a job's outputs before rerunning it
         (track.parent / "aug" / "track" / MANIFEST).unlink()
     audio, rate = sf.read(track / "drums.wav", dtype="int16")
     sf.write(track / "drums.wav", audio // 2, rate, subtype="PCM_16")
-    before = sf.read(track.parent / "aug" / "track" / "pitch+2" / "drums.wav")[0]
+    before = sf.read(variant / "drums.wav")[0]
     augment_track(track, p, progress=False)
-    after = sf.read(track.parent / "aug" / "track" / "pitch+2" / "drums.wav")[0]
+    after = sf.read(variant / "drums.wav")[0]
     assert np.max(np.abs(after)) < np.max(np.abs(before)) * 0.75
 
 
@@ -104,5 +187,5 @@ def test_cli_augment_by_name(synth_dataset, tmp_path):
     out = tmp_path / "cache"
     assert main(["--params", str(params_file), "augment", "--track", name, "--root", str(synth_dataset),
                  "--out", str(out)]) == 0
-    assert (out / name / MANIFEST).is_file()
+    assert set(json.loads((out / name / MANIFEST).read_text())["variants"]) == {"p+1_t1"}
     assert main(["--params", str(params_file), "augment", "--track", "nope", "--root", str(synth_dataset)]) == 2

@@ -1,16 +1,34 @@
-"""The augmentation cache (the paper's pitch shift and time stretch), rendered once per training track.
+"""The augmentation cache: pitch-shifted and time-stretched copies of each training track, rendered once.
 
-For one track, every stem is pitch-shifted by each of augment.pitch_semitones and time-stretched by each of
-augment.tempo_rates with pyrubberband (the rubberband CLI), one transform per variant as in the paper. Layout:
+Grid (params augment.*): the axes pitch_semitones (0 = unchanged) and tempo_rates (1.0 = unchanged; rate r plays
+r times as fast, so the variant lasts 1/r of the track; an empty axis means "unchanged" only), combined by
+augment.grid:
+- product: every (pitch, rate) pair except the unchanged one. With the base values (-2..+2 semitones x rates
+  0.8..1.2) this is the authors' grid, kuielab/mdx-net Leaderboard_A src/utils/data_augmentation.py: 24 variants
+  + the original, each made by one soundstretch call `-pitch=p -tempo=t` (t in percent, +10 = 10 % faster =
+  rate 1.1, as their shift() docstring says; the comment on their list T says "slower", but the list is
+  symmetric, so the set of variants is the same), with `-speech` for vocals;
+- axes: each non-zero pitch alone and each non-1 rate alone (mdxnet's own, earlier and cheaper set).
 
-    <augment.root>/<track>/<variant>/{drums,bass,other,vocals}.wav    variant: 'pitch+1', 'tempo0.9', ...
+Every stem of a variant is made by ONE rubberband call (through pyrubberband) that changes pitch and tempo
+together, as the authors' one soundstretch call does. Deviation from the authors: the tool is rubberband (R2
+engine, the CLI's default), not soundstretch (SoundTouch's WSOLA), so the artefacts differ; the sources in
+augment.speech_sources get rubberband's short analysis window in place of `-speech` (see `rubberband_args`).
+Rubberband 3 also lowers the gain of an output that would clip, where soundstretch clips.
+
+Layout:
+
+    <augment.root>/<track>/<variant>/{drums,bass,other,vocals}.wav    variant: 'p+1_t1.1', 'p-2_t1', ...
+    <augment.root>/<track>/<variant>/.render.json                     rubberband arguments of each stem
     <augment.root>/<track>/manifest.json                              written last, atomically
 
 No mixture is stored: the mixture of a variant is the sum of its augmented stems (the sampler sums them), and
 all stems of a variant are cropped to the same length. Stems are 16-bit PCM (rubberband's input is already
-quantised to 16 bits by pyrubberband). Every wav is written atomically, so an interrupted run leaves only
-finished files; a rerun skips them, and a finished manifest that matches the config and the source track's
-fingerprint makes the whole call a no-op. A changed source track invalidates the cache of that track.
+quantised to 16 bits by pyrubberband, as the authors' input to soundstretch). Every file is written atomically,
+so an interrupted run leaves only finished files; a rerun skips them, and a finished manifest that matches the
+grid, the rubberband arguments and the source track's fingerprint makes the whole call a no-op. A changed source
+track invalidates the cache of that track; a variant rendered with other arguments is rendered again; a variant
+no longer in the grid is deleted.
 """
 
 from __future__ import annotations
@@ -19,6 +37,7 @@ import hashlib
 import json
 import logging
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -34,25 +53,45 @@ log = logging.getLogger(__name__)
 STEMS = ("drums", "bass", "other", "vocals")
 MANIFEST = "manifest.json"
 STATE = ".source.json"  # fingerprint of the source the variants were made from
+RENDER = ".render.json"  # per variant: the rubberband arguments its stems were (or are being) made with
 FINGERPRINT_BYTES = 1 << 16
+# soundstretch -speech (SoundTouch) shortens the WSOLA sequence/seek/overlap windows to 40/15/8 ms: a finer time
+# resolution for voice, nothing about formants. Rubberband's matching knob is its analysis window length, so a
+# speech source gets --window-short (R2 engine). Not --crisp 6: that adds --no-lamination, which rubberband's
+# help recommends for drums; not --formant: formant preservation is an effect soundstretch does not have.
+SPEECH_ARGS = {"--window-short": ""}
 
 
-def variants(params: dict) -> dict[str, tuple[str, float]]:
-    """{variant name: (kind, value)} for the configured pitch shifts and tempo rates (identity ones skipped)."""
+def variant_name(semitones: float, rate: float) -> str:
+    return f"p{semitones:+g}_t{rate:g}"
+
+
+def variants(params) -> dict[str, tuple[float, float]]:
+    """{variant name: (semitones, tempo rate)} of the configured grid, pitch-major, without the unchanged pair."""
     config = params.augment
-    out = {}
-    for semitones in config.pitch_semitones:
-        if semitones != 0:
-            out[f"pitch{semitones:+g}"] = ("pitch", float(semitones))
-    for rate in config.tempo_rates:
-        if rate <= 0:
-            raise UserError(f"augment.tempo_rates holds {rate}: rates must be positive (e.g. 0.9, 1.1)")
-        if rate != 1:
-            out[f"tempo{rate:g}"] = ("tempo", float(rate))
-    return out
+    pitches = [float(p) for p in config.pitch_semitones] or [0.0]
+    rates = [float(r) for r in config.tempo_rates] or [1.0]
+    if config.grid == "product":
+        pairs = [(p, r) for p in pitches for r in rates]
+    else:  # axes
+        pairs = [(p, 1.0) for p in pitches] + [(0.0, r) for r in rates]
+    return {variant_name(p, r): (p, r) for p, r in pairs if (p, r) != (0.0, 1.0)}
 
 
-def cache_root(params: dict, out_root: str | Path | None = None) -> Path:
+def rubberband_args(semitones: float, rate: float, speech: bool) -> dict[str, str]:
+    """The rubberband options of one stem of one variant: pitch and tempo in the same call."""
+    args = {"--tempo": f"{rate:g}", "--pitch": f"{semitones:g}"}
+    return {**args, **SPEECH_ARGS} if speech else args
+
+
+def render_plan(params, semitones: float, rate: float) -> dict[str, list[str]]:
+    """{stem: rubberband options as a flat list} of one variant (stored in RENDER and the manifest)."""
+    speech = set(params.augment.speech_sources)
+    return {stem: [s for item in rubberband_args(semitones, rate, stem in speech).items() for s in item if s]
+            for stem in STEMS}
+
+
+def cache_root(params, out_root: str | Path | None = None) -> Path:
     return Path(out_root or params.augment.root)
 
 
@@ -74,27 +113,41 @@ def read_manifest(folder: Path) -> dict | None:
     return _read_json(Path(folder) / MANIFEST)
 
 
-def transform(audio: np.ndarray, kind: str, value: float) -> np.ndarray:
-    """(2, n) float audio -> pitch-shifted (by `value` semitones) or time-stretched (tempo x `value`)."""
-    import pyrubberband
-
+def rubberband_version() -> str:
+    """`rubberband --version` (recorded in the manifest: another version renders slightly different audio)."""
     if shutil.which("rubberband") is None:
         raise UserError("the rubberband CLI is not installed: apt-get install rubberband-cli (scripts/setup.sh)")
+    done = subprocess.run(["rubberband", "--version"], capture_output=True, text=True)
+    return (done.stdout + done.stderr).strip()
+
+
+def transform(audio: np.ndarray, semitones: float, rate: float, speech: bool) -> np.ndarray:
+    """(2, n) float audio -> shifted by `semitones` and played `rate` times as fast, in one rubberband call."""
+    import pyrubberband
+
     y = np.ascontiguousarray(np.clip(audio.T, -1.0, 1.0), dtype=np.float32)
-    if kind == "pitch":
-        out = pyrubberband.pitch_shift(y, SAMPLE_RATE, value)
+    args = rubberband_args(semitones, rate, speech)
+    # pyrubberband's wrappers return the input untouched when their own ratio is the identity, and otherwise pass
+    # our rbargs (which already hold both ratios) to a single rubberband call: call the one whose ratio changes.
+    if semitones != 0:
+        out = pyrubberband.pitch_shift(y, SAMPLE_RATE, semitones, rbargs=args)
     else:
-        out = pyrubberband.time_stretch(y, SAMPLE_RATE, value)
+        out = pyrubberband.time_stretch(y, SAMPLE_RATE, rate, rbargs=args)
     return np.asarray(out, dtype=np.float32).T
 
 
-def _render_variant(stems: dict[str, np.ndarray], kind: str, value: float, folder: Path) -> int:
-    """Write the missing stems of one variant; all stems are cropped to the shortest one."""
+def _render_variant(stems: dict[str, np.ndarray], semitones: float, rate: float, plan: dict, speech: set,
+                    folder: Path) -> int:
+    """Write the missing stems of one variant (all of them if made with other arguments); equal lengths."""
     paths = {name: folder / f"{name}.wav" for name in STEMS}
+    if _read_json(folder / RENDER) != plan:  # other arguments, or stems of unknown origin: start this variant over
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        write_json_atomic(folder / RENDER, plan)
     if all(p.is_file() for p in paths.values()):
         return min(sf.info(p).frames for p in paths.values())
-    # render all stems again (cheap relative to correctness): equal lengths need every stem's output
-    outputs = {name: transform(stems[name], kind, value) for name in STEMS}
+    # render every stem again (cheap relative to correctness): the common length needs every stem's output
+    outputs = {name: transform(stems[name], semitones, rate, name in speech) for name in STEMS}
     frames = min(a.shape[-1] for a in outputs.values())
     peak = max(float(np.abs(a).max()) for a in outputs.values())
     if peak >= 1.0:
@@ -132,8 +185,7 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def augment_track(track: str | Path, params: dict, out_root: str | Path | None = None,
-                  progress: bool = True) -> dict:
+def augment_track(track: str | Path, params, out_root: str | Path | None = None, progress: bool = True) -> dict:
     """Cache every configured variant of one track; returns the manifest (already there or just written)."""
     from tqdm import tqdm
 
@@ -143,32 +195,37 @@ def augment_track(track: str | Path, params: dict, out_root: str | Path | None =
     name = track_name(track)
     folder = cache_root(params, out_root) / name
     wanted = variants(params)
-    expected = {"track": name, "fingerprint": fingerprint(track),
-                "variants_config": {k: list(v) for k, v in wanted.items()}}
+    plans = {variant: render_plan(params, *shift) for variant, shift in wanted.items()}
+    expected = {"track": name, "fingerprint": fingerprint(track), "grid": plans}
     manifest = _prepare(folder, expected)
     if manifest is not None:
         log.info("%s: augmentation cache is complete", folder)
         return manifest
+    version = rubberband_version()
+    speech = set(params.augment.speech_sources)
     stems = load_track(track)
     results = {}
-    for variant, (kind, value) in tqdm(wanted.items(), desc=f"augment {name}", unit="variant",
-                                      disable=not progress):
-        frames = _render_variant(stems, kind, value, folder / variant)
-        results[variant] = {"kind": kind, "value": value, "frames": frames}
+    for variant, (semitones, rate) in tqdm(wanted.items(), desc=f"augment {name}", unit="variant",
+                                           disable=not progress):
+        frames = _render_variant(stems, semitones, rate, plans[variant], speech, folder / variant)
+        results[variant] = {"semitones": semitones, "rate": rate, "frames": frames}
     for stale in folder.iterdir():
         if stale.is_dir() and stale.name not in wanted:
             shutil.rmtree(stale)
     manifest = {**expected, "source": str(track), "folder": str(folder), "sample_rate": SAMPLE_RATE,
-                "stems": list(STEMS), "variants": results,
+                "rubberband": version, "stems": list(STEMS), "variants": results,
                 "seconds": sum(r["frames"] for r in results.values()) / SAMPLE_RATE * len(STEMS)}
     write_json_atomic(folder / MANIFEST, manifest)
     return manifest
 
 
-def cached_variants(params: dict, name: str, out_root: str | Path | None = None) -> dict[str, Path]:
-    """{variant: folder} of a finished cache for track `name` (empty when the manifest is absent)."""
+def cached_variants(params, name: str, out_root: str | Path | None = None) -> dict[str, Path]:
+    """{variant: folder} of a finished cache for track `name`: the variants of the configured grid it holds, made
+    with the configured arguments (empty when the manifest is absent)."""
     folder = cache_root(params, out_root) / name
     manifest = read_manifest(folder)
     if manifest is None:
         return {}
-    return {variant: folder / variant for variant in manifest["variants"] if variant in variants(params)}
+    recorded = manifest.get("grid", {})
+    return {variant: folder / variant for variant, shift in variants(params).items()
+            if variant in manifest["variants"] and recorded.get(variant) == render_plan(params, *shift)}
