@@ -1,11 +1,12 @@
 """Inference speed of the paper-size KUIELAB-MDX-Net (4 TFC-TDF-U-Net v2 separators + Mixer) on this CPU.
 
-Prints, for each variant, the time of one chunk forward (STFT -> net -> iSTFT), the resulting speed in seconds
-of audio per second for all four sources (chunk hop = chunk - overlap, per source, from params), the FLOP
-count per second of audio (torch.utils.flop_counter.FlopCounterMode; the FFTs are not counted) and the
+Prints, for each variant, the time of one chunk forward (STFT -> net -> iSTFT) on the inference chunk
+(`separate.chunk_frames` frames), the resulting speed in seconds of audio per second for all four sources (new
+samples per chunk from each source's `separate.stitch` and `separate.overlap`: mdxnet.separation.Stitching.step),
+the FLOP count per second of audio (torch.utils.flop_counter.FlopCounterMode; the FFTs are not counted) and the
 achieved fraction of the machine's measured matmul peak.
 
-All four separators have the same network cost (same dim_f, dim_t, channels); only their STFT size and
+All four separators have the same network cost (same dim_f, channels, chunk frames); only their STFT size and
 overlap differ, so variants are timed on one separator and scaled by each source's chunks per second.
 Measurements are short (a few chunks) because the machine is shared: treat them as noisy.
 
@@ -20,18 +21,12 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
-from mdxnet.config import per_source, resolve_profile
+from mdxnet.config import load_params
 from mdxnet.models import build_mixer, build_separator, fuse_for_inference
+from mdxnet.separation import SeparationPipeline, stitching_for
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def profile_params(path: Path, profile: str) -> dict:
-    raw = yaml.safe_load(path.read_text())
-    raw["profile"] = profile
-    return resolve_profile(raw)
 
 
 def timed(fn, reps: int) -> list[float]:
@@ -57,10 +52,10 @@ def matmul_peak(threads: int, size: int = 2048, reps: int = 5) -> float:
     return 2 * size**3 / best / 1e9
 
 
-def count_flops(model, batch: int = 1) -> int:
+def count_flops(model, chunk: int, batch: int = 1) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
-    x = torch.randn(batch, 2, model.chunk_samples)
+    x = torch.randn(batch, 2, chunk)
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         model(x)
     return counter.get_total_flops()
@@ -103,7 +98,8 @@ def chunk_fn(model, x: torch.Tensor, variant: str):
         from mdxnet.onnx_export import export_separator, onnx_session
 
         with tempfile.TemporaryDirectory() as tmp:  # the session keeps the graph in memory
-            path = export_separator(model, Path(tmp) / "bench.onnx", batch=batch)
+            frames = x.shape[-1] // model.stft.hop + 1
+            path = export_separator(model, Path(tmp) / "bench.onnx", frames, batch=batch)
             session = onnx_session(path, threads=torch.get_num_threads())
 
         def run():
@@ -140,35 +136,34 @@ VARIANTS = {  # name: (how, batch)
 }
 
 
-def audio_rate(per_chunk: float, params: dict, chunk: int) -> float:
+def audio_rate(per_chunk: float, params) -> float:
     """Seconds of audio per second for all sources, given seconds per chunk of one separator."""
-    sr = params["sample_rate"]
-    busy = sum(per_chunk * sr / (chunk - per_source(params["separate"]["overlap"], s)) for s in params["sources"])
+    sr = params.sample_rate
+    busy = sum(per_chunk * sr / stitching_for(params, s).step for s in params.sources)
     return 1.0 / busy
 
 
-def end_to_end(params: dict, seconds: float, batch: int) -> None:
-    """The real `Separator` on the shared clip's mixture (or noise): wall time for `seconds` of audio."""
+def end_to_end(params, seconds: float, batch: int) -> None:
+    """The real `SeparationPipeline` on the shared clip's mixture (or noise): wall time for `seconds` of audio."""
     import numpy as np
 
-    from mdxnet.separation import Separator
-
     clip = ROOT.parent / "shared" / "data" / "real-clips" / "Music Delta - Rock.stem.mp4"
-    n = int(seconds * params["sample_rate"])
+    n = int(seconds * params.sample_rate)
     if clip.is_file():
         from mdxnet.audio import read_audio
 
         mixture = read_audio(clip)[:, :n]
     else:
         mixture = np.random.default_rng(0).standard_normal((2, n)).astype(np.float32) * 0.1
-    models = {s: build_separator(params, s) for s in params["sources"]}
-    overlaps = {s: per_source(params["separate"]["overlap"], s) for s in params["sources"]}
-    sep = Separator(models, overlaps, mixer=build_mixer(params), batch=batch, device="cpu")
+    models = {s: build_separator(params, s) for s in params.sources}
+    stitchings = {s: stitching_for(params, s) for s in params.sources}
+    pipeline = SeparationPipeline(models, stitchings, mixer=build_mixer(params), batch=batch, device="cpu")
     start = time.perf_counter()
-    sep.separate(mixture, progress=False)
+    pipeline.separate(mixture, progress=False)
     wall = time.perf_counter() - start
-    print(f"end-to-end Separator (batch {batch}): {mixture.shape[-1] / params['sample_rate']:.1f} s of audio in "
-          f"{wall:.1f} s = {mixture.shape[-1] / params['sample_rate'] / wall:.3f} s audio/s")
+    audio = mixture.shape[-1] / params.sample_rate
+    print(f"end-to-end SeparationPipeline (batch {batch}, stitch {params.separate.stitch}): {audio:.1f} s of audio "
+          f"in {wall:.1f} s = {audio / wall:.3f} s audio/s")
 
 
 def main() -> None:
@@ -179,25 +174,24 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2, help="timed repetitions per variant (after 1 warm-up)")
     parser.add_argument("--only", nargs="*", choices=list(VARIANTS), help="variants to run (default: all)")
     parser.add_argument("--end-to-end", type=float, default=0.0, metavar="SECONDS",
-                        help="also time the Separator on this many seconds of the real clip")
+                        help="also time the SeparationPipeline on this many seconds of the real clip")
     parser.add_argument("--batch", type=int, default=None, help="batch for --end-to-end (default: params)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    params = profile_params(args.params, args.profile)
+    params = load_params(args.params, profile=args.profile)
     model = build_separator(params, "vocals").eval()
-    chunk, sr = model.chunk_samples, params["sample_rate"]
+    chunk, sr = stitching_for(params, "vocals").chunk, params.sample_rate
 
     peak = matmul_peak(args.threads)
-    flops_chunk = count_flops(model)
-    flops_per_audio_s = sum(flops_chunk * sr / (chunk - per_source(params["separate"]["overlap"], s))
-                            for s in params["sources"])
+    flops_chunk = count_flops(model, chunk)
+    flops_per_audio_s = sum(flops_chunk * sr / stitching_for(params, s).step for s in params.sources)
     print(f"threads {args.threads}; chunk {chunk} samples = {chunk / sr:.2f} s; matmul peak {peak:.0f} GFLOP/s")
     print(f"one separator forward: {flops_chunk / 1e9:.1f} GFLOP per chunk; 4 sources with overlap: "
           f"{flops_per_audio_s / 1e9:.1f} GFLOP per second of audio "
           f"-> compute-bound limit {peak * 1e9 / flops_per_audio_s:.2f} s audio/s at the matmul peak")
     mixer_flops = count_mixer_flops(params)
-    print(f"Mixer ({params['mixer']['kind']}): {mixer_flops / 1e6:.2f} MFLOP per second of audio (negligible)")
+    print(f"Mixer ({params.mixer.kind}): {mixer_flops / 1e6:.2f} MFLOP per second of audio (negligible)")
     # The CPU is shared, so each variant is timed alternately with the eager-b1 baseline and the ratio of the
     # two (measured under the same load) is the number to trust; absolute times drift with other jobs.
     print(f"{'variant':18s} {'setup s':>8s} {'s/chunk':>8s} {'base s':>8s} {'speed-up':>8s} {'audio s/s':>9s} "
@@ -218,17 +212,17 @@ def main() -> None:
         best = min(v for _, v in pairs)
         achieved = flops_chunk / best / 1e9
         print(f"{name:18s} {setup:8.1f} {best:8.2f} {base:8.2f} {base / best:8.2f} "
-              f"{audio_rate(best, params, chunk):9.3f} {achieved:8.1f} {achieved / peak:7.0%} {db:10.1f}")
+              f"{audio_rate(best, params):9.3f} {achieved:8.1f} {achieved / peak:7.0%} {db:10.1f}")
     print(f"matmul peak after the runs: {matmul_peak(args.threads):.0f} GFLOP/s (load drift check)")
     if args.end_to_end:
-        end_to_end(params, args.end_to_end, args.batch or params["separate"]["batch"])
+        end_to_end(params, args.end_to_end, args.batch or params.separate.batch)
 
 
 def count_mixer_flops(params: dict) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     mixer = build_mixer(params).eval()
-    sr = params["sample_rate"]
+    sr = params.sample_rate
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         mixer(torch.zeros(1, 4, 2, sr), torch.zeros(1, 2, sr))
     return counter.get_total_flops()

@@ -25,23 +25,41 @@ def trained_looking(model):
     return model.eval()
 
 
-def test_onnx_runtime_matches_torch(tmp_path):
+@pytest.mark.parametrize("frames", [16, 32])  # dim_t (the training chunk) and 2 * dim_t (the authors' inference)
+def test_onnx_runtime_matches_torch(tmp_path, frames):
     import onnx
 
     torch.manual_seed(0)
     model = trained_looking(TFCTDFUNet(**TINY))
-    path = export_separator(model, tmp_path / "vocals.onnx", source="vocals")
+    path = export_separator(model, tmp_path / "vocals.onnx", frames, source="vocals")
     meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
-    assert meta == {"source": "vocals", "n_fft": "512", "hop": "128", "dim_f": "64", "dim_t": "16"}
+    assert meta == {"source": "vocals", "n_fft": "512", "hop": "128", "dim_f": "64", "dim_t": "16",
+                    "frames": str(frames)}
     session = onnx_session(path)
     for batch in (1, 3):  # the batch axis is dynamic
-        spec = torch.randn(batch, 4, 64, 16)
+        spec = torch.randn(batch, 4, 64, frames)
         (ours,) = session.run(None, {"spec": spec.numpy()})
         with torch.no_grad():
             reference = model.spec_forward(spec).numpy()
         assert ours.shape == reference.shape
         np.testing.assert_allclose(ours, reference, atol=1e-4)
     assert not list(tmp_path.glob("tmp*"))
+
+
+def test_onnx_chunk_model_runs_the_exported_chunk_only(tmp_path):
+    from mdxnet.onnx_export import OnnxChunkModel
+
+    torch.manual_seed(0)
+    model = trained_looking(TFCTDFUNet(**TINY))
+    chunk = OnnxChunkModel(model.stft, export_separator(model, tmp_path / "v.onnx", 32))
+    assert chunk.chunk_samples == 128 * 31 != model.chunk_samples
+    wave = torch.randn(2, 2, chunk.chunk_samples)
+    with torch.no_grad():
+        np.testing.assert_allclose(chunk(wave).numpy(), model(wave).numpy(), atol=1e-4)
+    with pytest.raises(ValueError, match="exported for chunks of 3968 samples"):
+        chunk(torch.randn(1, 2, model.chunk_samples))
+    with pytest.raises(ValueError, match="not a multiple"):
+        export_separator(model, tmp_path / "w.onnx", 30)
 
 
 def test_export_cli_writes_one_file_per_source(tmp_path, repo_root):

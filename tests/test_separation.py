@@ -1,4 +1,5 @@
-"""Whole-song separation: chunk planning, seam-free overlap-add, exact lengths, the Mixer, and the CLI."""
+"""Whole-song separation: chunk planning, both stitchings (the authors' trim, our crossfade), exact lengths,
+settings checked at start, the Mixer, and the CLI."""
 
 import numpy as np
 import pytest
@@ -9,52 +10,85 @@ from torch import nn
 from mdxnet.checkpoint import init_models
 from mdxnet.cli import main
 from mdxnet.errors import UserError
-from mdxnet.models import Mixer
-from mdxnet.separation import ChunkPlan, Separator, apply_mixer
+from mdxnet.models import Mixer, TFCTDFUNet
+from mdxnet.separation import (
+    ChunkPlan,
+    SeparationPipeline,
+    Stitching,
+    apply_mixer,
+    overlap_add,
+    stitching_for,
+)
 from mdxnet.stft import CutSTFT
 
 SOURCES = ["vocals", "drums", "bass", "other"]
+CPU = torch.device("cpu")
 
 
 class Pointwise(nn.Module):
     """A 'separator' whose output at each sample depends on that sample only (different per source).
 
-    Any correct overlap-add reproduces it exactly, whatever the chunking, so differences expose seam bugs.
+    Any correct stitching reproduces it exactly, whatever the chunking, so differences expose seam bugs. It
+    records the chunk lengths it is given.
     """
 
-    def __init__(self, chunk_samples: int, gain: float):
+    def __init__(self, gain: float):
         super().__init__()
-        self.chunk_samples, self.gain = chunk_samples, gain
+        self.gain, self.lengths = gain, set()
 
     def forward(self, x):
-        assert x.shape[-1] == self.chunk_samples
+        self.lengths.add(x.shape[-1])
         return torch.tanh(self.gain * x) + 0.1 * x.flip(1)  # flip(1): swaps channels, still per-sample
+
+
+class LocalConv(nn.Module):
+    """A nonlinear stand-in whose output at a sample depends only on the input within `reach` samples of it
+    (two zero-padded convolutions); the zero padding corrupts exactly the `reach` samples at each chunk edge."""
+
+    def __init__(self, reach: int, seed: int = 0):
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        first, second = reach // 2, reach - reach // 2
+        self.a = nn.Conv1d(2, 3, 2 * first + 1, padding=first)
+        self.b = nn.Conv1d(3, 2, 2 * second + 1, padding=second)
+        for weight in (self.a.weight, self.b.weight):
+            weight.data = torch.randn(weight.shape, generator=gen) / weight[0].numel() ** 0.5
+
+    def forward(self, x):
+        return self.b(torch.tanh(3 * self.a(x)))
 
 
 class RoundTrip(nn.Module):
     """A full-band STFT/iSTFT round trip: a real spectral front end whose chunks reconstruct exactly."""
 
-    def __init__(self, n_fft=256, hop=64, dim_t=40):
+    def __init__(self, n_fft=256, hop=64):
         super().__init__()
-        self.stft = CutSTFT(n_fft, hop, n_fft // 2 + 1, dim_t)
-        self.chunk_samples = self.stft.chunk_samples
+        self.stft = CutSTFT(n_fft, hop, n_fft // 2 + 1, 8)  # dim_t unused: CutSTFT takes any length
 
     def forward(self, x):
         return self.stft.inverse(self.stft(x))
 
 
-def pointwise_separator(chunk, overlap, batch=1, mixer=None):
-    models = {s: Pointwise(chunk, gain=i + 1.0) for i, s in enumerate(SOURCES)}
-    return Separator(models, {s: overlap for s in SOURCES}, mixer=mixer, batch=batch, device="cpu")
+def pointwise_pipeline(stitching, batch=1, mixer=None):
+    models = {s: Pointwise(gain=i + 1.0) for i, s in enumerate(SOURCES)}
+    return SeparationPipeline(models, {s: stitching for s in SOURCES}, mixer=mixer, batch=batch, device="cpu")
 
 
 def song(n, seed=0):
     return np.random.default_rng(seed).standard_normal((2, n)).astype(np.float32) * 0.3
 
 
+def song_weights(plan: ChunkPlan) -> torch.Tensor:
+    """The summed chunk windows over the song's own samples."""
+    weight = torch.zeros(plan.padded)
+    for start in plan.starts:
+        weight[start: start + plan.chunk] += plan.window()
+    return weight[plan.front: plan.front + plan.length]
+
+
 @pytest.mark.parametrize("length", [1, 999, 1000, 4321])
-def test_chunk_plan_covers_the_song_with_one_overlap_margin(length):
-    plan = ChunkPlan.make(length, chunk=1000, overlap=300)
+def test_crossfade_plan_covers_the_song_with_one_overlap_margin(length):
+    plan = ChunkPlan.make(length, Stitching("crossfade", chunk=1000, overlap=300))
     assert plan.starts[0] == 0 and plan.padded == plan.starts[-1] + 1000
     assert plan.padded >= plan.front + length + 300
     assert all(b - a == 700 for a, b in zip(plan.starts, plan.starts[1:], strict=False))
@@ -62,36 +96,117 @@ def test_chunk_plan_covers_the_song_with_one_overlap_margin(length):
     assert window.min() > 0 and window.max() == 1
     # Neighbouring crossfades sum to one on their own (not only after normalisation).
     assert torch.allclose(window[:300] + window[-300:], torch.ones(300))
+    assert torch.allclose(song_weights(plan), torch.ones(length))
 
 
-def test_two_chunkings_agree_exactly_with_a_pointwise_model():
+@pytest.mark.parametrize("length", [1, 399, 400, 401, 4321])
+def test_trim_plan_takes_every_song_sample_from_exactly_one_chunk_middle(length):
+    plan = ChunkPlan.make(length, Stitching("trim", chunk=1000, overlap=300))
+    assert plan.front == 300 and plan.starts[0] == 0
+    assert all(b - a == 400 for a, b in zip(plan.starts, plan.starts[1:], strict=False))
+    assert len(plan.starts) == max(1, -(-length // 400))  # as few chunks as cover the song
+    window = plan.window()
+    assert window[:300].sum() == 0 and window[-300:].sum() == 0 and window[300:700].min() == 1
+    assert torch.equal(song_weights(plan), torch.ones(length))  # no fade: one chunk per sample, weight 1
+
+
+@pytest.mark.parametrize("method", ["trim", "crossfade"])
+def test_two_chunkings_agree_exactly_with_a_pointwise_model(method):
     mixture = song(10_000)
-    a = pointwise_separator(chunk=1000, overlap=250, batch=3).separate(mixture, progress=False)
-    b = pointwise_separator(chunk=1536, overlap=700, batch=1).separate(mixture, progress=False)
+    a = pointwise_pipeline(Stitching(method, 1000, 250), batch=3)
+    b = pointwise_pipeline(Stitching(method, 1536, 700), batch=1)
+    out_a, out_b = a.separate(mixture, progress=False), b.separate(mixture, progress=False)
     expected = {s: torch.tanh((i + 1.0) * torch.from_numpy(mixture)).numpy() + 0.1 * mixture[::-1]
                 for i, s in enumerate(SOURCES)}
     for s in SOURCES:
-        assert a[s].shape == mixture.shape and a[s].dtype == np.float32
-        np.testing.assert_allclose(a[s], b[s], atol=1e-4)
-        np.testing.assert_allclose(a[s], expected[s], atol=1e-5)
+        assert out_a[s].shape == mixture.shape and out_a[s].dtype == np.float32
+        np.testing.assert_allclose(out_a[s], out_b[s], atol=1e-4)
+        np.testing.assert_allclose(out_a[s], expected[s], atol=1e-5)
+        assert a.separators[s].lengths == {1000} and b.separators[s].lengths == {1536}
 
 
-def test_two_chunkings_agree_with_a_spectral_round_trip():
+def padded_whole_song(model, mixture: torch.Tensor, stitching: Stitching) -> torch.Tensor:
+    """The model run once over the song as the stitching pads it (zeros around it), cut back to the song."""
+    plan = ChunkPlan.make(mixture.shape[-1], stitching)
+    padded = nn.functional.pad(mixture, (plan.front, plan.padded - plan.front - plan.length))
+    with torch.no_grad():
+        return model(padded[None])[0][:, plan.front: plan.front + plan.length]
+
+
+@pytest.mark.parametrize(("length", "chunk", "overlap"), [(10_000, 1000, 120), (7_777, 2048, 300), (50, 900, 64)])
+def test_trim_equals_one_unchunked_pass_when_the_reach_fits_the_trim(length, chunk, overlap):
+    model = LocalConv(reach=overlap).eval()
+    mixture = torch.from_numpy(song(length, seed=length))
+    stitching = Stitching("trim", chunk, overlap)
+    with torch.no_grad():
+        stitched = overlap_add(model, mixture, stitching, batch=3, device=CPU)
+    torch.testing.assert_close(stitched, padded_whole_song(model, mixture, stitching), atol=1e-6, rtol=1e-5)
+    # the crossfade of the same chunks keeps samples inside the corrupted edges: it does not match
+    fade = overlap_add(model, mixture, Stitching("crossfade", chunk, overlap), batch=3, device=CPU)
+    if length > chunk:
+        assert not torch.allclose(fade, padded_whole_song(model, mixture, stitching), atol=1e-3)
+
+
+def frame_by_frame_net() -> TFCTDFUNet:
+    """A real TFC-TDF net (BatchNorm with non-trivial statistics, TDF) with no time context of its own: 1x1
+    convs and no down/up-sampling, so each STFT frame is processed alone."""
+    torch.manual_seed(0)
+    net = TFCTDFUNet(n_fft=256, hop=64, dim_f=64, dim_t=8, num_blocks=1, num_convs=2, channels=6, growth=2,
+                     kernel=1, bottleneck=4, bias=True)
+    gen = torch.Generator().manual_seed(1)
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1, generator=gen)
+            module.running_var.uniform_(0.5, 2.0, generator=gen)
+    return net.eval()
+
+
+def test_trim_with_a_tfc_tdf_net_equals_one_unchunked_pass():
+    # An output sample of STFT -> per-frame net -> iSTFT depends on the input within n_fft of it, so a trim of
+    # n_fft (a multiple of the hop, keeping the chunks' frames on the whole song's frame grid) makes it exact.
+    net = frame_by_frame_net()
+    mixture = torch.from_numpy(song(20_000, seed=7))
+    stitching = Stitching("trim", chunk=64 * (40 - 1), overlap=256)
+    with torch.no_grad():
+        stitched = overlap_add(net, mixture, stitching, batch=2, device=CPU)
+    whole = padded_whole_song(net, mixture, stitching)
+    assert whole.abs().max() > 1e-3  # not a silent net
+    torch.testing.assert_close(stitched, whole, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["trim", "crossfade"])
+def test_two_chunkings_agree_with_a_spectral_round_trip(method):
     mixture = song(12_345, seed=1)
     outs = []
-    for overlap, batch in [(512, 2), (1900, 5)]:
+    for chunk, overlap, batch in [(64 * 39, 512, 2), (64 * 71, 1900, 5)]:
         models = {s: RoundTrip() for s in SOURCES}
-        outs.append(Separator(models, {s: overlap for s in SOURCES}, batch=batch).separate(mixture, progress=False))
+        stitchings = {s: Stitching(method, chunk, overlap) for s in SOURCES}
+        outs.append(SeparationPipeline(models, stitchings, batch=batch).separate(mixture, progress=False))
     for s in SOURCES:
         np.testing.assert_allclose(outs[0][s], outs[1][s], atol=1e-4)
         np.testing.assert_allclose(outs[0][s], mixture, atol=1e-4)
 
 
-@pytest.mark.parametrize("length", [1, 777, 64_512, 100_001])
-def test_output_length_equals_input_with_real_models(length, params, tmp_path):
+def test_stitching_reads_params_per_source(params):
+    params = params.replace({"separate": {"stitch": "trim", "chunk_frames": {"vocals": 64, "drums": 128,
+                                                                              "bass": 256, "other": 32},
+                                          "overlap": {"vocals": 1024, "drums": 2048, "bass": 0, "other": 100}}})
+    hop = params.model.hop
+    assert stitching_for(params, "vocals") == Stitching("trim", hop * 63, 1024)
+    assert stitching_for(params, "bass") == Stitching("trim", hop * 255, 0)
+    assert stitching_for(params.replace({"separate": {"stitch": "crossfade"}}), "other") == \
+        Stitching("crossfade", hop * 31, 100)
+
+
+@pytest.mark.parametrize("method", ["trim", "crossfade"])
+@pytest.mark.parametrize("length", [1, 777, 100_001])
+def test_output_length_equals_input_with_real_models(method, length, params, tmp_path):
+    params = params.replace({"separate": {"stitch": method}})
     init_models(tmp_path, params, seed=0)
-    separator = Separator.from_dir(tmp_path, params, device="cpu", backend="torch")
-    out = separator.separate(song(length), progress=False)
+    pipeline = SeparationPipeline.from_dir(tmp_path, params, device="cpu", backend="torch")
+    chunk = params.model.hop * (params.separate.chunk_frames - 1)
+    assert all(st.chunk == chunk and st.method == method for st in pipeline.stitchings.values())
+    out = pipeline.separate(song(length), progress=False)
     assert set(out) == set(SOURCES)
     assert all(a.shape == (2, length) and np.isfinite(a).all() for a in out.values())
 
@@ -99,10 +214,12 @@ def test_output_length_equals_input_with_real_models(length, params, tmp_path):
 def test_onnx_backend_matches_torch_and_caches_exports(params, tmp_path):
     # Two sources keep the (slow) exports few; the others go through the very same code.
     params = params.replace({"sources": ["vocals", "bass"], "separate": {"onnx_cache": str(tmp_path / "cache")}})
+    assert params.separate.chunk_frames != params.model.dim_t  # the export runs the inference chunk, not dim_t
     init_models(tmp_path / "models", params, seed=2)
-    mixture = song(70_000, seed=3)
-    by_torch = Separator.from_dir(tmp_path / "models", params, device="cpu", backend="torch")
-    by_onnx = Separator.from_dir(tmp_path / "models", params, device="cpu", backend="onnx")
+    mixture = song(150_000, seed=3)
+    by_torch = SeparationPipeline.from_dir(tmp_path / "models", params, device="cpu", backend="torch")
+    by_onnx = SeparationPipeline.from_dir(tmp_path / "models", params, device="cpu", backend="onnx")
+    assert {m.chunk_samples for m in by_onnx.separators.values()} == {st.chunk for st in by_onnx.stitchings.values()}
     a, b = by_torch.separate(mixture, progress=False), by_onnx.separate(mixture, progress=False)
     assert sorted(a) == sorted(b) == ["bass", "vocals"]
     for s in a:
@@ -110,8 +227,10 @@ def test_onnx_backend_matches_torch_and_caches_exports(params, tmp_path):
         np.testing.assert_allclose(b[s], a[s], atol=1e-4 * max(scale, 1.0))
     cached = sorted(p.name.split("-")[0] for p in (tmp_path / "cache").glob("*.onnx"))
     assert cached == ["bass", "vocals"]
+    frames = params.separate.chunk_frames
+    assert all(p.name.endswith(f"-t{frames}.onnx") for p in (tmp_path / "cache").glob("*.onnx"))
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").iterdir()}
-    Separator.from_dir(tmp_path / "models", params, device="cpu", backend="onnx")  # reuses the exports
+    SeparationPipeline.from_dir(tmp_path / "models", params, device="cpu", backend="onnx")  # reuses the exports
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").iterdir()} == before
 
 
@@ -131,21 +250,68 @@ def test_mixer_is_applied_after_separation():
     with torch.no_grad():
         mixer.linear.weight.mul_(2.0)
     mixture = song(3000)
-    plain = pointwise_separator(800, 100).separate(mixture, progress=False)
-    mixed = pointwise_separator(800, 100, mixer=mixer).separate(mixture, progress=False)
+    plain = pointwise_pipeline(Stitching("trim", 800, 100)).separate(mixture, progress=False)
+    mixed = pointwise_pipeline(Stitching("trim", 800, 100), mixer=mixer).separate(mixture, progress=False)
     for s in SOURCES:
         np.testing.assert_allclose(mixed[s], 2 * plain[s], atol=1e-5)
 
 
-def test_bad_overlap_and_missing_models_are_clear(tmp_path, params):
-    with pytest.raises(UserError, match="separate.overlap for vocals"):
-        pointwise_separator(chunk=500, overlap=500)
+BAD_STITCH_SETTINGS = [  # (overlay on the embedded params: hop 1024, num_blocks 5 -> time downsampling 4)
+    ({"separate": {"chunk_frames": 130}}, r"separate\.chunk_frames for vocals is 130.*multiple of 4.*e\.g\. 128"),
+    ({"separate": {"chunk_frames": {"vocals": 128, "drums": 128, "bass": 62, "other": 128}}},
+     r"separate\.chunk_frames for bass is 62"),
+    ({"separate": {"chunk_frames": 4, "overlap": 0}, "model": {"n_fft": {"bass": 8192}}},
+     r"separate\.chunk_frames for bass is 4.*half the STFT window"),
+    ({"separate": {"stitch": "trim", "chunk_frames": 8, "overlap": 3584}},
+     r"separate\.overlap for vocals is 3584 samples discarded.*chunk of 7168"),
+    ({"separate": {"stitch": "crossfade", "chunk_frames": 8, "overlap": 4000}},
+     r"separate\.overlap for vocals is 4000 samples faded"),
+]
+
+
+@pytest.mark.parametrize(("overlay", "message"), BAD_STITCH_SETTINGS)
+def test_bad_stitch_settings_are_refused_at_start_naming_the_key(overlay, message, params, tmp_path):
+    bad = params.replace(overlay)
+    with pytest.raises(UserError, match=message):  # before the models folder is even looked at
+        SeparationPipeline.from_dir(tmp_path / "nope", bad)
+    if "chunk_frames" in message:  # the ONNX export's input size is the chunk: checked the same way
+        from mdxnet.onnx_export import export_models
+
+        with pytest.raises(UserError, match=message):
+            export_models(tmp_path / "nope", tmp_path / "onnx", bad)
+
+
+def test_training_validation_stitches_like_separate(params, monkeypatch):
+    from mdxnet.data import sampler
+    from mdxnet.training import separator, validation
+
+    monkeypatch.setattr(sampler, "build_train_dataset", lambda *args, **kwargs: [])  # no training data needed
+    task = separator.SeparatorTask(params, "bass", seed=0, items=1)
+    assert task.stitching == stitching_for(params, "bass") and task.stitching.method == params.separate.stitch
+    seen = []  # validation's whole-track separation hands that stitching to the same overlap_add
+    monkeypatch.setattr("mdxnet.separation.overlap_add", lambda model, mix, stitching, *a: seen.append(stitching))
+    validation.separate_track(None, torch.zeros(2, 5), task.stitching, 1, CPU)
+    assert seen == [task.stitching]
+    with pytest.raises(UserError, match=r"separate\.chunk_frames for bass is 66"):
+        separator.SeparatorTask(params.replace({"separate": {"chunk_frames": 66}}), "bass", seed=0, items=1)
+
+
+def test_stitching_checks_and_overlap_add_takes_only_a_stitching():
+    with pytest.raises(ValueError, match="below half the chunk"):
+        Stitching("trim", 1000, 500)
+    with pytest.raises(ValueError, match="unknown stitch"):
+        Stitching("window", 1000, 10)
+    with pytest.raises(TypeError, match="takes a Stitching"):
+        overlap_add(Pointwise(1.0), torch.zeros(2, 10), 100, 1, CPU)
+
+
+def test_missing_models_are_clear(tmp_path, params):
     with pytest.raises(UserError, match=r"models folder .*nope does not exist.*models init"):
-        Separator.from_dir(tmp_path / "nope", params)
+        SeparationPipeline.from_dir(tmp_path / "nope", params)
     init_models(tmp_path, params)
     (tmp_path / "mixer.pt").unlink()
     with pytest.raises(UserError, match=r"mixer\.pt not found.*--no-mixer"):
-        Separator.from_dir(tmp_path, params)
+        SeparationPipeline.from_dir(tmp_path, params)
 
 
 def test_cli_separates_the_real_clip(real_clip, tmp_path, repo_root, capsys):
@@ -191,7 +357,8 @@ def test_cuda_matches_cpu(params, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     init_models(tmp_path, params, seed=4)
     mixture = song(80_000, seed=5)
-    on_cpu = Separator.from_dir(tmp_path, params, device="cpu", backend="torch").separate(mixture, progress=False)
-    on_gpu = Separator.from_dir(tmp_path, params, device="cuda").separate(mixture, progress=False)
+    on_cpu = SeparationPipeline.from_dir(tmp_path, params, device="cpu", backend="torch").separate(mixture,
+                                                                                                 progress=False)
+    on_gpu = SeparationPipeline.from_dir(tmp_path, params, device="cuda").separate(mixture, progress=False)
     for s in SOURCES:
         np.testing.assert_allclose(on_gpu[s], on_cpu[s], atol=1e-4 * max(1.0, np.abs(on_cpu[s]).max()))

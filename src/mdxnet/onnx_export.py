@@ -1,8 +1,11 @@
 """Export the separators' spectrogram networks to ONNX, as the original KUIELAB system shipped them.
 
-Only `spec_forward` (the (B, 4, dim_f, dim_t) -> (B, 4, dim_f, dim_t) network) is exported: the STFT and
-iSTFT stay in the host program, as in the authors' submission. The STFT settings a host needs are stored in
-the ONNX file's metadata (n_fft, hop, dim_f, dim_t, source).
+Only `spec_forward` (the (B, 4, dim_f, frames) -> (B, 4, dim_f, frames) network) is exported: the STFT and
+iSTFT stay in the host program, as in the authors' submission. The time axis is fixed at export to the chunk
+the host will run (`separate.chunk_frames`; the authors exported at 2 * dim_t frames, kuielab/mdx-net
+Leaderboard_A src/callbacks/onnx_callback.py `inference_chunk_shape`), the batch axis is dynamic. The STFT
+settings a host needs are stored in the ONNX file's metadata (source, n_fft, hop, dim_f, dim_t the net was
+built with, frames of its input).
 """
 
 from __future__ import annotations
@@ -50,13 +53,16 @@ def quiet_exporter():
             logger.setLevel(level)
 
 
-def export_separator(model, path: str | Path, source: str = "", batch: int = 1) -> Path:
-    """Write `model.spec_forward` as ONNX (dynamic batch axis) atomically; returns the path."""
+def export_separator(model, path: str | Path, frames: int, source: str = "", batch: int = 1) -> Path:
+    """Write `model.spec_forward` for inputs of `frames` STFT frames as ONNX (dynamic batch axis) atomically;
+    returns the path."""
     import onnx
 
     model = model.eval()
     stft = model.stft
-    example = torch.zeros(batch, 4, stft.dim_f, stft.dim_t)
+    if frames % 2**model.num_scales:
+        raise ValueError(f"frames={frames} is not a multiple of the net's time downsampling {2**model.num_scales}")
+    example = torch.zeros(batch, 4, stft.dim_f, frames)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
@@ -68,23 +74,28 @@ def export_separator(model, path: str | Path, source: str = "", batch: int = 1) 
                 external_data=False, verbose=False,
             )
         proto = onnx.load(str(raw))
-        meta = {"source": source, "n_fft": stft.n_fft, "hop": stft.hop, "dim_f": stft.dim_f, "dim_t": stft.dim_t}
+        meta = {"source": source, "n_fft": stft.n_fft, "hop": stft.hop, "dim_f": stft.dim_f, "dim_t": stft.dim_t,
+                "frames": frames}
         onnx.helper.set_model_props(proto, {k: str(v) for k, v in meta.items()})
         onnx.save(proto, str(raw))
         os.replace(raw, path)
     return path
 
 
-def export_models(models_dir, out_dir, params: dict) -> list[Path]:
-    """<models_dir>/<source>.pt -> <out_dir>/<source>.onnx for every source."""
+def export_models(models_dir, out_dir, params) -> list[Path]:
+    """<models_dir>/<source>.pt -> <out_dir>/<source>.onnx for every source, for chunks of
+    separate.chunk_frames frames (checked against the params' networks before any export)."""
     from tqdm import tqdm
 
     from mdxnet.checkpoint import load_separator, separator_path
+    from mdxnet.config import separator_kwargs
+    from mdxnet.separation import checked_chunk_frames
 
+    frames = {source: checked_chunk_frames(params, source) for source in params.sources}
     written = []
     for source in tqdm(params.sources, desc="exporting", unit="model"):
-        model = load_separator(separator_path(models_dir, source), source)
-        written.append(export_separator(model, Path(out_dir) / f"{source}.onnx", source))
+        model = load_separator(separator_path(models_dir, source), source, separator_kwargs(params, source))
+        written.append(export_separator(model, Path(out_dir) / f"{source}.onnx", frames[source], source))
     return written
 
 
@@ -111,17 +122,20 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def cached_export(checkpoint: str | Path, model, source: str, cache_dir: str | Path) -> Path:
-    """The ONNX file of a checkpoint, exported once and cached under `cache_dir` by checkpoint content hash."""
-    path = Path(cache_dir) / f"{source}-{file_digest(checkpoint)}.onnx"
+def cached_export(checkpoint: str | Path, model, source: str, cache_dir: str | Path, frames: int) -> Path:
+    """The ONNX file of a checkpoint for `frames`-frame chunks, exported once and cached under `cache_dir` by
+    checkpoint content hash and frame count."""
+    path = Path(cache_dir) / f"{source}-{file_digest(checkpoint)}-t{frames}.onnx"
     if not path.is_file():
         log.info("exporting %s to ONNX (once; cached as %s)", checkpoint, path)
-        export_separator(model, path, source)
+        export_separator(model, path, frames, source)
     return path
 
 
 class OnnxChunkModel(nn.Module):
     """A separator whose spectrogram network runs in ONNX Runtime on the CPU; STFT and iSTFT stay in torch.
+
+    It takes chunks of the frame count the file was exported for (its `frames` metadata): `chunk_samples`.
 
     Measured here ~2.5x faster than the same net in eager PyTorch (bench/README.md): ORT fuses
     conv + BatchNorm + ReLU and runs the 3x3 convs in a blocked (NCHWc) layout.
@@ -131,12 +145,16 @@ class OnnxChunkModel(nn.Module):
         super().__init__()
         self.stft = stft
         self.session = onnx_session(onnx_path, threads or torch.get_num_threads())
+        self.frames = int(self.session.get_modelmeta().custom_metadata_map["frames"])
 
     @property
     def chunk_samples(self) -> int:
-        return self.stft.chunk_samples
+        return self.stft.hop * (self.frames - 1)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if wave.shape[-1] != self.chunk_samples:
+            raise ValueError(f"this ONNX separator was exported for chunks of {self.chunk_samples} samples "
+                             f"({self.frames} frames), got {wave.shape[-1]}")
         spec = self.stft(wave.cpu()).numpy()
         (out,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: spec})
         return self.stft.inverse(torch.from_numpy(out))

@@ -1,12 +1,21 @@
-"""Whole-song separation with the four separators and the Mixer: the `Separator` API used by
-`mdxnet separate` and by the evaluation stage.
+"""Whole-song separation with the four separators and the Mixer: the `SeparationPipeline` used by
+`mdxnet separate`, by the evaluation stage and (one separator at a time, through `overlap_add`) by validation
+during training.
 
-Each separator only sees fixed-length chunks (model.chunk_samples). A song is cut into chunks that overlap
-by `overlap` samples (per source, params.separate.overlap); every chunk's output is weighted by a window that
-ramps linearly over the overlaps, and the weighted sum is divided by the summed weights, so the crossfade
-weights sum to exactly one everywhere and seams do not click. The song is zero-padded at both ends (the
-front by one overlap, so the first real sample is not inside a fade) and the output is cut back to exactly
-the input length.
+Each separator sees chunks of `separate.chunk_frames` STFT frames (hop * (chunk_frames - 1) samples). The
+network is convolutional over time (its TDF layers act on frequency only), so the chunk may be longer than the
+dim_t frames it was trained on, as long as the frame count divides by its time downsampling 2**(num_blocks//2).
+Two ways of joining the chunks (`separate.stitch`), both returning exactly the input length:
+
+- trim (the authors' submission, kuielab/mdx-net-submission leaderboard_A predict_blend.py `demix_base`):
+  `overlap` samples (n_fft/2) are discarded at both edges of every chunk, where the centred STFT sees zero
+  padding, and the kept middles are laid end to end without a window. The song is zero-padded by `overlap` in
+  front, so the first kept sample is the song's first.
+- crossfade (this project's own): chunks overlap by `overlap` samples and are faded linearly into each other;
+  the weighted sum is divided by the summed weights, so the weights sum to exactly one everywhere.
+
+Both are one overlap-add with a per-chunk window: trim's is one on the kept middle and zero on the trimmed
+edges, and the kept middles tile the song, so every output sample comes from exactly one chunk.
 """
 
 from __future__ import annotations
@@ -24,42 +33,125 @@ from mdxnet.errors import UserError
 
 log = logging.getLogger(__name__)
 
+STITCHES = ("trim", "crossfade")
+
+
+@dataclass(frozen=True)
+class Stitching:
+    """How one separator's chunks are cut from a song and joined back.
+
+    method: 'trim' or 'crossfade'; chunk: samples per chunk the network sees; overlap: for trim the samples
+    discarded at each chunk edge, for crossfade the length of the fade between neighbouring chunks.
+    """
+
+    method: str
+    chunk: int
+    overlap: int
+
+    def __post_init__(self):
+        if self.method not in STITCHES:
+            raise ValueError(f"unknown stitch method {self.method!r}: use one of {STITCHES}")
+        if not 0 <= 2 * self.overlap < self.chunk:
+            raise ValueError(f"overlap {self.overlap} must be >= 0 and below half the chunk ({self.chunk})")
+
+    @property
+    def step(self) -> int:
+        """Samples between the starts of neighbouring chunks (new song samples per chunk)."""
+        return self.chunk - (2 * self.overlap if self.method == "trim" else self.overlap)
+
+
+def time_downsampling(num_blocks: int) -> int:
+    """The factor by which the TFC-TDF-U-Net shrinks the time axis (models.TFCTDFUNet: num_blocks//2 scales)."""
+    return 2 ** (num_blocks // 2)
+
+
+def checked_chunk_frames(params, source: str) -> int:
+    """separate.chunk_frames for `source`, checked against its network and STFT (UserError naming the key)."""
+    from mdxnet.config import per_source, separator_kwargs
+
+    model = separator_kwargs(params, source)
+    frames = int(per_source(params.separate.chunk_frames, source))
+    factor = time_downsampling(model["num_blocks"])
+    if frames % factor:
+        fits = max(factor, round(frames / factor) * factor)
+        raise UserError(f"separate.chunk_frames for {source} is {frames}, but the network halves the time axis "
+                        f"{model['num_blocks'] // 2} times (model.num_blocks {model['num_blocks']}), so it must be "
+                        f"a multiple of {factor}: set it to e.g. {fits} in params.yaml")
+    chunk = model["hop"] * (frames - 1)
+    if chunk <= model["n_fft"] // 2:  # torch.stft's centring reflects n_fft/2 samples, which must exist
+        raise UserError(f"separate.chunk_frames for {source} is {frames}: a chunk of {chunk} samples "
+                        f"(hop {model['hop']} x {frames - 1}) is not longer than half the STFT window "
+                        f"(model.n_fft {model['n_fft']}); raise it in params.yaml")
+    return frames
+
+
+def stitching_for(params, source: str) -> Stitching:
+    """The `Stitching` that params.separate asks for, for one source's separator, checked at start."""
+    from mdxnet.config import per_source, separator_kwargs
+
+    cfg = params.separate
+    if cfg.stitch not in STITCHES:
+        raise UserError(f"separate.stitch is {cfg.stitch!r} in params.yaml: use one of {', '.join(STITCHES)}")
+    frames = checked_chunk_frames(params, source)
+    chunk = separator_kwargs(params, source)["hop"] * (frames - 1)
+    overlap = int(per_source(cfg.overlap, source))
+    if not 0 <= 2 * overlap < chunk:
+        what = "discarded at each chunk edge" if cfg.stitch == "trim" else "faded between chunks"
+        raise UserError(f"separate.overlap for {source} is {overlap} samples {what}, but twice that must stay below "
+                        f"the chunk of {chunk} samples (separate.chunk_frames {frames}): lower separate.overlap or "
+                        f"raise separate.chunk_frames in params.yaml")
+    return Stitching(cfg.stitch, chunk, overlap)
+
 
 @dataclass(frozen=True)
 class ChunkPlan:
     """Where the chunks of one song go, in the coordinates of the zero-padded song."""
 
     length: int  # input samples
-    chunk: int
-    overlap: int
+    stitching: Stitching
     front: int  # zeros before the song
     padded: int  # total padded length
     starts: tuple[int, ...]
 
     @classmethod
-    def make(cls, length: int, chunk: int, overlap: int) -> ChunkPlan:
-        if not 0 <= overlap < chunk:
-            raise ValueError(f"overlap {overlap} must be in [0, chunk={chunk})")
-        step = chunk - overlap
-        needed = overlap + length + overlap  # the song plus one full overlap on each side
-        count = max(1, math.ceil((needed - chunk) / step) + 1)
+    def make(cls, length: int, stitching: Stitching) -> ChunkPlan:
+        step, overlap = stitching.step, stitching.overlap
+        if stitching.method == "trim":
+            # the kept middles (step samples each) must cover the song; the last one may run past its end
+            count = max(1, math.ceil(length / step))
+        else:
+            needed = overlap + length + overlap  # the song plus one full fade on each side
+            count = max(1, math.ceil((needed - stitching.chunk) / step) + 1)
         starts = tuple(i * step for i in range(count))
-        return cls(length, chunk, overlap, overlap, starts[-1] + chunk, starts)
+        return cls(length, stitching, overlap, starts[-1] + stitching.chunk, starts)
+
+    @property
+    def chunk(self) -> int:
+        return self.stitching.chunk
 
     def window(self) -> torch.Tensor:
-        """Linear fade-in/out over `overlap` samples; strictly positive so every sample gets weight."""
-        win = torch.ones(self.chunk)
-        if self.overlap:
-            ramp = (torch.arange(self.overlap) + 0.5) / self.overlap
-            win[: self.overlap] = ramp
-            win[-self.overlap:] = torch.minimum(win[-self.overlap:], ramp.flip(0))
+        """Per-chunk weights: trim's keeps the middle (zero on the trimmed edges); crossfade's ramps linearly
+        over `overlap` samples at both ends and is strictly positive, so every sample gets weight."""
+        overlap, chunk = self.stitching.overlap, self.stitching.chunk
+        if self.stitching.method == "trim":
+            win = torch.zeros(chunk)
+            win[overlap: chunk - overlap] = 1.0
+            return win
+        win = torch.ones(chunk)
+        if overlap:
+            ramp = (torch.arange(overlap) + 0.5) / overlap
+            win[:overlap] = ramp
+            win[-overlap:] = torch.minimum(win[-overlap:], ramp.flip(0))
         return win
 
 
-def overlap_add(model, mixture: torch.Tensor, overlap: int, batch: int, device: torch.device,
+def overlap_add(model, mixture: torch.Tensor, stitching: Stitching, batch: int, device: torch.device,
                 progress=None) -> torch.Tensor:
-    """Run `model` (any module taking (B, 2, model.chunk_samples)) over a (2, n) song chunk by chunk."""
-    plan = ChunkPlan.make(mixture.shape[-1], model.chunk_samples, overlap)
+    """Run `model` ((B, 2, stitching.chunk) -> same shape) over a (2, n) song chunk by chunk; returns (2, n)."""
+    if not isinstance(stitching, Stitching):
+        raise TypeError(f"overlap_add takes a Stitching (mdxnet.separation.stitching_for(params, source)), "
+                        f"not {type(stitching).__name__}")
+    plan = ChunkPlan.make(mixture.shape[-1], stitching)
     padded = nn.functional.pad(mixture, (plan.front, plan.padded - plan.front - plan.length))
     window = plan.window()
     out = torch.zeros_like(padded)
@@ -73,7 +165,8 @@ def overlap_add(model, mixture: torch.Tensor, overlap: int, batch: int, device: 
             weight[start: start + plan.chunk] += window
         if progress is not None:
             progress.update(len(starts))
-    return (out / weight)[:, plan.front: plan.front + plan.length]
+    song = slice(plan.front, plan.front + plan.length)  # every song sample has weight (trim: exactly 1)
+    return out[:, song] / weight[song]
 
 
 def apply_mixer(mixer, estimates: torch.Tensor, mixture: torch.Tensor, segment: int,
@@ -116,48 +209,51 @@ def choose_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
-def runnable(model, checkpoint: Path, source: str, backend: str, cfg: dict) -> nn.Module:
-    """The chunk model the Separator calls: ORT-backed, or the torch model with BatchNorm folded in."""
+def runnable(model, checkpoint: Path, source: str, backend: str, cfg, frames: int) -> nn.Module:
+    """The chunk model the pipeline calls on chunks of `frames` STFT frames: ORT-backed (exported for that
+    frame count), or the torch model with BatchNorm folded in (it takes any valid frame count)."""
     from mdxnet.models import fuse_for_inference
 
     if backend == "onnx":
         from mdxnet.onnx_export import OnnxChunkModel, cached_export
 
-        return OnnxChunkModel(model.stft, cached_export(checkpoint, model, source, cfg.onnx_cache))
+        return OnnxChunkModel(model.stft, cached_export(checkpoint, model, source, cfg.onnx_cache, frames))
     return fuse_for_inference(model)
 
 
-class Separator:
-    """Four separators (+ optional Mixer) applied to whole songs.
+class SeparationPipeline:
+    """The whole system on whole songs: four separators (one network per source), each run chunk by chunk and
+    stitched back (`Stitching`), then the optional Mixer over the four estimates.
 
-    The constructor takes any chunk models (a `chunk_samples` attribute; (B, 2, chunk) -> (B, 2, chunk)) and
-    puts them in eval mode on `device`: a trainer that validates with its own model must call .train() after.
+    The constructor takes any chunk models ((B, 2, stitching.chunk) -> same shape) and puts them in eval mode
+    on `device`.
     """
 
-    def __init__(self, separators: dict[str, nn.Module], overlaps: dict[str, int], mixer: nn.Module | None = None,
-                 batch: int = 1, device: str = "cpu"):
+    def __init__(self, separators: dict[str, nn.Module], stitchings: dict[str, Stitching],
+                 mixer: nn.Module | None = None, batch: int = 1, device: str = "cpu"):
+        missing = [name for name in separators if not isinstance(stitchings.get(name), Stitching)]
+        if missing:
+            raise ValueError(f"no Stitching for {', '.join(missing)}")
         self.device = pick_device(device)
         self.separators = {name: model.to(self.device).eval() for name, model in separators.items()}
         self.mixer = mixer.to(self.device).eval() if mixer is not None else None
-        self.overlaps = overlaps
+        self.stitchings = {name: stitchings[name] for name in separators}
         self.batch = max(1, int(batch))
-        for name, model in self.separators.items():
-            if not 0 <= overlaps[name] < model.chunk_samples:
-                raise UserError(f"separate.overlap for {name} is {overlaps[name]} but must be below the model's "
-                                f"chunk of {model.chunk_samples} samples: fix it in params.yaml")
 
     @classmethod
-    def from_dir(cls, models_dir, params: dict, device: str = "auto", use_mixer: bool = True,
-                 batch: int | None = None, backend: str | None = None) -> Separator:
+    def from_dir(cls, models_dir, params, device: str = "auto", use_mixer: bool = True,
+                 batch: int | None = None, backend: str | None = None) -> SeparationPipeline:
         """Load <models_dir>/<source>.pt for every source (and mixer.pt), checking them against `params`.
 
         backend (default params.separate.backend): 'onnx' runs the spectrogram nets in ONNX Runtime (CPU only;
-        each checkpoint is exported once into params.separate.onnx_cache), 'torch' runs them in PyTorch.
+        each checkpoint is exported once per chunk size into params.separate.onnx_cache), 'torch' in PyTorch.
         """
         from mdxnet.checkpoint import HOW_TO_GET, load_mixer, load_separator, mixer_path, separator_path
-        from mdxnet.config import per_source, separator_kwargs
+        from mdxnet.config import separator_kwargs
         from mdxnet.models import mixer_kwargs
 
+        # the separate.* settings are checked before anything is loaded or exported
+        stitchings = {source: stitching_for(params, source) for source in params.sources}
         models_dir = Path(models_dir)
         if not models_dir.is_dir():
             raise UserError(f"models folder {models_dir} does not exist: {HOW_TO_GET}, or pass --models DIR")
@@ -174,10 +270,13 @@ class Separator:
         for source in params.sources:
             path = separator_path(models_dir, source)
             model = load_separator(path, source, separator_kwargs(params, source))
-            separators[source] = runnable(model, path, source, backend, cfg)
-        overlaps = {s: int(per_source(cfg.overlap, s)) for s in params.sources}
+            separators[source] = runnable(model, path, source, backend, cfg, checked_chunk_frames(params, source))
         batch = cfg.batch if batch is None else batch
-        return cls(separators, overlaps, mixer, batch=batch, device=device)
+        return cls(separators, stitchings, mixer, batch=batch, device=device)
+
+    def chunk_count(self, length: int) -> int:
+        """Chunks the separators run, all sources together, for a song of `length` samples."""
+        return sum(len(ChunkPlan.make(length, stitching).starts) for stitching in self.stitchings.values())
 
     @torch.inference_mode()
     def separate(self, mixture: np.ndarray, progress: bool = True) -> dict[str, np.ndarray]:
@@ -188,12 +287,11 @@ class Separator:
         if mixture.ndim != 2 or mixture.shape[0] != 2:
             raise UserError(f"expected a stereo (2, samples) mixture, got shape {mixture.shape}")
         mix = torch.from_numpy(mixture)
-        total = sum(len(ChunkPlan.make(mix.shape[-1], m.chunk_samples, self.overlaps[s]).starts)
-                    for s, m in self.separators.items())
+        total = self.chunk_count(mix.shape[-1])
         with tqdm(total=total, desc="separating", unit="chunk", disable=not progress, leave=False) as bar:
-            estimates = torch.stack([overlap_add(model, mix, self.overlaps[name], self.batch, self.device, bar)
+            estimates = torch.stack([overlap_add(model, mix, self.stitchings[name], self.batch, self.device, bar)
                                      for name, model in self.separators.items()])
         if self.mixer is not None:
-            segment = max(m.chunk_samples for m in self.separators.values())
+            segment = max(stitching.chunk for stitching in self.stitchings.values())
             estimates = apply_mixer(self.mixer, estimates, mix, segment, self.device)
         return {name: est.numpy() for name, est in zip(self.separators, estimates, strict=True)}

@@ -5,7 +5,7 @@
   SiSEC2018 `IRM2` oracle: per channel, mask_j = |S_j|^alpha / (sum_k |S_k|^alpha + eps) with alpha = 2
   (power spectrograms), applied to the mixture STFT (Hann window, n_fft 2048, hop 1024: scipy's defaults for
   nperseg=2048), then inverted. The exponent and STFT size come from params `evaluate.irm`.
-- `model`: the trained separators (optionally followed by the Mixer) through the same `Separator` API as
+- `model`: the trained separators (optionally followed by the Mixer) through the same `SeparationPipeline` API as
   `mdxnet separate`.
 """
 
@@ -51,12 +51,12 @@ def model_estimates(
     device: str | None = None,
 ) -> tuple[dict[str, np.ndarray], str]:
     """Separate the mixture with the trained models; returns (estimates, device actually used)."""
-    from mdxnet.separation import Separator
+    from mdxnet.separation import SeparationPipeline
 
     device = device or params.separate.device
-    separator = Separator.from_dir(models_dir, params, device=device, use_mixer=use_mixer)
-    estimates = separator.separate(track["mixture"], progress=True)
-    used = str(getattr(separator, "device", device))
+    pipeline = SeparationPipeline.from_dir(models_dir, params, device=device, use_mixer=use_mixer)
+    estimates = pipeline.separate(track["mixture"], progress=True)
+    used = str(getattr(pipeline, "device", device))
     return {source: np.asarray(estimates[source], dtype=np.float32) for source in params.sources}, used
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mdxnet.config import per_source, separator_kwargs
+from mdxnet.config import separator_kwargs
 from mdxnet.errors import UserError
 from mdxnet.training.loop import LOSSES, Trainer
 from mdxnet.training.validation import ValidTrack, load_valid_tracks, separate_track, source_score
@@ -57,6 +57,8 @@ class MixerTrainer(Trainer):
         self.loss_fn = EdgeTrimmedLoss(cfg.loss, edge_trim)
 
 
+
+
 def load_frozen_separators(params: dict, models_dir: Path) -> dict:
     from mdxnet.checkpoint import load_separator, separator_path
 
@@ -77,8 +79,10 @@ class MixerTask:
     def __init__(self, params: dict, models_dir: Path, seed: int, items: int):
         from mdxnet.data.sampler import build_train_dataset
         from mdxnet.models import build_mixer, mixer_kwargs
+        from mdxnet.separation import stitching_for
 
         self.params = params
+        self.stitchings = {s: stitching_for(params, s) for s in params.sources}  # as `mdxnet separate`
         self.separators = load_frozen_separators(params, Path(models_dir))
         self.model_kwargs = mixer_kwargs(params)
         self.model = build_mixer(params)
@@ -86,7 +90,6 @@ class MixerTask:
         self.edge_trim = int(params.train.mixer.edge_trim)
         check_edge_trim(self.edge_trim, self.chunk)
         self.dataset = build_train_dataset(params, self.chunk, seed, length=items)
-        self.overlaps = {s: int(per_source(params.separate.overlap, s)) for s in params.sources}
         self.batch = int(params.separate.batch)
         self._valid: list[ValidTrack] | None = None
         self._valid_estimates: list[torch.Tensor] = []
@@ -104,7 +107,7 @@ class MixerTask:
             if model.chunk_samples == mixture.shape[-1]:
                 outputs.append(model(mixture).float())
             else:
-                outputs.append(torch.stack([separate_track(model, m.cpu(), self.overlaps[source], self.batch,
+                outputs.append(torch.stack([separate_track(model, m.cpu(), self.stitchings[source], self.batch,
                                                            mixture.device).to(mixture.device) for m in mixture]))
         return torch.stack(outputs, dim=1)
 
@@ -119,7 +122,7 @@ class MixerTask:
         self._valid = load_valid_tracks(self.params, self.params.sources)
         separators = self._on(device)
         self._valid_estimates = [
-            torch.stack([separate_track(model, t.mixture, self.overlaps[s], self.batch, device)
+            torch.stack([separate_track(model, t.mixture, self.stitchings[s], self.batch, device)
                          for s, model in separators.items()])
             for t in self._valid
         ]

@@ -18,13 +18,14 @@ class SeparatorTask:
     def __init__(self, params: dict, source: str, seed: int, items: int):
         from mdxnet.data.sampler import build_train_dataset
         from mdxnet.models import build_separator
+        from mdxnet.separation import stitching_for
 
         self.params, self.source = params, source
+        self.stitching = stitching_for(params, source)  # validation stitches tracks as `mdxnet separate` does
         self.model_kwargs = separator_kwargs(params, source)
         self.model = build_separator(params, source)
         self.dataset = build_train_dataset(params, self.model.chunk_samples, seed, length=items)
         self.index = params.sources.index(source)
-        self.overlap = int(per_source(params.separate.overlap, source))
         self.batch = int(params.separate.batch)
         self._valid: list[ValidTrack] | None = None
 
@@ -37,7 +38,7 @@ class SeparatorTask:
             self._valid = load_valid_tracks(self.params, [self.source])
         if not self._valid:
             return None
-        estimates = [separate_track(model, t.mixture, self.overlap, self.batch, device).numpy() for t in self._valid]
+        estimates = [separate_track(model, t.mixture, self.stitching, self.batch, device).numpy() for t in self._valid]
         return {"valid_sdr": source_score(self.params, self._valid, self.source, estimates)}
 
 
