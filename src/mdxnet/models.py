@@ -1,12 +1,10 @@
-"""TFC-TDF-U-Net v2 (the KUIELAB-MDX-Net separator) and the Mixer that refines the four estimates together.
+"""The separators, TFC-TDF-U-Net v2 (KUIELAB-MDX-Net's) and v1 (the paper's earlier network, `model.arch`
+picks one), and the Mixer that refines the four estimates together.
 
 Separator, per source: STFT with cut-off -> 1x1 conv -> U-Net of TFC-TDF blocks -> 1x1 conv -> iSTFT.
 Inside the U-Net the feature maps are laid out (B, C, T, F) so that the TDF's Linear layers act on the
-frequency axis. Skip connections multiply (not add or concatenate) the upsampled decoder features with the
-matching encoder output, as in the authors' design.
-
-The paper's v1 network (9 blocks, 5 convs, bottleneck 16, no channel growth) is the same class with other
-params; see `profiles.v1` in params.yaml.
+frequency axis. In v2 the skip connections multiply (not add or concatenate) the upsampled decoder features
+with the matching encoder output, as in the authors' design; v1 concatenates them (see `TFCTDFUNetV1`).
 """
 
 from __future__ import annotations
@@ -74,8 +72,38 @@ class TFCTDF(nn.Module):
         return x + self.tdf(x)
 
 
-class TFCTDFUNet(nn.Module):
-    """The per-source separator: a (B, 2, chunk_samples) mixture chunk in, the source estimate out."""
+class SpectrogramUNet(nn.Module):
+    """What every separator shares: the CutSTFT front and back end around `spec_forward`, a U-Net with
+    num_blocks // 2 scales, each halving both the frequency and the time axis."""
+
+    arch: str  # the `model.arch` value that builds the subclass
+
+    def __init__(self, *, n_fft: int, hop: int, dim_f: int, dim_t: int, num_blocks: int):
+        super().__init__()
+        self.num_scales = num_blocks // 2
+        scale = 2**self.num_scales
+        if dim_f % scale or dim_t % scale:
+            raise ValueError(f"dim_f={dim_f} and dim_t={dim_t} must be divisible by 2**(num_blocks//2)={scale}")
+        self.stft = CutSTFT(n_fft, hop, dim_f, dim_t)
+        self.dim_f, self.dim_t = dim_f, dim_t
+
+    @property
+    def chunk_samples(self) -> int:
+        return self.stft.chunk_samples
+
+    def spec_forward(self, spec: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """(B, 2, chunk_samples) mixture -> (B, 2, chunk_samples) source estimate."""
+        return self.stft.inverse(self.spec_forward(self.stft(wave)))
+
+
+class TFCTDFUNet(SpectrogramUNet):
+    """TFC-TDF-U-Net v2, the per-source separator: a (B, 2, chunk_samples) mixture chunk in, the source
+    estimate out. Channels grow by `growth` at each downsampling; U connections multiply."""
+
+    arch = "v2"
 
     def __init__(
         self,
@@ -92,13 +120,7 @@ class TFCTDFUNet(nn.Module):
         bottleneck: int,
         bias: bool,
     ):
-        super().__init__()
-        self.num_scales = num_blocks // 2
-        scale = 2**self.num_scales
-        if dim_f % scale or dim_t % scale:
-            raise ValueError(f"dim_f={dim_f} and dim_t={dim_t} must be divisible by 2**(num_blocks//2)={scale}")
-        self.stft = CutSTFT(n_fft, hop, dim_f, dim_t)
-        self.dim_f, self.dim_t = dim_f, dim_t
+        super().__init__(n_fft=n_fft, hop=hop, dim_f=dim_f, dim_t=dim_t, num_blocks=num_blocks)
         block = dict(num_convs=num_convs, kernel=kernel, bottleneck=bottleneck, bias=bias)
 
         self.first_conv = conv_bn_relu(nn.Conv2d(SPEC_CHANNELS, channels, 1), channels)
@@ -116,10 +138,6 @@ class TFCTDFUNet(nn.Module):
             self.decoders.append(TFCTDF(c, f, **block))
         self.final_conv = nn.Conv2d(c, SPEC_CHANNELS, 1)
 
-    @property
-    def chunk_samples(self) -> int:
-        return self.stft.chunk_samples
-
     def spec_forward(self, spec: torch.Tensor) -> torch.Tensor:
         """The network alone: (B, 4, dim_f, dim_t) mixture spectrogram -> source spectrogram."""
         x = self.first_conv(spec).transpose(-1, -2)  # (B, C, T, F): TDF Linear layers act on F
@@ -133,9 +151,143 @@ class TFCTDFUNet(nn.Module):
             x = decoder(up(x) * skip)
         return self.final_conv(x.transpose(-1, -2))
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        """(B, 2, chunk_samples) mixture -> (B, 2, chunk_samples) source estimate."""
-        return self.stft.inverse(self.spec_forward(self.stft(wave)))
+
+def conv_bn(conv: nn.Module, channels: int) -> nn.Sequential:
+    return nn.Sequential(conv, nn.BatchNorm2d(channels))
+
+
+class DenseTFC(nn.Module):
+    """v1's Time-Frequency Convolutions: `num_convs` densely connected (k x k conv + BatchNorm + ReLU).
+
+    Conv i sees the concatenation of the block input and the outputs of convs 0..i-1 and emits `growth`
+    maps, so its input has in_channels + i * growth channels; the block passes on the last conv's output only
+    ((B, growth, T, F)), as `TFC` in the v1 code does.
+    """
+
+    def __init__(self, in_channels: int, growth: int, num_convs: int, kernel: int):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            conv_bn_relu(nn.Conv2d(in_channels + i * growth, growth, kernel, padding=kernel // 2), growth)
+            for i in range(num_convs)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seen = x
+        for layer in self.layers[:-1]:
+            seen = torch.cat([seen, layer(seen)], dim=1)
+        return self.layers[-1](seen)
+
+
+class DenseTFCTDF(nn.Module):
+    """One v1 block: the dense TFC (in_channels -> channels), then the TDF added back (x + tdf(x))."""
+
+    def __init__(self, in_channels: int, channels: int, freq: int, num_convs: int, kernel: int,
+                 bottleneck: int, bias: bool):
+        super().__init__()
+        self.tfc = DenseTFC(in_channels, channels, num_convs, kernel)
+        self.tdf = TDF(channels, freq, bottleneck, bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.tfc(x)
+        return x + self.tdf(x)
+
+
+class TFCTDFUNetV1(SpectrogramUNet):
+    """TFC-TDF-U-Net v1, the network KUIELAB-MDX-Net's v2 grew from (Choi et al., "Investigating U-Nets with
+    various intermediate blocks for spectrogram-based singing voice separation", ISMIR 2020).
+
+    Same interface and STFT front end as v2 (`TFCTDFUNet`), built when `model.arch` is 'v1'.
+
+    From the MDX workshop paper ("TFC-TDF-U-Net v2", "Configurations and Training"), which lists what v2
+    changed: v1's U connections concatenate (v2 multiplies); v1 has skip connections besides them (v2 removed
+    them all); v1 keeps the number of channels through down/upsampling. Its table: 9 TFC-TDF blocks, 5 convs
+    per block, bottleneck factor 16, 2.2M params, 2048 bins, 128 frames, hop 1024.
+
+    From the v1 paper's public code (github.com/ws-choi/ISMIR2020_U_Nets_SVS: `TFC`, `TIF`, `TFC_TIF` in
+    intermediate_layers.py and source_separation/models/building_blocks.py; `U_Net_Framework` in
+    frameworks.py, `Dense_UNET` in source_separation/models/dense_u_net.py); the v1 paper's own text was not
+    available here, so nothing below is attributed to it:
+    - the TFC is densely connected (`DenseTFC`); its growth rate is the constant channel count
+      (`internal_channels` there);
+    - the TDF is the one v2 kept (f -> f/bottleneck -> f Linear layers on the frequency axis, BatchNorm +
+      ReLU after each), added back to the TFC output;
+    - the first conv has BatchNorm + ReLU, the last one neither;
+    - down/upsampling: 2x2 stride-2 conv / transposed conv + BatchNorm, no activation, channels unchanged;
+    - a decoder block takes concat(upsampled, encoder output), 2 x channels, and its first conv brings it
+      back to `channels`;
+    - 24 channels: README's TFC-TDF command and the `--internal_channels` default; the notebook
+      "deprecated/[Table-3] TFC_TDF (large SDR 7.98).ipynb" builds this very configuration (9 blocks, 5
+      convs, bottleneck 16, 24 channels, 2048 bins x 128 frames) with biased TDF Linear layers and prints
+      2,232,132 parameters, matching the MDX table's 2.2M.
+
+    Our reading, where the texts are silent or that code differs from this project's front end:
+    - "all skip connections were removed" in v2 means the dense ones: the authors' v2 code
+      (kuielab/mdx-net, src/models/modules.py) still adds the TDF back (x + tdf(x)), and keeps an unused
+      `DenseTFC` option;
+    - the first and last convs are 1x1 as in v2: our CutSTFT keeps exactly dim_f bins, whereas the v1 code
+      keeps 2049 and uses (2, 1) kernels to drop and restore one bin (-192 parameters at 24 channels);
+    - the TDF width is f // bottleneck as in v2; the v1 code floors it at 16 units (`min_bn_units`), which
+      only changes the middle block at 128 bins (8 units, not 16: -2,056 parameters with biases).
+    So profiles.v1 (24 channels, TDF bias) builds 2,229,884 parameters = 2,232,132 - 192 - 2,056
+    (paper: 2.2M).
+    """
+
+    arch = "v1"
+
+    def __init__(
+        self,
+        *,
+        n_fft: int,
+        hop: int,
+        dim_f: int,
+        dim_t: int,
+        num_blocks: int,
+        num_convs: int,
+        channels: int,
+        growth: int,
+        kernel: int,
+        bottleneck: int,
+        bias: bool,
+    ):
+        if growth:
+            raise ValueError(f"TFC-TDF-U-Net v1 keeps the channel count constant: growth must be 0, "
+                             f"not {growth}")
+        if num_blocks % 2 == 0:
+            raise ValueError(f"num_blocks={num_blocks}: a U-Net of encoders, a middle block and decoders has "
+                             f"an odd number of blocks")
+        super().__init__(n_fft=n_fft, hop=hop, dim_f=dim_f, dim_t=dim_t, num_blocks=num_blocks)
+        c = channels
+
+        def block(in_channels: int, freq: int) -> DenseTFCTDF:
+            return DenseTFCTDF(in_channels, c, freq, num_convs, kernel, bottleneck, bias)
+
+        self.first_conv = conv_bn_relu(nn.Conv2d(SPEC_CHANNELS, c, 1), c)
+        self.encoders, self.downs = nn.ModuleList(), nn.ModuleList()
+        f = dim_f
+        for _ in range(self.num_scales):
+            self.encoders.append(block(c, f))
+            self.downs.append(conv_bn(nn.Conv2d(c, c, 2, stride=2), c))
+            f //= 2
+        self.bottleneck = block(c, f)
+        self.ups, self.decoders = nn.ModuleList(), nn.ModuleList()
+        for _ in range(self.num_scales):
+            self.ups.append(conv_bn(nn.ConvTranspose2d(c, c, 2, stride=2), c))
+            f *= 2
+            self.decoders.append(block(2 * c, f))  # input: concat(upsampled, encoder output)
+        self.final_conv = nn.Conv2d(c, SPEC_CHANNELS, 1)
+
+    def spec_forward(self, spec: torch.Tensor) -> torch.Tensor:
+        """The network alone: (B, 4, dim_f, dim_t) mixture spectrogram -> source spectrogram."""
+        x = self.first_conv(spec).transpose(-1, -2)  # (B, C, T, F): TDF Linear layers act on F
+        skips = []
+        for encoder, down in zip(self.encoders, self.downs, strict=True):
+            x = encoder(x)
+            skips.append(x)
+            x = down(x)
+        x = self.bottleneck(x)
+        for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips), strict=True):
+            x = decoder(torch.cat([up(x), skip], dim=1))
+        return self.final_conv(x.transpose(-1, -2))
 
 
 class Mixer(nn.Module):
@@ -213,10 +365,27 @@ def mixer_kwargs(params: dict) -> dict:
                 layers=cfg.layers, kernel=cfg.kernel, init=cfg.init)
 
 
-def build_separator(params: dict, source: str) -> TFCTDFUNet:
-    from mdxnet.config import separator_kwargs
+SEPARATORS: dict[str, type[SpectrogramUNet]] = {cls.arch: cls for cls in (TFCTDFUNet, TFCTDFUNetV1)}
 
-    return TFCTDFUNet(**separator_kwargs(params, source))
+
+def separator_from_kwargs(arch: str, **kwargs) -> SpectrogramUNet:
+    """The separator of architecture `arch` ('v2' | 'v1') built from its keyword arguments."""
+    if arch not in SEPARATORS:
+        raise ValueError(f"unknown separator arch {arch!r}: use one of {sorted(SEPARATORS)}")
+    return SEPARATORS[arch](**kwargs)
+
+
+def build_separator(params: dict, source: str) -> SpectrogramUNet:
+    """The separator for `source` as params.yaml's `model` section describes it (`model.arch` picks the
+    class)."""
+    from mdxnet.config import separator_kwargs
+    from mdxnet.errors import UserError
+
+    try:
+        return separator_from_kwargs(**separator_kwargs(params, source))
+    except ValueError as err:
+        raise UserError(f"the model section of params.yaml does not build the {source} separator ({err}): "
+                        f"fix model.* there") from err
 
 
 def build_mixer(params: dict) -> Mixer:

@@ -57,8 +57,6 @@ class MixerTrainer(Trainer):
         self.loss_fn = EdgeTrimmedLoss(cfg.loss, edge_trim)
 
 
-
-
 def load_frozen_separators(params: dict, models_dir: Path) -> dict:
     from mdxnet.checkpoint import load_separator, separator_path
 

@@ -16,11 +16,13 @@ that the Mixer's score and the separators' are on the same footing.)
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
+
+log = logging.getLogger(__name__)
 
 # The MDX challenge's stabiliser: a silent reference with a silent estimate scores 0 dB, not NaN.
 SDR_EPS = 1e-7
@@ -57,15 +59,22 @@ class ValidTrack:
     sources: dict[str, np.ndarray]  # only the sources a task scores
 
 
-def load_valid_tracks(params: dict, sources: list[str]) -> list[ValidTrack]:
-    """The dataset's validation tracks (possibly none), keeping only `sources` besides the mixture."""
-    from mdxnet.data.musdb import list_tracks, load_track
+def load_valid_tracks(params, sources: list[str]) -> list[ValidTrack]:
+    """The dataset's validation tracks (possibly none), keeping only `sources` besides the mixture.
+
+    The split is the sampler's (`mdxnet.data.musdb.split_tracks`), so no validation track is also trained on.
+    With none (data.valid_split: none, or a recorded split without any), validation is skipped: said once here.
+    """
+    from mdxnet.data.musdb import load_track, split_tracks, track_name
 
     tracks = []
-    for folder in list_tracks(params.data.root, "valid"):
+    for folder in split_tracks(params, "valid"):
         stems = load_track(folder)
-        tracks.append(ValidTrack(Path(folder).name, torch.from_numpy(np.ascontiguousarray(stems["mixture"])),
+        tracks.append(ValidTrack(track_name(folder), torch.from_numpy(np.ascontiguousarray(stems["mixture"])),
                                  {s: stems[s] for s in sources}))
+    if not tracks:
+        log.warning("no validation tracks in %s (data.valid_split: %s): validation is skipped and the model "
+                    "written is the last step's, not the best one's", params.data.root, params.data.valid_split)
     return tracks
 
 
