@@ -1,4 +1,5 @@
-"""`mdxnet train separator --source S` and `mdxnet train mixer`: the paper's training recipe from params.yaml.
+"""`mdxnet train separator --source S` and `mdxnet train mixer`: the recipe params.yaml names; the model is
+written to --out when training finishes.
 
 Both resume from <models>/checkpoints/<name>/last.pt when it belongs to the same params (rerun the same command
 after an interruption), log to dvclive/<name>/ and write the best model (by validation SDR) to --out.

@@ -1,8 +1,10 @@
 """The training loop shared by the separators and the Mixer.
 
-Recipe (the paper's): RMSProp without momentum at a constant learning rate, waveform L1 loss (MSE as an option),
-mixed precision on CUDA when `train.amp` is set. A task object supplies the model, the dataset, how a batch
-becomes (model inputs, target) and the validation score (median SDR, higher is better).
+What it does is set by the recipe params.yaml names (`mdxnet params --deviations` lists how it departs from the
+authors' code and the paper): RMSProp without momentum (the paper's "Configurations and Training") at a constant
+learning rate (neither reference schedules it), the loss `train.loss`, mixed precision on CUDA when `train.amp` is
+set. A task object supplies the model, the dataset, how a batch becomes (model inputs, target) and the validation
+score (`train.valid_sdr` reduced over the validation tracks by `train.valid_reduce`; higher is better).
 
 Exact resumption: step s always trains on dataset items [s*B, (s+1)*B) (sharded over DDP ranks), and items are a
 pure function of (seed, index), so the data never depends on how the run was interrupted. `last.pt` holds model,
@@ -61,8 +63,8 @@ class TrainingTask(Protocol):
         """A collated dataset batch -> (model inputs, target) on `device`."""
 
     def validate(self, model: nn.Module, device: torch.device) -> dict[str, float] | None:
-        """Validation metrics with `model` in eval mode: 'valid_sdr' (median SDR in dB, higher is better; picks
-        the best checkpoint) and any extra ones to log. None when the dataset has no validation tracks."""
+        """Validation metrics with `model` in eval mode: 'valid_sdr' (dB as train.valid_sdr/valid_reduce choose it,
+        higher is better; picks the best checkpoint) and any extra ones to log. None when the dataset has no validation tracks."""
 
 
 @dataclass
