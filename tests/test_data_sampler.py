@@ -12,7 +12,7 @@ import torch
 from audiomentations import Gain
 
 from mdxnet.config import ParamsError
-from mdxnet.data.musdb import list_tracks
+from mdxnet.data.musdb import list_tracks, split_tracks
 from mdxnet.data.sampler import (
     RemixDataset,
     SamplerConfig,
@@ -20,7 +20,6 @@ from mdxnet.data.sampler import (
     build_train_dataset,
     sampler_config,
     track_variants,
-    validation_tracks,
 )
 from mdxnet.data.transforms import SwapChannels, build_transforms
 
@@ -230,5 +229,5 @@ def test_uses_augmentation_variants_when_cached(synth_dataset, params, tmp_path)
 
 
 def test_validation_tracks(synth_dataset, params):
-    assert [t.name for t in validation_tracks(params, root=synth_dataset)] == [
+    assert [t.name for t in split_tracks(params, "valid", root=synth_dataset)] == [
         t.name for t in list_tracks(synth_dataset, "valid", params.data.valid_split)]

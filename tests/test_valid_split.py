@@ -13,8 +13,8 @@ import yaml
 
 from mdxnet.cli import main
 from mdxnet.data.check import check_dataset
-from mdxnet.data.musdb import musdb_validation_names, track_name
-from mdxnet.data.sampler import build_train_dataset, validation_tracks
+from mdxnet.data.musdb import musdb_validation_names, split_tracks, track_name
+from mdxnet.data.sampler import build_train_dataset
 from mdxnet.training.validation import load_valid_tracks
 
 ALL_TRAIN = 16  # the musdb_like fixture: 14 official validation tracks + 2 others in train/
@@ -41,7 +41,7 @@ def test_validation_and_sampler_share_the_split(split, caplog):
     train = _sampler_track_names(p)
     assert len(train) == counts["train"] and len(valid) == counts["valid"]
     assert not set(train) & set(valid)  # nothing validates that is trained on
-    assert valid == [track_name(t) for t in validation_tracks(p)]
+    assert valid == [track_name(t) for t in split_tracks(p, "valid")]
     if valid_split == "musdb":
         assert valid == sorted(musdb_validation_names())
         assert caplog.text == ""

@@ -37,8 +37,8 @@ import torch
 from torch.utils.data import Dataset
 
 from mdxnet.audio import SAMPLE_RATE
-from mdxnet.data.augment import cached_variants
-from mdxnet.data.musdb import is_stem_file, list_tracks, track_name
+from mdxnet.data.augment import cached_variants, variants
+from mdxnet.data.musdb import is_stem_file, split_tracks, track_name
 from mdxnet.data.transforms import apply_transforms, build_transforms, seeded_global_random
 from mdxnet.errors import UserError
 
@@ -87,7 +87,7 @@ def track_variants(params: dict, track: Path, use_augmented: bool = True) -> lis
     found = [_variant(name, ORIGINAL, track, sources)]
     if use_augmented:
         cached = cached_variants(params, name)
-        if not cached and (params.augment.pitch_semitones or params.augment.tempo_rates):
+        if not cached and variants(params):  # a grid with variants but none cached
             log.warning("no augmentation cache for %s: run `mdxnet augment --track '%s'`", name, name)
         found += [_variant(name, v, folder, sources) for v, folder in sorted(cached.items())]
     return found
@@ -187,11 +187,6 @@ def build_train_dataset(params: dict, chunk_samples: int, seed: int, length: int
     """
     values = params.sampler
     use_augmented = bool(values.use_augmented)
-    train = list_tracks(root or params.data.root, "train", params.data.valid_split)
+    train = split_tracks(params, "train", root)
     tracks = [track_variants(params, t, use_augmented) for t in train]
     return RemixDataset(tracks, params.sources, chunk_samples, int(length), seed, sampler_config(params))
-
-
-def validation_tracks(params: dict, root: str | Path | None = None) -> list[Path]:
-    """Validation track folders (musdb's list for MUSDB18-HQ, the recorded split for the generated dataset)."""
-    return list_tracks(root or params.data.root, "valid", params.data.valid_split)
