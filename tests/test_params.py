@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from mdxnet.cli import main
-from mdxnet.config import ParamsError, Params, load_params
+from mdxnet.config import Params, ParamsError, load_params
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -92,6 +92,21 @@ class SpectrogramUNet(nn.Module):
         return self.stft.chunk_samples
 
     def spec_forward(self, spec: torch.Tensor) -> torch.Tensor:
+        """The network alone: (B, 4, dim_f, dim_t) mixture spectrogram -> source spectrogram. Subclasses build
+        first_conv, encoders, downs, bottleneck, ups, decoders, final_conv and say how a U connection joins."""
+        x = self.first_conv(spec).transpose(-1, -2)  # (B, C, T, F): TDF Linear layers act on F
+        skips = []
+        for encoder, down in zip(self.encoders, self.downs, strict=True):
+            x = encoder(x)
+            skips.append(x)
+            x = down(x)
+        x = self.bottleneck(x)
+        for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips), strict=True):
+            x = decoder(self.join(up(x), skip))
+        return self.final_conv(x.transpose(-1, -2))
+
+    @staticmethod
+    def join(upsampled: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
@@ -105,21 +120,9 @@ class TFCTDFUNet(SpectrogramUNet):
 
     arch = "v2"
 
-    def __init__(
-        self,
-        *,
-        n_fft: int,
-        hop: int,
-        dim_f: int,
-        dim_t: int,
-        num_blocks: int,
-        num_convs: int,
-        channels: int,
-        growth: int,
-        kernel: int,
-        bottleneck: int,
-        bias: bool,
-    ):
+    # the same keyword arguments for every separator class: model_kwargs in checkpoints build either
+    def __init__(self, *, n_fft: int, hop: int, dim_f: int, dim_t: int, num_blocks: int, num_convs: int,
+                 channels: int, growth: int, kernel: int, bottleneck: int, bias: bool):
         super().__init__(n_fft=n_fft, hop=hop, dim_f=dim_f, dim_t=dim_t, num_blocks=num_blocks)
         block = dict(num_convs=num_convs, kernel=kernel, bottleneck=bottleneck, bias=bias)
 
@@ -138,18 +141,10 @@ class TFCTDFUNet(SpectrogramUNet):
             self.decoders.append(TFCTDF(c, f, **block))
         self.final_conv = nn.Conv2d(c, SPEC_CHANNELS, 1)
 
-    def spec_forward(self, spec: torch.Tensor) -> torch.Tensor:
-        """The network alone: (B, 4, dim_f, dim_t) mixture spectrogram -> source spectrogram."""
-        x = self.first_conv(spec).transpose(-1, -2)  # (B, C, T, F): TDF Linear layers act on F
-        skips = []
-        for encoder, down in zip(self.encoders, self.downs, strict=True):
-            x = encoder(x)
-            skips.append(x)
-            x = down(x)
-        x = self.bottleneck(x)
-        for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips), strict=True):
-            x = decoder(up(x) * skip)
-        return self.final_conv(x.transpose(-1, -2))
+    @staticmethod
+    def join(upsampled: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """v2's U connection: multiplication (paper, "TFC-TDF-U-Net v2")."""
+        return upsampled * skip
 
 
 def conv_bn(conv: nn.Module, channels: int) -> nn.Sequential:
@@ -234,21 +229,9 @@ class TFCTDFUNetV1(SpectrogramUNet):
 
     arch = "v1"
 
-    def __init__(
-        self,
-        *,
-        n_fft: int,
-        hop: int,
-        dim_f: int,
-        dim_t: int,
-        num_blocks: int,
-        num_convs: int,
-        channels: int,
-        growth: int,
-        kernel: int,
-        bottleneck: int,
-        bias: bool,
-    ):
+    # the same keyword arguments for every separator class: model_kwargs in checkpoints build either
+    def __init__(self, *, n_fft: int, hop: int, dim_f: int, dim_t: int, num_blocks: int, num_convs: int,
+                 channels: int, growth: int, kernel: int, bottleneck: int, bias: bool):
         if growth:
             raise ValueError(f"TFC-TDF-U-Net v1 keeps the channel count constant: growth must be 0, "
                              f"not {growth}")
@@ -276,18 +259,10 @@ class TFCTDFUNetV1(SpectrogramUNet):
             self.decoders.append(block(2 * c, f))  # input: concat(upsampled, encoder output)
         self.final_conv = nn.Conv2d(c, SPEC_CHANNELS, 1)
 
-    def spec_forward(self, spec: torch.Tensor) -> torch.Tensor:
-        """The network alone: (B, 4, dim_f, dim_t) mixture spectrogram -> source spectrogram."""
-        x = self.first_conv(spec).transpose(-1, -2)  # (B, C, T, F): TDF Linear layers act on F
-        skips = []
-        for encoder, down in zip(self.encoders, self.downs, strict=True):
-            x = encoder(x)
-            skips.append(x)
-            x = down(x)
-        x = self.bottleneck(x)
-        for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips), strict=True):
-            x = decoder(torch.cat([up(x), skip], dim=1))
-        return self.final_conv(x.transpose(-1, -2))
+    @staticmethod
+    def join(upsampled: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """v1's U connection: concatenation along channels (the decoder block reduces it back)."""
+        return torch.cat([upsampled, skip], dim=1)
 
 
 class Mixer(nn.Module):

@@ -13,13 +13,14 @@ so reruns give byte-identical files, and finished tracks (marked by `<track>/.sy
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
 import subprocess
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ import soundfile as sf
 
 from mdxnet.atomic import write_json_atomic
 from mdxnet.audio import SAMPLE_RATE, read_audio, resample
+from mdxnet.config import Synth as SynthConfig
 from mdxnet.data.compose import beat_seconds, compose, to_midi
 from mdxnet.data.files import write_pcm16_atomic
 from mdxnet.data.musdb import DATASET_FILE
@@ -48,35 +50,16 @@ SYLLABLES = ["la", "na", "da", "oh", "ah", "yeah", "hey", "love", "you", "me", "
 ESPEAK_VOICES = ["en-us", "en", "en-us+f2", "en-us+f3", "en-us+f4", "en+m3", "en+m5", "en-us+m7"]
 
 
-@dataclass(frozen=True)
-class SynthConfig:
-    tracks: int
-    valid_tracks: int
-    test_tracks: int
-    seconds: float
-    seed: int
-    jobs: int
-    soundfont: str
-    syllables: bool
-
-    def marker(self, index: int) -> dict:
-        """What a finished track was made from; a track whose marker differs is regenerated."""
-        return {"generator_version": GENERATOR_VERSION, "seed": self.seed, "index": index,
-                "seconds": self.seconds, "sample_rate": SAMPLE_RATE, "syllables": self.syllables,
-                "soundfont": Path(self.soundfont).name}
+def track_marker(config: SynthConfig, index: int) -> dict:
+    """What a finished track was made from; a track whose marker differs is regenerated."""
+    return {"generator_version": GENERATOR_VERSION, "seed": config.seed, "index": index,
+            "seconds": config.seconds, "sample_rate": SAMPLE_RATE, "syllables": config.syllables,
+            "soundfont": Path(config.soundfont).name}
 
 
 def synth_config(params: dict, **overrides) -> SynthConfig:
     """data.synth values, with CLI overrides (None means: keep the params value)."""
-    synth = params.data.synth
-    values = {name: getattr(synth, name) for name in ("tracks", "valid_tracks", "test_tracks", "seconds", "seed",
-                                                       "jobs", "soundfont", "syllables")}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    config = SynthConfig(
-        tracks=int(values["tracks"]), valid_tracks=int(values["valid_tracks"]),
-        test_tracks=int(values["test_tracks"]), seconds=float(values["seconds"]), seed=int(values["seed"]),
-        jobs=int(values["jobs"]), soundfont=str(values["soundfont"]), syllables=bool(values["syllables"]),
-    )
+    config = dataclasses.replace(params.data.synth, **{k: v for k, v in overrides.items() if v is not None})
     if config.tracks < 1 or config.seconds <= 0:
         raise UserError("data synth needs --tracks >= 1 and --seconds > 0")
     if config.valid_tracks + config.test_tracks >= config.tracks:
@@ -227,7 +210,7 @@ def render_track(config: SynthConfig, index: int, out_dir: Path) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, samples in {**quantised, "mixture": mixture.astype(np.int16)}.items():
         write_pcm16_atomic(out_dir / f"{name}.wav", samples)
-    write_json_atomic(out_dir / TRACK_MARKER, config.marker(index))
+    write_json_atomic(out_dir / TRACK_MARKER, track_marker(config, index))
     return song.description
 
 
@@ -236,7 +219,7 @@ def _is_finished(path: Path, config: SynthConfig, index: int) -> bool:
     if not marker.is_file() or not all((path / f"{s}.wav").is_file() for s in (*STEMS, "mixture")):
         return False
     try:
-        return json.loads(marker.read_text()) == config.marker(index)
+        return json.loads(marker.read_text()) == track_marker(config, index)
     except json.JSONDecodeError:
         return False
 
