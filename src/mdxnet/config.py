@@ -67,6 +67,12 @@ class Section:
             _TRACE.add(f"{object.__getattribute__(self, '_path')}{name}")
         return object.__getattribute__(self, name)
 
+    def evolve(self, **changes):
+        """A copy with some values changed (a command's overrides), still recording reads under its key."""
+        section = dataclasses.replace(self, **changes)
+        object.__setattr__(section, "_path", object.__getattribute__(self, "_path"))
+        return section
+
     @classmethod
     def build(cls, values: dict, path: str = ""):
         hints = typing.get_type_hints(cls)

@@ -13,7 +13,6 @@ so reruns give byte-identical files, and finished tracks (marked by `<track>/.sy
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import shutil
@@ -59,7 +58,7 @@ def track_marker(config: SynthConfig, index: int) -> dict:
 
 def synth_config(params: dict, **overrides) -> SynthConfig:
     """data.synth values, with CLI overrides (None means: keep the params value)."""
-    config = dataclasses.replace(params.data.synth, **{k: v for k, v in overrides.items() if v is not None})
+    config = params.data.synth.evolve(**{k: v for k, v in overrides.items() if v is not None})
     if config.tracks < 1 or config.seconds <= 0:
         raise UserError("data synth needs --tracks >= 1 and --seconds > 0")
     if config.valid_tracks + config.test_tracks >= config.tracks:
