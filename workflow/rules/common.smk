@@ -88,6 +88,14 @@ def stage_param_keys(stage, item=None):
     return [key.replace("${item}", str(item)) for key in keys]
 
 
+def code_deps(stage):
+    """The package modules a dvc.yaml stage depends on (its `src/` deps): the same files are inputs of the
+    stage's Snakemake rules, so a code change reruns the same steps in both orchestrators."""
+    definition = dvc_stages()[stage]
+    definition = definition.get("do", definition)
+    return [dep for dep in definition.get("deps", []) if dep.startswith("src/")]
+
+
 def stage_params(stage, item=None):
     """The resolved values a stage depends on, as a stable string (profile switches are already applied)."""
     keys = stage_param_keys(stage, item)
@@ -178,6 +186,11 @@ def dataset_ready():
             )
         return []
     return [str(DATASET_READY[origin])]
+
+
+def run_stage(run):
+    """The dvc.yaml stage that scores a run: `evaluate` for the model runs, `baselines` for the others."""
+    return "evaluate" if run in MODEL_RUNS else "baselines"
 
 
 def model_inputs(wildcards):

@@ -5,6 +5,8 @@ if P.data.origin == "synth":
 
     rule data_synth:
         """Generate the embedded default dataset (multitrack songs rendered with fluidsynth)."""
+        input:
+            code=code_deps("data"),
         output:
             DATASET_READY["synth"],
         params:
@@ -24,6 +26,8 @@ if P.data.origin == "fetch":
 
     rule data_fetch:
         """Download MUSDB18-HQ (resumable, md5-checked) and extract it into data.root (complete or absent)."""
+        input:
+            code=code_deps("data"),
         output:
             DATASET_READY["fetch"],
         params:
@@ -42,13 +46,14 @@ if P.data.origin == "fetch":
 checkpoint data_check:
     """Validate the dataset; its report (with the dataset checksum) is what every later step depends on."""
     input:
-        dataset_ready(),
+        dataset=dataset_ready(),
+        code=code_deps("data"),
     output:
         report=DATA_CHECK,
     params:
         file=PARAMS_FILE,
         deps=stage_params("data"),
-        root=lambda w, input: os.path.dirname(input[0]) if input else DATA_ROOT,
+        root=lambda w, input: os.path.dirname(input.dataset[0]) if input.dataset else DATA_ROOT,
     conda:
         "../envs/mdxnet.yaml"
     log:
@@ -64,6 +69,7 @@ rule augment:
     input:
         report=DATA_CHECK,
         track=lambda w: track_files(f"{DATA_ROOT}/train/{w.track}"),
+        code=code_deps("augment"),
     output:
         manifest=f"{AUGMENT_ROOT}/{{track}}/manifest.json",
     params:

@@ -7,11 +7,12 @@ rule evaluate_track:
         report=DATA_CHECK,
         track=lambda w: track_files(test_songs()[w.track]),
         models=model_inputs,
+        code=lambda w: code_deps(run_stage(w.run)),
     output:
         scores="evaluation/{run}/test/{track}.json",
     params:
         file=PARAMS_FILE,
-        deps=lambda w: stage_params("evaluate" if w.run in MODEL_RUNS else "baselines"),
+        deps=lambda w: stage_params(run_stage(w.run)),
         track=lambda w: test_songs()[w.track],
         estimator=lambda w: RUNS[w.run],
         models=lambda w, input: os.path.dirname(input.models[0]) if input.models else MODELS,
@@ -32,6 +33,7 @@ rule aggregate:
     """One run's SiSEC2018 summary: median over frames per song, then median over songs, per source and metric."""
     input:
         scores=lambda w: evaluation_files([w.run]),
+        code=lambda w: code_deps(run_stage(w.run)),
     output:
         summary="evaluation/{run}/summary.json",
     params:
@@ -67,6 +69,7 @@ rule report:
         report=DATA_CHECK,
         scores=lambda w: evaluation_files(RUNS),
         summaries=expand("evaluation/{run}/summary.json", run=RUNS),
+        code=code_deps("report"),
     output:
         table="results/table.md",
         csv="results/table.csv",

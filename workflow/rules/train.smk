@@ -6,6 +6,7 @@ rule train_separator:
     input:
         report=DATA_CHECK,
         augmented=augment_manifests,
+        code=code_deps("train"),
     output:
         model=f"{MODELS}/{{source}}.pt",
     params:
@@ -31,6 +32,7 @@ rule train_mixer:
         report=DATA_CHECK,
         augmented=augment_manifests,
         separators=expand(f"{MODELS}/{{source}}.pt", source=SOURCES),
+        code=code_deps("mixer"),
     output:
         model=f"{MODELS}/mixer.pt",
     params:
