@@ -11,7 +11,8 @@ import pytest
 from mdxnet.audio import read_stem_file, write_wav
 from mdxnet.cli import main
 from mdxnet.errors import UserError
-from mdxnet.evaluation.audit import compare_claims, load_claims
+from mdxnet.evaluation.aggregate import summarize
+from mdxnet.evaluation.audit import claim_intervals, compare_claims, format_audit, load_claims
 
 SOURCES = ["vocals", "drums", "bass", "other"]
 SR = 44100
@@ -80,8 +81,14 @@ def test_audit_flags_every_problem(flawed, fast_eval_params_file, capsys):
     assert [(f["track"], f["train_track"]) for f in kinds["train_overlap_audio"]] == [("B", "Copy of B")]
     assert report["tracks_scored"] == 2
     assert 10 < report["summary"]["vocals"]["SDR"] < 40  # noise is 26 dB down: the scores are real
+    checks = report["claim_checks"]  # the claimed table gives SDR only: one check per source
+    assert [(c["source"], c["metric"]) for c in checks] == [(s, "SDR") for s in SOURCES]
+    assert all(c["songs"] == 2 and c["few_songs"] and c["inside_ci"] is False and not c["within_tolerance"]
+               for c in checks)
+    assert report["bootstrap"]["resamples"] > 0
     printed = capsys.readouterr().out
     assert "FLAGGED" in printed and "train_overlap_audio" in printed
+    assert "tolerance: BEYOND  interval: OUTSIDE" in printed and "only 2 song(s) scored" in printed
 
 
 def test_clean_audit_agrees_with_its_own_claims(stems, tmp_path, fast_eval_params_file, capsys):
@@ -96,7 +103,10 @@ def test_clean_audit_agrees_with_its_own_claims(stems, tmp_path, fast_eval_param
                  "--claimed", str(tmp_path / "claims")]) == 0
     report = json.loads((tmp_path / "est" / "audit.json").read_text())
     assert report["flags"] == [] and report["tracks_scored"] == 1
-    assert "OK: nothing flagged" in capsys.readouterr().out
+    checks = report["claim_checks"]  # a per-track folder claims all four metrics of every source
+    assert len(checks) == 16 and all(c["within_tolerance"] and c["inside_ci"] is None for c in checks)
+    printed = capsys.readouterr().out
+    assert "OK: nothing flagged" in printed and "[no interval]" in printed  # one song: no interval
 
 
 def _medians(value):
@@ -115,6 +125,33 @@ def test_compare_claims_tolerance_nan_and_track_sets():
     assert kinds.count("claimed_unscored") == 1
 
 
+def test_claims_placed_inside_and_outside_the_interval_of_ours(params):
+    """30 songs: a claim 0.1 dB off our median is beyond the 0.05 dB tolerance yet inside the interval over songs;
+    one 3 dB off is outside both; an exact claim is within and inside."""
+    rng = np.random.default_rng(4)
+    per_track = {f"Song {i}": {s: _medians(float(v))[s] for s, v in zip(SOURCES, rng.normal(6.0, 2.0, 4), strict=True)}
+                 for i in range(30)}
+    summary = summarize(per_track)
+    ours = {s: summary[s]["SDR"] for s in SOURCES}
+    claimed = {"vocals": ours["vocals"] + 0.1, "drums": ours["drums"] + 3.0, "bass": ours["bass"], "other": None}
+    claims = {"per_track": None, "summary": {s: {"SDR": v} for s, v in claimed.items()}}
+    bootstrap = params.evaluate.bootstrap
+    checks = {c["source"]: c for c in claim_intervals(per_track, summary, claims, 0.05, bootstrap)}
+    assert set(checks) == {"vocals", "drums", "bass"}  # no claim for other
+    vocals, drums, bass = checks["vocals"], checks["drums"], checks["bass"]
+    assert not vocals["within_tolerance"] and vocals["inside_ci"] is True
+    assert vocals["ci_low"] < ours["vocals"] < vocals["ci_high"] and vocals["songs"] == 30
+    assert not drums["within_tolerance"] and drums["inside_ci"] is False and drums["ci_high"] < claimed["drums"]
+    assert bass["within_tolerance"] and bass["inside_ci"] is True and not bass["few_songs"]
+    assert drums["difference"] == pytest.approx(-3.0) and vocals["ci_level"] == bootstrap.confidence
+    report = {"estimates": "e", "references": "r", "tracks_scored": 30, "summary": {}, "tolerance_db": 0.05,
+              "train_overlap_checked": True, "flags": [], "claim_checks": list(checks.values()),
+              "bootstrap": {"confidence": bootstrap.confidence, "resamples": bootstrap.resamples, "seed": 0}}
+    printed = format_audit(report)
+    assert "vocals   SDR" in printed and "tolerance: BEYOND  interval: inside" in printed
+    assert "tolerance: BEYOND  interval: OUTSIDE" in printed and "tolerance: within  interval: inside" in printed
+
+
 def test_load_claims_tables(tmp_path):
     csv_path = tmp_path / "t.csv"
     csv_path.write_text("method,vocals,drums,bass,other\nmine,1,2,3,4\nyours,5,6,7,8\n")
@@ -126,6 +163,10 @@ def test_load_claims_tables(tmp_path):
     claims = load_claims(md_path, SOURCES)
     assert claims["summary"]["vocals"]["SDR"] == 9.0 and claims["per_track"] is None
     assert math.isclose(claims["summary"]["other"]["SDR"], 5.95)
+    ours = tmp_path / "ours.md"  # `mdxnet report` cells: median [low, high]
+    ours.write_text("| Method | vocals | drums | bass | other |\n|---|---|---|---|---|\n"
+                    "| this run | 8.74 [8.60, 8.94] | 7.1 [6.9, 7.3] | 7.0 [6.5, 7.5] | 6.0 [5.5, 6.5] |\n")
+    assert load_claims(ours, SOURCES)["summary"]["vocals"]["SDR"] == 8.74
 
 
 BAD_CLAIMS = [

@@ -1,4 +1,5 @@
-"""`mdxnet report`: reference rows, this run's rows with deltas, loud dataset statement, CSV/JSON/PNG outputs."""
+"""`mdxnet report`: reference rows, this run's rows with deltas and intervals, paired tests, loud dataset
+statement, CSV/JSON/PNG outputs."""
 
 from __future__ import annotations
 
@@ -14,16 +15,20 @@ from mdxnet.cli import main
 from mdxnet.errors import UserError
 from mdxnet.evaluation.aggregate import aggregate
 from mdxnet.evaluation.references import ARXIV, REFERENCE_ROWS, WORKSHOP, paper_row
-from mdxnet.evaluation.report import dataset_statement, parse_runs, songs_statement
+from mdxnet.evaluation.report import dataset_statement, parse_runs, songs_statement, write_report
 from mdxnet.evaluation.scoring import METRICS, track_document
+from mdxnet.evaluation.stats import median_ci
 
 SOURCES = ["vocals", "drums", "bass", "other"]
 
 
-def _write_run(folder, level: float, tracks: int, seed: int, device="cpu"):
+def _write_run(folder, level: float | dict, tracks: int, seed: int, device="cpu"):
+    """Per-track files with 9 frames per metric drawn around `level` (+ i dB for the i-th source), or around
+    {source: level}."""
     rng = np.random.default_rng(seed)
+    levels = level if isinstance(level, dict) else {s: level + i for i, s in enumerate(SOURCES)}
     for t in range(tracks):
-        scores = {s: {m: rng.normal(level + i, 1.0, 9) for m in METRICS} for i, s in enumerate(SOURCES)}
+        scores = {s: {m: rng.normal(levels[s], 1.0, 9) for m in METRICS} for s in SOURCES}
         metadata = {"track": f"Song {t}", "device": device, "params_hash": "abc", "backend": "museval"}
         write_json_atomic(folder / "test" / f"Song {t}.json", track_document(scores, metadata=metadata))
     return folder
@@ -56,7 +61,7 @@ def test_report_cli_writes_table_csv_json_and_boxplot(runs, tmp_path, repo_root,
     assert "scoring backend: no-mixer: museval" in table
     assert "note: run `mixer` was scored with params hash abc" in table  # fixtures carry a made-up hash
     assert "params hash: `" in table and "git commit: `" in table and "torch" in table
-    results = table.split("## Provenance")[0]
+    results = table.split("## Paired tests")[0]
     table_lines = [line for line in results.splitlines() if line.startswith("|")]
     assert len({line.count("|") for line in table_lines}) == 1  # header, separator and rows line up
     assert "not a git checkout" not in table  # the commit of the checkout holding the package
@@ -77,15 +82,85 @@ def test_report_cli_writes_table_csv_json_and_boxplot(runs, tmp_path, repo_root,
     assert ours["mixture"]["delta"]["vocals"] is None  # baselines have no paper counterpart
     assert ours["irm"]["sdr"]["vocals"] > ours["mixer"]["sdr"]["vocals"] > ours["mixture"]["sdr"]["vocals"]
     assert ours["mixer"]["devices"] == ["cpu"]
+    _check_intervals(table, document, ours, runs, params)
 
     with open(out / "table.csv", newline="") as handle:
         records = list(csv.DictReader(handle))
     assert len(records) == len(REFERENCE_ROWS) + 4
     assert float(records[-1]["vocals"]) == pytest.approx(ours["irm"]["sdr"]["vocals"])
+    assert float(records[-1]["ci_low_vocals"]) == pytest.approx(ours["irm"]["ci_low"]["vocals"])
+    assert records[-1]["ci_level"] == str(params.evaluate.bootstrap.confidence)
+    mixer_record = next(r for r in records if r["version"] == "mixer")
+    assert mixer_record["paper_in_ci_vocals"] == "False" and records[0]["ci_low_vocals"] == ""
 
     png = (out / params.report.boxplot).read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temp files
+
+
+def _check_intervals(table: str, document: dict, ours: dict, runs: dict, params):
+    """Every run median has its bootstrap interval over songs, every delta its inside/outside mark, and the two
+    model runs their paired test; the text says what is compared."""
+    settings = params.evaluate.bootstrap
+    songs = aggregate([runs["mixer"]])["per_track"]
+    for source in SOURCES:
+        interval = median_ci([m[source]["SDR"] for m in songs.values()], settings)
+        row = ours["mixer"]
+        assert (row["ci_low"][source], row["ci_high"][source]) == (interval.low, interval.high)
+        assert row["ci_low"][source] <= row["sdr"][source] <= row["ci_high"][source]
+        assert document["ci"]["mixer"][source] == {"low": interval.low, "high": interval.high}
+        paper = paper_row("mixer", params.report.compare_with).sdr[source]
+        assert row["paper_in_ci"][source] == (interval.low <= paper <= interval.high)
+        assert row["songs"][source] == 5
+    assert ours["mixer"]["ci_level"] == settings.confidence and ours["mixer"]["resamples"] == settings.resamples
+    assert ours["mixture"]["paper_in_ci"]["vocals"] is None  # no paper number to place
+    mixer_line = next(line for line in table.splitlines() if line.startswith("| this run: with Mixer"))
+    low, high = ours["mixer"]["ci_low"]["vocals"], ours["mixer"]["ci_high"]["vocals"]
+    assert f"| {ours['mixer']['sdr']['vocals']:.2f} [{low:.2f}, {high:.2f}] |" in mixer_line
+    assert "**outside**" in mixer_line  # the synthetic runs sit dB below the paper
+    assert "confidence interval of the median over songs" in table and "inside* = the paper's published" in table
+    assert "not the paper's test songs" in table  # embedded profile: different songs, said next to the marks
+
+    [test] = document["paired_tests"]  # mixture and irm are reference points, not tested
+    assert (test["a"], test["b"]) == ("no-mixer", "mixer")
+    assert test["sources"]["vocals"]["songs"] == 5 and test["sources"]["vocals"]["median_difference"] < 0
+    assert document["paired_p"]["no-mixer vs mixer"]["drums"] == test["sources"]["drums"]["p_value"]
+    assert "| no-mixer − mixer | vocals | 5 |" in table
+    assert "Too few songs for these tests" in table  # 5 songs: p can never fall below 0.0625
+
+
+def test_report_marks_a_planted_paper_number_inside_and_one_outside(tmp_path, params, repo_root):
+    """30 songs around the paper's vocals median and 5 dB above its drums one: inside for vocals, outside for
+    drums; the same songs 1 dB better in the `mixer` run: a paired test with p < 0.001."""
+    paper = paper_row("mixer", params.report.compare_with).sdr
+    levels = {"vocals": paper["vocals"], "drums": paper["drums"] + 5.0, "bass": 0.0, "other": 0.0}
+    mixer = _write_run(tmp_path / "mixer", levels, 30, seed=8)
+    no_mixer = _write_run(tmp_path / "no-mixer", {s: v - 1.0 for s, v in levels.items()}, 30, seed=8)  # same frames
+    write_report([("mixer", mixer), ("no-mixer", no_mixer)], params, tmp_path / "out",
+                 params_file=repo_root / "params.yaml")
+    document = json.loads((tmp_path / "out" / "table.json").read_text())
+    row = next(r for r in document["rows"] if r["version"] == "mixer")
+    assert row["paper_in_ci"]["vocals"] is True and row["paper_in_ci"]["drums"] is False
+    assert row["ci_high"]["vocals"] - row["ci_low"]["vocals"] < 1.0  # 30 songs: a fraction of a dB
+    line = next(r for r in (tmp_path / "out" / "table.md").read_text().splitlines() if r.startswith("| this run: with"))
+    assert f"| {row['delta']['vocals']:+.2f} inside |" in line and f"{row['delta']['drums']:+.2f} **outside**" in line
+    [test] = document["paired_tests"]
+    assert (test["a"], test["b"]) == ("mixer", "no-mixer")
+    assert test["sources"]["drums"]["p_value"] < 0.001 and test["sources"]["drums"]["songs"] == 30
+    assert test["sources"]["drums"]["median_difference"] == pytest.approx(1.0)
+
+
+def test_report_says_loudly_when_songs_are_few(tmp_path, params, repo_root):
+    few = _write_run(tmp_path / "mixer", 3.0, 3, seed=1)
+    one = _write_run(tmp_path / "no-mixer", 3.0, 1, seed=2)
+    write_report([("mixer", few), ("no-mixer", one)], params, tmp_path / "out", params_file=repo_root / "params.yaml")
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "**Few songs (`mixer` 3, `no-mixer` 1; fewer than 5)" in table
+    assert "[no interval: 1 song]" in table and "(no interval)" in table  # one song: no interval, no mark
+    rows = {r["version"]: r for r in json.loads((tmp_path / "out" / "table.json").read_text())["rows"]}
+    assert rows["mixer"]["few_songs"] and rows["no-mixer"]["ci_low"]["vocals"] is None
+    assert rows["mixer"]["ci_low"]["vocals"] < rows["mixer"]["ci_high"]["vocals"]  # 3 songs: an interval, wide
+    assert "Too few songs for these tests" in table
 
 
 def _check_deviation_section(table: str, provenance: dict, params, repo_root):

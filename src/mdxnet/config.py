@@ -233,6 +233,14 @@ class Irm(Section):
 
 
 @dataclass(frozen=True)
+class Bootstrap(Section):
+    resamples: int
+    confidence: float
+    seed: int
+    min_songs: int
+
+
+@dataclass(frozen=True)
 class Evaluate(Section):
     win: float
     hop: float
@@ -241,6 +249,7 @@ class Evaluate(Section):
     backend: str
     irm: Irm
     audit_tolerance: float
+    bootstrap: Bootstrap
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,8 @@ def _register_aggregate(commands) -> None:
 
 
 def _register_report(subparsers) -> None:
-    cmd = subparsers.add_parser("report", help="the paper's table with this run's rows, and SDR box plots")
+    cmd = subparsers.add_parser("report", help="the paper's table with this run's rows (medians with bootstrap "
+                                "intervals over songs, paired tests between runs), and SDR box plots")
     cmd.add_argument("--runs", nargs="+", required=True, metavar="NAME=DIR",
                      help="evaluation folders by row name; names no-mixer, mixer, mixture, irm get their "
                           "standard labels (and the model rows a delta to the paper)")
@@ -63,7 +64,8 @@ def _register_audit(subparsers) -> None:
     cmd.add_argument("--references", help="dataset root with test/<track>/ (default: params data.root)")
     cmd.add_argument("--claimed", help="their per-track JSON folder, summary JSON, or table (.csv/.md/.json)")
     cmd.add_argument("--claimed-row", help="row of a claimed table to compare with (when it has several)")
-    cmd.add_argument("--tolerance", type=float, help="dB difference that flags (default: params evaluate.audit_tolerance)")
+    cmd.add_argument("--tolerance", type=float, help="dB difference that flags (default: params evaluate.audit_tolerance); "
+                     "each claimed median is also placed against the bootstrap interval of ours (evaluate.bootstrap)")
     cmd.add_argument("--train-root", help="their training data root (train/<track>/) to check for overlap")
     cmd.add_argument("-o", "--out", help="audit report JSON (default: <estimates>/audit.json)")
     cmd.set_defaults(func=run_audit)

@@ -7,6 +7,12 @@ tracks, missing source files, estimates of another length than the reference, Na
 audit's own: NaN scores, claimed numbers (per-track JSON or a table) that differ from ours by more than a
 tolerance, and a test set that overlaps the training split (same track name, or the same mixture audio under
 another name).
+
+Beside the fixed tolerance, every claimed median over songs (the summary, not per-track numbers) is placed
+against the bootstrap confidence interval over songs of ours (mdxnet.evaluation.stats, params
+`evaluate.bootstrap`): inside = the claimed number is within what another draw of songs could give. The tolerance
+alone decides the flags: on the very same estimates and songs a difference beyond it is a discrepancy whatever
+the interval says; the interval tells whether that difference matters beside the noise of the song choice.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import numpy as np
 
 from mdxnet.errors import UserError
 from mdxnet.evaluation.estimates import problem as _flag
+from mdxnet.evaluation.stats import median_ci
 
 
 def nan_score_flags(per_track: dict[str, dict[str, dict[str, float]]]) -> list[dict]:
@@ -50,8 +57,9 @@ def _table_rows(path: Path) -> list[dict[str, str]]:
 
 
 def _to_float(cell) -> float | None:
+    """A cell's number: `9.00`, `**9.00**`, or the median of a `8.91 [8.40, 9.30]` cell (`mdxnet report`)."""
     try:
-        return float(str(cell).strip().strip("*"))
+        return float(str(cell).split("[")[0].strip().strip("*"))
     except (TypeError, ValueError):
         return None
 
@@ -190,6 +198,28 @@ def compare_claims(per_track: dict, summary: dict, claims: dict, tolerance: floa
     return flags
 
 
+def claim_intervals(per_track: dict, summary: dict, claims: dict, tolerance: float, bootstrap) -> list[dict]:
+    """Every claimed summary median (source, metric) beside ours: the difference, the tolerance check (the one that
+    flags) and whether the claimed number lies inside the bootstrap interval over songs of ours (None without an
+    interval: fewer than 2 songs scored)."""
+    checks = []
+    for target, metrics in (claims.get("summary") or {}).items():
+        for metric, claimed in metrics.items():
+            if claimed is None or metric not in summary.get(target, {}):
+                continue
+            claimed, scored = float(claimed), summary[target][metric]
+            interval = median_ci([m[target][metric] for m in per_track.values() if target in m], bootstrap)
+            checks.append({
+                "source": target, "metric": metric, "claimed": claimed, "scored": scored,
+                "difference": scored - claimed,
+                "within_tolerance": not _differs(scored, claimed, tolerance),
+                "ci_low": interval.low, "ci_high": interval.high, "ci_level": interval.level,
+                "songs": interval.songs, "few_songs": interval.songs < bootstrap.min_songs,
+                "inside_ci": interval.contains(claimed),
+            })
+    return checks
+
+
 # ---- overlap with the training split ----------------------------------------------------------------------------
 
 def mixture_fingerprint(mixture: np.ndarray) -> str:
@@ -253,8 +283,11 @@ def run_audit_checks(
         flags += problems
     summary = summarize(per_track)
     flags += nan_score_flags(per_track)
+    bootstrap = params.evaluate.bootstrap
+    checks = []
     if claims:
         flags += compare_claims(per_track, summary, claims, tolerance)
+        checks = claim_intervals(per_track, summary, claims, tolerance, bootstrap)
     if train_tracks is not None:
         flags += overlap_flags(match.references, train_tracks, params.sample_rate)
     return {
@@ -265,10 +298,43 @@ def run_audit_checks(
         "summary": summary,
         "per_track": per_track,
         "claimed": claims and {"source": claims["source"], "summary": claims["summary"]},
+        "claim_checks": checks,
+        "bootstrap": {"resamples": bootstrap.resamples, "confidence": bootstrap.confidence, "seed": bootstrap.seed,
+                      "min_songs": bootstrap.min_songs,
+                      "interval": "percentile bootstrap over songs of the median over songs"},
         "train_overlap_checked": train_root is not None,
         "train_tracks": None if train_tracks is None else len(train_tracks),
         "flags": [{k: v for k, v in flag.items() if v is not None} for flag in flags],
     }
+
+
+def _number(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def claim_lines(report: dict) -> list[str]:
+    """Each claimed median: ours with its interval, the tolerance check and the interval check side by side."""
+    checks = report.get("claim_checks") or []
+    if not checks:
+        return []
+    b = report["bootstrap"]
+    lines = [f"claimed medians over songs against ours (tolerance {report['tolerance_db']} dB, which flags; "
+             f"{100 * b['confidence']:g} % bootstrap interval over songs, {b['resamples']} resamples, "
+             f"seed {b['seed']}, which does not):"]
+    for c in checks:
+        interval = ("[no interval]" if c["ci_low"] is None
+                    else f"[{_number(c['ci_low'])}, {_number(c['ci_high'])}]")
+        verdict = {True: "inside", False: "OUTSIDE", None: "n/a"}[c["inside_ci"]]
+        lines.append(f"  {c['source']:<8} {c['metric']:<4} claimed {_number(c['claimed']):>8}  scored "
+                     f"{_number(c['scored']):>8} {interval}  diff {c['difference']:+.3f}  tolerance: "
+                     f"{'within' if c['within_tolerance'] else 'BEYOND'}  interval: {verdict}")
+    few = sorted({c["songs"] for c in checks if c["few_songs"]})
+    if few:
+        lines.append(f"  (only {few[0]} song(s) scored, fewer than {b['min_songs']}: the interval is wide and "
+                     "unreliable, and there is none from one song)")
+    lines.append("  (inside: the claimed number is within what another draw of songs could give; on the same "
+                 "estimates and songs a difference beyond the tolerance is still a discrepancy)")
+    return lines
 
 
 def format_audit(report: dict) -> str:
@@ -276,6 +342,7 @@ def format_audit(report: dict) -> str:
     lines = [f"audit of {report['estimates']} against {report['references']} ({report['tracks_scored']} tracks scored)"]
     for target, metrics in report["summary"].items():
         lines.append(f"  {target:<8} " + "  ".join(f"{m} {v:7.3f}" for m, v in metrics.items()))
+    lines += claim_lines(report)
     if not report["train_overlap_checked"]:
         lines.append("  (training split overlap not checked: pass --train-root)")
     if not report["flags"]:

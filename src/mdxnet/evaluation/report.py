@@ -1,9 +1,12 @@
 """`mdxnet report`: the paper's results table regenerated next to this run's rows, plus SDR box plots.
 
 Writes <out>/table.md, table.csv, table.json and the box plot PNG, each atomically. Run rows are aggregated
-from per-track museval JSON exactly like `mdxnet evaluate aggregate` (SiSEC2018 medians). The provenance names
-the recipe and profile and lists every value that differs from the authors' code or the paper's text
-(mdxnet.recipes, the same table as `mdxnet params --deviations`).
+from per-track museval JSON exactly like `mdxnet evaluate aggregate` (SiSEC2018 medians). Every run median
+carries its bootstrap confidence interval over songs, every delta to the paper says whether the paper's number
+lies inside that interval, and every pair of model runs gets a paired Wilcoxon test over songs
+(mdxnet.evaluation.stats, settings from params `evaluate.bootstrap`). The provenance names the recipe and profile
+and lists every value that differs from the authors' code or the paper's text (mdxnet.recipes, the same table as
+`mdxnet params --deviations`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import itertools
 import json
 import math
 import platform
@@ -21,6 +25,7 @@ from mdxnet.atomic import write_atomic, write_json_atomic, write_text_atomic
 from mdxnet.errors import UserError
 from mdxnet.evaluation.aggregate import load_track_medians, read_track_json, summarize, track_json_paths
 from mdxnet.evaluation.references import REFERENCE_ROWS, SOURCES, VERSIONS, paper_row
+from mdxnet.evaluation.stats import median_ci, paired_wilcoxon
 
 RUN_LABELS = {
     "no-mixer": "this run: without Mixer",
@@ -28,8 +33,12 @@ RUN_LABELS = {
     "mixture": "this run: mixture as estimate (lower bound)",
     "irm": "this run: ideal ratio mask oracle (upper bound)",
 }
+# Runs that are reference points, not models: no paired test against them (their gap to a model is not a question).
+BASELINE_RUNS = ("mixture", "irm")
 PACKAGES = ("mdxnet", "torch", "numpy", "scipy", "museval", "musdb", "stempeg", "matplotlib")
-CSV_COLUMNS = ["method", "kind", "version", *SOURCES, "mean", *(f"delta_{s}" for s in SOURCES), "tracks", "source"]
+CSV_COLUMNS = ["method", "kind", "version", *SOURCES, "mean", *(f"delta_{s}" for s in SOURCES),
+               *(f"ci_low_{s}" for s in SOURCES), *(f"ci_high_{s}" for s in SOURCES),
+               *(f"paper_in_ci_{s}" for s in SOURCES), "ci_level", "resamples", "tracks", "source"]
 
 
 def parse_runs(specs: list[str]) -> list[tuple[str, Path]]:
@@ -55,8 +64,9 @@ def _run_metadata(folder: Path) -> list[dict]:
     return [read_track_json(path).get("mdxnet", {}) for path in track_json_paths(folder)]
 
 
-def run_rows(runs: list[tuple[str, Path]], compare_with: str) -> tuple[list[dict], dict]:
-    """This run's table rows and {name: {track: {source: SDR}}} for the box plot."""
+def run_rows(runs: list[tuple[str, Path]], compare_with: str, bootstrap) -> tuple[list[dict], dict]:
+    """This run's table rows and {name: {track: {source: SDR}}} (box plot, paired tests). `bootstrap`: params
+    `evaluate.bootstrap`, the settings of each median's confidence interval over songs."""
     rows, per_track_sdr = [], {}
     for name, folder in runs:
         per_track = load_track_medians([folder])
@@ -64,6 +74,7 @@ def run_rows(runs: list[tuple[str, Path]], compare_with: str) -> tuple[list[dict
         sdr = {s: summary.get(s, {}).get("SDR") for s in SOURCES}
         paper = paper_row(name, compare_with)
         delta = {s: (sdr[s] - paper.sdr[s]) if paper and sdr[s] is not None else None for s in SOURCES}
+        intervals = {s: median_ci([m[s]["SDR"] for m in per_track.values() if s in m], bootstrap) for s in SOURCES}
         metadata = _run_metadata(folder)
         rows.append({
             "method": RUN_LABELS.get(name, f"this run: {name}"),
@@ -73,6 +84,7 @@ def run_rows(runs: list[tuple[str, Path]], compare_with: str) -> tuple[list[dict
             "mean": _mean(list(sdr.values())),
             "delta": delta,
             "compared_with": paper.method if paper else None,
+            **interval_fields(intervals, paper.sdr if paper else None, bootstrap),
             "tracks": len(per_track),
             "source": str(folder),
             "devices": sorted({str(m.get("device")) for m in metadata if m.get("device")}),
@@ -85,6 +97,34 @@ def run_rows(runs: list[tuple[str, Path]], compare_with: str) -> tuple[list[dict
     return rows, per_track_sdr
 
 
+def interval_fields(intervals: dict, paper_sdr: dict | None, bootstrap) -> dict:
+    """A run row's uncertainty: each source's interval, whether the paper's number lies inside it, the songs."""
+    return {
+        "ci_low": {s: intervals[s].low for s in SOURCES},
+        "ci_high": {s: intervals[s].high for s in SOURCES},
+        "paper_in_ci": {s: intervals[s].contains(paper_sdr[s]) if paper_sdr else None for s in SOURCES},
+        "ci_level": bootstrap.confidence,
+        "resamples": bootstrap.resamples,
+        "ci_seed": bootstrap.seed,
+        "songs": {s: intervals[s].songs for s in SOURCES},
+        "few_songs": min(i.songs for i in intervals.values()) < bootstrap.min_songs,
+    }
+
+
+def paired_tests(per_track_sdr: dict[str, dict[str, dict[str, float]]]) -> list[dict]:
+    """Wilcoxon signed-rank test per source for every pair of model runs, A - B with A named first in --runs."""
+    models = [name for name in per_track_sdr if name not in BASELINE_RUNS]
+    tests = []
+    for a, b in itertools.combinations(models, 2):
+        by_source = {}
+        for source in SOURCES:
+            values_a = {t: m[source] for t, m in per_track_sdr[a].items() if source in m}
+            values_b = {t: m[source] for t, m in per_track_sdr[b].items() if source in m}
+            by_source[source] = paired_wilcoxon(values_a, values_b).to_dict()
+        tests.append({"a": a, "b": b, "difference": f"{a} - {b}", "sources": by_source})
+    return tests
+
+
 def reference_rows() -> list[dict]:
     return [
         {
@@ -94,6 +134,11 @@ def reference_rows() -> list[dict]:
             "sdr": dict(row.sdr),
             "mean": _mean(list(row.sdr.values())),
             "delta": dict.fromkeys(SOURCES),
+            "ci_low": dict.fromkeys(SOURCES),
+            "ci_high": dict.fromkeys(SOURCES),
+            "paper_in_ci": dict.fromkeys(SOURCES),
+            "ci_level": None,
+            "resamples": None,
             "tracks": 50,
             "source": row.source,
         }
@@ -219,9 +264,24 @@ def provenance(params: dict, rows: list[dict], data_check=None, params_file=None
                    f"{params.evaluate.win} s, hop {params.evaluate.hop} s; median over "
                    "frames per track (NaN ignored), then median over tracks",
         "backends": {r["version"]: r["backends"] for r in rows},
+        "uncertainty": uncertainty_statement(params.evaluate.bootstrap),
         "compare_with": VERSIONS.get(params.report.compare_with),
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "deviations": recipe_deviations(params, params_file),
+    }
+
+
+def uncertainty_statement(bootstrap) -> dict:
+    """How the intervals and paired tests were computed, for the JSON and the table's text."""
+    return {
+        "interval": "percentile bootstrap over songs of the median over songs (songs resampled with replacement, "
+                    "median recomputed)",
+        "confidence": bootstrap.confidence,
+        "resamples": bootstrap.resamples,
+        "seed": bootstrap.seed,
+        "min_songs": bootstrap.min_songs,
+        "paired_test": "two-sided Wilcoxon signed-rank test (scipy.stats.wilcoxon) over the per-song medians of "
+                       "the songs both runs scored",
     }
 
 
@@ -250,7 +310,89 @@ def stale_params_lines(rows: list[dict], current: str) -> list[str]:
     ]
 
 
-def render_markdown(rows: list[dict], prov: dict) -> str:
+def _sdr_cell(row: dict, source: str) -> str:
+    """A paper row's number; a run's median with its interval, `median [low, high]`."""
+    if row["kind"] != "this run":
+        return _ref_fmt(row, source)
+    value = _fmt(row["sdr"][source])
+    if row["ci_low"][source] is None:
+        songs = row["songs"][source]
+        return f"{value} [no interval: {songs} song{'s' if songs != 1 else ''}]" if value else ""
+    return f"{value} [{_fmt(row['ci_low'][source])}, {_fmt(row['ci_high'][source])}]"
+
+
+def _delta_cell(row: dict, source: str) -> str:
+    """The delta to the paper and whether the paper's number lies inside this run's interval."""
+    delta = _fmt(row["delta"][source], signed=True)
+    if not delta:
+        return ""
+    inside = row["paper_in_ci"][source]
+    return delta + {True: " inside", False: " **outside**", None: " (no interval)"}[inside]
+
+
+def uncertainty_lines(rows: list[dict], prov: dict) -> list[str]:
+    """What the brackets and the inside/outside marks compare, and a loud warning where songs are few."""
+    u = prov["uncertainty"]
+    level = f"{100 * u['confidence']:g} %"
+    lines = [
+        f"This run's cells: median [low, high], the {level} confidence interval of the median over songs "
+        f"(percentile bootstrap: the scored songs resampled with replacement {u['resamples']} times and the median "
+        f"recomputed, seed {u['seed']}). It shows how far the median could move with another draw of songs; it "
+        "does not cover training randomness.",
+        f"Δ marks: *inside* = the paper's published median lies inside this run's {level} interval (consistent with "
+        f"the paper at that level: the choice of songs alone can explain the difference); **outside** = it does "
+        "not. This compares the paper's single number with this run's interval, not the two per song: the "
+        "paper's own median has an uncertainty not known here, and when both are scored on the same songs the "
+        "choice of songs is shared, so *inside* is a lenient check.",
+    ]
+    if not prov["comparable_with_paper"]:
+        lines.append("These are not the paper's test songs (see above): the marks compare medians over different "
+                     "songs.")
+    few = [r for r in rows if r.get("few_songs")]
+    if few:
+        counts = ", ".join(f"`{r['version']}` {min(r['songs'].values())}" for r in few)
+        lines.append(f"**Few songs ({counts}; fewer than {u['min_songs']}): an interval from so few songs is wide "
+                     "and still covers the true median less often than its level says; no interval at all from "
+                     "one song. Read these intervals as rough.**")
+    return lines
+
+
+def _p_fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2g}"
+
+
+def paired_lines(tests: list[dict], prov: dict) -> list[str]:
+    """The "Paired tests" section: per pair of model runs and source, songs, median difference and p."""
+    u = prov["uncertainty"]
+    lines = ["## Paired tests between runs", ""]
+    if not tests:
+        return [*lines, "No pair of model runs to compare (the mixture and IRM rows are reference points).", ""]
+    lines += [
+        f"{u['paired_test'][0].upper()}{u['paired_test'][1:]}; per song the difference A − B. A small p says the "
+        "runs differ by more than the song-to-song spread of their difference explains. Four sources per pair, "
+        "not corrected for multiple tests. (SiSEC2018 compared its 30 systems with a pair-wise post-hoc "
+        "Conover-Inman test, Stöter, Liutkus & Ito 2018, §4.2; for two runs scored on the same songs the "
+        "signed-rank test is the plain paired test.)",
+        "",
+        "| A − B | source | songs | median of A − B per song (dB) | p |",
+        "|---|---|---|---|---|",
+    ]
+    for test in tests:
+        for source, result in test["sources"].items():
+            cells = [f"{test['a']} − {test['b']}", source, str(result["songs"]),
+                     _fmt(result["median_difference"], signed=True), _p_fmt(result["p_value"])]
+            lines.append("| " + " | ".join(cells) + " |")
+    results = [r for test in tests for r in test["sources"].values() if r["songs"]]
+    weakest = max(results, key=lambda r: r["smallest_p"], default=None)
+    if weakest is not None and weakest["smallest_p"] > 0.05:
+        n = weakest["differing"]
+        lines += ["", f"**Too few songs for these tests: with {n} song{'s' if n != 1 else ''} that differ, the "
+                      f"smallest p the test can give is {_p_fmt(weakest['smallest_p'])} (2 / 2^songs), so no "
+                      "difference can reach p < 0.05.**"]
+    return [*lines, ""]
+
+
+def render_markdown(rows: list[dict], prov: dict, tests: list[dict]) -> str:
     banner = ("> **" + prov["dataset"] + "**") if not prov["comparable_with_paper"] else ("> " + prov["dataset"])
     lines = [
         "# KUIELAB-MDX-Net: results table",
@@ -259,6 +401,7 @@ def render_markdown(rows: list[dict], prov: dict) -> str:
         "",
         "SDR in dB, " + prov["scoring"] + ". Paper rows: median over the 50 MUSDB18(-HQ) test songs as published.",
         f"Deltas: this run minus the paper ({prov['compare_with']}).",
+        *uncertainty_lines(rows, prov),
         "",
         "| Method | Kind | Version | " + " | ".join(SOURCES) + " | mean | "
         + " | ".join(f"Δ {s}" for s in SOURCES) + " | tracks |",
@@ -266,10 +409,10 @@ def render_markdown(rows: list[dict], prov: dict) -> str:
     ]
     for row in rows:
         cells = [row["method"], row["kind"], row["version"]]
-        cells += [_ref_fmt(row, s) for s in SOURCES] + [_fmt(row["mean"])]
-        cells += [_fmt(row["delta"][s], signed=True) for s in SOURCES] + [str(row["tracks"])]
+        cells += [_sdr_cell(row, s) for s in SOURCES] + [_fmt(row["mean"])]
+        cells += [_delta_cell(row, s) for s in SOURCES] + [str(row["tracks"])]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "## Provenance", ""]
+    lines += ["", *paired_lines(tests, prov), "## Provenance", ""]
     git = prov["git"]
     lines += [
         f"- dataset: {prov['dataset']}",
@@ -311,6 +454,10 @@ def render_csv(rows: list[dict]) -> str:
                   "tracks": row["tracks"], "source": row["source"]}
         record.update({s: row["sdr"][s] for s in SOURCES})
         record.update({f"delta_{s}": row["delta"][s] for s in SOURCES})
+        record.update({f"ci_low_{s}": row["ci_low"][s] for s in SOURCES})
+        record.update({f"ci_high_{s}": row["ci_high"][s] for s in SOURCES})
+        record.update({f"paper_in_ci_{s}": row["paper_in_ci"][s] for s in SOURCES})
+        record.update({"ci_level": row["ci_level"], "resamples": row["resamples"]})
         writer.writerow({k: ("" if v is None else v) for k, v in record.items()})
     return buffer.getvalue()
 
@@ -350,16 +497,21 @@ def write_report(runs: list[tuple[str, Path]], params: dict, out: str | Path, da
     compare_with = report_params.compare_with
     if compare_with not in VERSIONS:
         raise UserError(f"params report.compare_with is {compare_with!r}; use one of {sorted(VERSIONS)}")
-    ours, per_track_sdr = run_rows(runs, compare_with)
+    ours, per_track_sdr = run_rows(runs, compare_with, params.evaluate.bootstrap)
     rows = reference_rows() + ours
+    tests = paired_tests(per_track_sdr)
     prov = provenance(params, ours, data_check, params_file)
     out = Path(out)
-    # `sdr` is flat ({run: {source: dB}}) so that `dvc exp show` / `dvc metrics diff` can show it as columns.
+    # `sdr`, `ci` and `paired_p` are plain nested numbers so that `dvc exp show` / `dvc metrics diff` can show
+    # them as columns.
     sdr = {row["version"]: {**row["sdr"], "mean": row["mean"]} for row in ours}
-    document = {"sdr": sdr, "provenance": prov, "rows": rows, "per_track_sdr": per_track_sdr}
+    ci = {row["version"]: {s: {"low": row["ci_low"][s], "high": row["ci_high"][s]} for s in SOURCES} for row in ours}
+    paired_p = {f"{t['a']} vs {t['b']}": {s: r["p_value"] for s, r in t["sources"].items()} for t in tests}
+    document = {"sdr": sdr, "ci": ci, "paired_p": paired_p, "provenance": prov, "rows": rows,
+                "paired_tests": tests, "per_track_sdr": per_track_sdr}
     short = prov["dataset"].split(":")[0]
     return [
-        write_text_atomic(out / "table.md", render_markdown(rows, prov)),
+        write_text_atomic(out / "table.md", render_markdown(rows, prov, tests)),
         write_text_atomic(out / "table.csv", render_csv(rows)),
         write_json_atomic(out / "table.json", document),
         write_boxplot(out / report_params.boxplot, per_track_sdr, short),
