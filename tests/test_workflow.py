@@ -203,6 +203,22 @@ def test_training_stage_declares_every_training_key():
     assert {"sampler", "sample_rate", "sources"} <= declared
 
 
+def test_every_declared_key_exists_where_dvc_reads_it():
+    """DVC reads params.yaml as it is (no recipe or profile applied): a declared `key.${item}` needs a
+    per-source mapping in the base values, or DVC refuses to run the stage."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    for name, stage in dvc_stages().items():
+        stage = stage.get("do", stage)
+        for entry in stage["params"]:
+            if isinstance(entry, dict):
+                continue
+            for source in raw["sources"]:
+                node = raw
+                for part in entry.replace("${item}", source).split("."):
+                    assert isinstance(node, dict) and part in node, f"stage {name}: {entry} is not in params.yaml"
+                    node = node[part]
+
+
 def test_dvc_paths_are_the_workflows_paths():
     from mdxnet.config import load_params
 
