@@ -11,6 +11,10 @@ min_version("9.0")
 configfile: "params.yaml"
 
 
+# the first page of `snakemake --report results/report.html` (its items: the report rule's outputs)
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"

@@ -8,6 +8,7 @@ file shipped with stempeg (a name with spaces, read through `data.extra_test`).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -247,7 +248,7 @@ def stage_of(argv: list[str]) -> tuple[str, str | None]:
         return ("evaluate" if rest[rest.index("--estimator") + 1] == "model" else "baselines"), None
     if command == "evaluate" and rest[0] == "aggregate":
         return ("evaluate" if Path(rest[1]).name in ("mixer", "no-mixer") else "baselines"), None
-    if command == "report":
+    if command in ("report", "render"):  # `mdxnet render` draws the report's figures in the report rule
         return "report", None
     raise AssertionError(f"no dvc.yaml stage known for `mdxnet {' '.join(argv)}`: add it to stage_of")
 
@@ -458,3 +459,42 @@ def test_a_code_change_reruns_exactly_the_steps_it_can_affect(ci_run, tmp_path):
     assert len(jobs["train_separator"]) == 4 and "train_mixer" in jobs
     # the training stages read the augmentation cache through augment.py too
     assert stages == ["augment", "mixer", "train@bass", "train@drums", "train@other", "train@vocals"]
+
+
+def test_html_report_holds_the_table_the_box_plot_and_the_training_curves(ci_run, tmp_path):
+    """`snakemake --report results/report.html` after a finished run: one self-contained HTML file (every
+    result embedded, nothing loaded from elsewhere) showing the results table as a page, the box plot and the
+    training curves of every model, each with its caption; the report changes nothing the workflow would rerun."""
+    folder = tmp_path / "copy"
+    shutil.copytree(ci_run["folder"], folder, symlinks=True)
+    run([SNAKEMAKE, "--report", "results/report.html"], folder)
+    report = (folder / "results/report.html").read_text()
+    assert report.lstrip().lower().startswith("<!doctype html>")
+    assert not re.search(r"""<(script|link|img|iframe)\b[^>]*\b(src|href)=["']?(https?:)?//""", report, re.I)
+
+    def script_data(name):  # the report's data are JSON in <script id="NAME">var NAME = ...;</script>
+        found = re.search(rf'<script id="{name}">\s*var {name} = (.*?);\s*</script>', report, re.S)
+        return json.loads(found.group(1))
+
+    results = script_data("results")
+    embedded = {path: base64.b64decode(entry["data_uri"].split(";base64,", 1)[1])
+                for path, entry in results.items()}
+    models = ["vocals", "drums", "bass", "other", "mixer"]
+    assert sorted(embedded) == sorted(["results/table.html", "results/sdr_boxplot.png",
+                                       *(f"results/curves/{name}.png" for name in models)])
+    assert embedded["results/sdr_boxplot.png"] == (folder / "results/sdr_boxplot.png").read_bytes()
+    for name in models:
+        assert embedded[f"results/curves/{name}.png"].startswith(b"\x89PNG"), name
+        assert "dvclive" in results[f"results/curves/{name}.png"]["caption"]
+
+    # the table page shows every row of results/table.md, with this run's numbers
+    table = (folder / "results/table.md").read_text()
+    page = embedded["results/table.html"].decode()
+    rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| this run: ")]
+    assert len(rows) == 4
+    for cells in rows:
+        assert f"<td>{cells[0].strip()}</td>" in page
+        assert cells[3].strip() in page  # the vocals cell, e.g. `0.05 [-0.57, 0.66]`
+    assert "Provenance" in page and "Provenance" in results["results/table.html"]["caption"]
+    assert set(script_data("categories")) == {"SDR scores", "Training curves"}
+    assert planned_jobs(folder, "all") == {}

@@ -1,5 +1,7 @@
 # Evaluation: museval scores per test track (one job per track and run), a summary per run, the results table.
 
+import hashlib
+
 
 rule evaluate_track:
     """Separate one test track (or apply a baseline) and score it with museval (BSS Eval v4, SiSEC2018)."""
@@ -63,22 +65,57 @@ rule evaluate_baselines:
         expand("evaluation/{run}/summary.json", run=BASELINE_RUNS),
 
 
+# Training logs drawn for the HTML report: dvclive/<name>/ as `mdxnet train` writes it for each model.
+TRAINED = [*SOURCES, "mixer"]
+
+
 rule report:
-    """The results table (paper rows + this run's), box plots, and the provenance of the numbers."""
+    """The results table (paper rows + this run's), box plots, the training curves of every model, and the
+    provenance of the numbers; the items of `snakemake --report` (captions in workflow/report/)."""
     input:
         report=DATA_CHECK,
         scores=lambda w: evaluation_files(RUNS),
         summaries=expand("evaluation/{run}/summary.json", run=RUNS),
+        # a finished training has written its curves (dvclive/<name>/, not a rule output)
+        models=expand(f"{MODELS}/{{name}}.pt", name=TRAINED),
         code=code_deps("report"),
     output:
         table="results/table.md",
+        page=report(
+            "results/table.html",
+            caption="../report/table.rst",
+            category="SDR scores",
+            subcategory="SDR (museval, BSS Eval v4)",
+            # one label per item: two labels with two values each would make the report offer a toggle
+            labels={"result": "SDR table, with the paper and provenance"},
+        ),
         csv="results/table.csv",
         json="results/table.json",
-        boxplot=f"results/{P.report.boxplot}",
+        boxplot=report(
+            f"results/{P.report.boxplot}",
+            caption="../report/boxplot.rst",
+            category="SDR scores",
+            subcategory="SDR (museval, BSS Eval v4)",
+            labels={"result": "Song by song (box plot)"},
+        ),
+        curves=[
+            report(
+                f"results/curves/{name}.png",
+                caption="../report/curves.rst",
+                category="Training curves",
+                subcategory="Mixer" if name == "mixer" else "Separators",
+                labels={"model": "Mixer" if name == "mixer" else name},
+            )
+            for name in TRAINED
+        ],
     params:
         file=PARAMS_FILE,
-        deps=stage_params("report"),
+        # every value (the table records the params hash) as their digest: the same rerun trigger as the
+        # values themselves, one line where the HTML report lists each result's job parameters
+        deps=hashlib.sha256(stage_params("report").encode()).hexdigest(),
         runs=" ".join(f"{run}=evaluation/{run}" for run in RUNS),
+        live_dirs=" ".join(f"dvclive/{name}" for name in TRAINED),
+        curves=lambda w, output: os.path.dirname(output.curves[0]),
     conda:
         "../envs/mdxnet.yaml"
     log:
@@ -88,3 +125,6 @@ rule report:
     shell:
         "mdxnet --params {params.file} report --runs {params.runs} --data-check {input.report:q}"
         " -o results > {log:q} 2>&1"
+        " && mdxnet --params {params.file} render table {output.table:q} -o {output.page:q} >> {log:q} 2>&1"
+        " && mdxnet --params {params.file} render curves {params.live_dirs} -o {params.curves:q}"
+        " >> {log:q} 2>&1"
