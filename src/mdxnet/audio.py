@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from mdxnet.atomic import write_atomic
+from mdxnet.atomic import write_atomic, write_atomic_group
 from mdxnet.errors import AudioError
 
 log = logging.getLogger(__name__)
@@ -175,38 +175,13 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RAT
 
 
 def write_wavs(files: dict[Path, np.ndarray], sample_rate: int = SAMPLE_RATE, subtype: str = "FLOAT") -> None:
-    """Write several wavs as a group: all are written to temp files first and moved into place only once every
-    one succeeded, so a failure (full disk, Ctrl-C) leaves neither half-written files nor an incomplete set.
-    A folder that this call created is removed again on failure."""
-    created = {folder for p in files for folder in _missing_folders(Path(p).parent)}
-    staged: dict[Path, Path] = {}
-    try:
-        for path, audio in files.items():
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            os.close(fd)
-            staged[path] = Path(tmp)
-            sf.write(tmp, np.asarray(audio, dtype=np.float32).T, sample_rate, subtype=subtype, format="WAV")
-            os.chmod(tmp, 0o644)  # as mdxnet.atomic: outputs are meant to be shared read-only
-        for path, tmp in staged.items():
-            os.replace(tmp, path)
-    except BaseException:
-        for tmp in staged.values():
-            tmp.unlink(missing_ok=True)
-        for folder in sorted(created, key=lambda f: len(f.parts), reverse=True):  # deepest first
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
-        raise
+    """Write several wavs as a group (mdxnet.atomic.write_atomic_group): all of them or none."""
 
+    def writer(audio: np.ndarray):
+        data = np.asarray(audio, dtype=np.float32).T
+        return lambda tmp: sf.write(tmp, data, sample_rate, subtype=subtype, format="WAV")
 
-def _missing_folders(folder: Path) -> list[Path]:
-    """`folder` and those of its parents that do not exist yet (what mkdir(parents=True) would create)."""
-    missing = []
-    while not folder.exists() and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    return missing
+    write_atomic_group({Path(path): writer(audio) for path, audio in files.items()})
 
 
 def read_stem_file(path: str | Path, sample_rate: int = SAMPLE_RATE) -> dict[str, np.ndarray]:
