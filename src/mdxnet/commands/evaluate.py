@@ -129,7 +129,8 @@ def run_report(args) -> int:
     from mdxnet.evaluation.report import parse_runs, write_report
 
     params = args.params
-    paths = write_report(parse_runs(args.runs), params, args.out, data_check=args.data_check)
+    paths = write_report(parse_runs(args.runs), params, args.out, data_check=args.data_check,
+                         params_file=args.params_file)  # the file --params named, not ./params.yaml
     for path in paths:
         print(path)
     return 0
