@@ -31,6 +31,14 @@ HOW_TO_GET = (
 )
 
 
+def require_models_folder(models_dir: str | Path) -> Path:
+    """The models folder must exist (checked before anything is loaded, exported or separated)."""
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        raise UserError(f"models folder {models_dir} does not exist: {HOW_TO_GET}, or pass --models DIR")
+    return models_dir
+
+
 def separator_path(models_dir: str | Path, source: str) -> Path:
     return Path(models_dir) / f"{source}.pt"
 

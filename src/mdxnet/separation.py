@@ -248,15 +248,19 @@ class SeparationPipeline:
         backend (default params.separate.backend): 'onnx' runs the spectrogram nets in ONNX Runtime (CPU only;
         each checkpoint is exported once per chunk size into params.separate.onnx_cache), 'torch' in PyTorch.
         """
-        from mdxnet.checkpoint import HOW_TO_GET, load_mixer, load_separator, mixer_path, separator_path
+        from mdxnet.checkpoint import (
+            load_mixer,
+            load_separator,
+            mixer_path,
+            require_models_folder,
+            separator_path,
+        )
         from mdxnet.config import separator_kwargs
         from mdxnet.models import mixer_kwargs
 
         # the separate.* settings are checked before anything is loaded or exported
         stitchings = {source: stitching_for(params, source) for source in params.sources}
-        models_dir = Path(models_dir)
-        if not models_dir.is_dir():
-            raise UserError(f"models folder {models_dir} does not exist: {HOW_TO_GET}, or pass --models DIR")
+        models_dir = require_models_folder(models_dir)
         cfg = params.separate
         backend = choose_backend(backend or cfg.backend, pick_device(device))
         mixer = None  # checked first: a missing Mixer should not wait for four ONNX exports

@@ -13,6 +13,7 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
+from mdxnet.checkpoint import require_models_folder
 from mdxnet.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def run_models_init(args) -> int:
 def run_export_onnx(args) -> int:
     from mdxnet.onnx_export import export_models
 
-    check_models_folder(args.models)
+    require_models_folder(args.models)
     for path in export_models(args.models, args.out, args.params):
         print(path)
     return 0
@@ -148,18 +149,11 @@ def check_outputs(folder: Path, sources: tuple[str, ...] | list[str]) -> None:
             raise UserError(f"cannot write {stem}: a folder has that name; remove it or pass another -o")
 
 
-def check_models_folder(models: Path) -> None:
-    from mdxnet.checkpoint import HOW_TO_GET
-
-    if not models.is_dir():
-        raise UserError(f"models folder {models} does not exist: {HOW_TO_GET}, or pass --models DIR")
-
-
 def plan(args) -> list[tuple[Path, Path]]:
     """(song, output folder) pairs, with every input checked; nothing is loaded or written here."""
     from mdxnet.audio import check_audio_file
 
-    check_models_folder(args.models)
+    require_models_folder(args.models)
     for song in args.songs:
         check_audio_file(song)
     check_out_folder(args.out)
