@@ -30,7 +30,7 @@ from mdxnet.audio import SAMPLE_RATE, read_audio, resample
 from mdxnet.config import Synth as SynthConfig
 from mdxnet.data.compose import beat_seconds, compose, to_midi
 from mdxnet.data.files import write_pcm16_atomic
-from mdxnet.data.musdb import DATASET_FILE
+from mdxnet.data.musdb import DATASET_FILE, pcm16
 from mdxnet.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -181,10 +181,6 @@ def _balance(rng, stems: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {name: audio * (PEAK / peak) for name, audio in out.items()}
 
 
-def _quantise(audio: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(audio * 32768), -32768, 32767).astype(np.int16)
-
-
 def render_track(config: SynthConfig, index: int, out_dir: Path) -> dict:
     """Compose and render song `index` into `out_dir` (5 wavs + marker); returns its description."""
     rng = np.random.default_rng([config.seed, index])
@@ -202,7 +198,7 @@ def render_track(config: SynthConfig, index: int, out_dir: Path) -> dict:
     quantised = {}
     for name, audio in stems.items():
         audio[:, n - len(fade):] *= fade
-        quantised[name] = _quantise(audio)
+        quantised[name] = pcm16(audio)
     mixture = sum(q.astype(np.int32) for q in quantised.values())
     if np.abs(mixture).max() > 32767:
         raise RuntimeError(f"mixture of {out_dir.name} clips after quantisation")  # cannot happen with PEAK < 1
