@@ -137,3 +137,29 @@ def test_models_init_cli(tmp_path, repo_root):
     out = tmp_path / "models"
     assert main(["--params", str(repo_root / "params.yaml"), "models", "init", "-o", str(out), "--seed", "3"]) == 0
     assert (out / "mixer.pt").is_file() and (out / "other.pt").is_file()
+
+
+def test_regenerated_results_do_not_make_the_checkout_dirty(tmp_path, monkeypatch):
+    """results/ and dvclive/ are tracked in git: a run rewriting them must not be reported as uncommitted code."""
+    import subprocess
+
+    from mdxnet import gitinfo
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for name in ("results/table.md", "dvclive/vocals/metrics.json", "dvc.lock", "src/code.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("v1\n")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], cwd=tmp_path, check=True)
+
+    def in_checkout(*args):
+        result = subprocess.run(["git", *args], cwd=tmp_path / "src", capture_output=True, text=True)
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    monkeypatch.setattr(gitinfo, "_git", in_checkout)
+    for name in ("results/table.md", "dvclive/vocals/metrics.json", "dvc.lock"):
+        (tmp_path / name).write_text("v2\n")
+    assert gitinfo.git_dirty() is False
+    (tmp_path / "src/code.py").write_text("v2\n")
+    assert gitinfo.git_dirty() is True

@@ -14,13 +14,12 @@ Models folder layout: <models>/<source>.pt for each source and <models>/mixer.pt
 
 from __future__ import annotations
 
-import functools
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from mdxnet.atomic import write_atomic
 from mdxnet.errors import UserError
+from mdxnet.gitinfo import git_commit
 
 FORMAT = 1
 KINDS = ("separator", "mixer")
@@ -45,28 +44,6 @@ def separator_path(models_dir: str | Path, source: str) -> Path:
 
 def mixer_path(models_dir: str | Path) -> Path:
     return Path(models_dir) / "mixer.pt"
-
-
-def _git(*args: str) -> str | None:
-    """Output of a git command run in the checkout holding this package; None outside a git checkout."""
-    try:
-        result = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
-                                cwd=Path(__file__).resolve().parent)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout.strip() if result.returncode == 0 else None
-
-
-@functools.cache
-def git_commit() -> str:
-    """The commit of the code that is running, or 'unknown' outside a git checkout."""
-    return _git("rev-parse", "HEAD") or "unknown"
-
-
-def git_dirty() -> bool | None:
-    """Whether tracked files differ from that commit (None outside a git checkout)."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    return bool(status) if status is not None else None
 
 
 def save_checkpoint(path, model, *, kind: str, source: str | None, model_kwargs: dict, params: dict,

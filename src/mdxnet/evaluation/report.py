@@ -189,7 +189,7 @@ def songs_statement(params: dict, rows: list[dict]) -> str:
 
 def _git_commit() -> dict:
     """The commit of the code that produced the numbers: the checkout holding the mdxnet package."""
-    from mdxnet.checkpoint import git_commit, git_dirty
+    from mdxnet.gitinfo import git_commit, git_dirty
 
     commit = git_commit()
     return {"commit": commit if commit != "unknown" else "unknown (not a git checkout)", "dirty": git_dirty()}
