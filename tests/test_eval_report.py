@@ -206,3 +206,34 @@ def test_parse_runs_rejects_bad_specs():
         parse_runs(["just-a-dir"])
     with pytest.raises(UserError, match="twice"):
         parse_runs(["a=x", "a=y"])
+
+
+def test_report_marks_the_cells_of_a_collapsed_separator_in_the_runs_that_use_it(runs, tmp_path, params,
+                                                                                   repo_root):
+    """The health verdict stored in a separator's checkpoint (mdxnet.training.health) reaches the table: a loud
+    note, and that source's cell marked in the model runs, not in the baselines."""
+    import torch
+
+    from mdxnet.checkpoint import init_models, separator_path
+
+    tiny = params.replace({"model": {"dim_f": 64, "dim_t": 16, "num_blocks": 3, "num_convs": 1, "channels": 4,
+                                     "growth": 2, "bottleneck": 4, "hop": 128, "n_fft": 256}})
+    models = tmp_path / "models"
+    init_models(models, tiny)
+    path = separator_path(models, "other")
+    ckpt = torch.load(path, weights_only=True)
+    ckpt.setdefault("extra", {})["health"] = {"metrics": {"valid_level_db": -55.0},
+                                              "warnings": ["its estimates are 55.0 dB quieter than the target"]}
+    torch.save(ckpt, path)
+    write_report(list(runs.items()), params, tmp_path / "out", params_file=repo_root / "params.yaml", models=models)
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "WARNING: the `other` separator collapsed in training: its estimates are 55.0 dB quieter" in table
+    marked = {line.split(" | ")[2]: line for line in table.splitlines() if line.startswith("| this run")}
+    assert set(marked) == {"no-mixer", "mixer", "mixture", "irm"}
+    for version, line in marked.items():
+        assert line.count("⚠ collapsed") == (0 if version in ("mixture", "irm") else 1), version
+    provenance = json.loads((tmp_path / "out" / "table.json").read_text())["provenance"]
+    assert list(provenance["separator_health"]) == ["other"]
+    write_report(list(runs.items()), params, tmp_path / "healthy", params_file=repo_root / "params.yaml",
+                 models=tmp_path / "no-such-models")
+    assert "collapsed" not in (tmp_path / "healthy" / "table.md").read_text()

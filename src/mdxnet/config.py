@@ -194,6 +194,12 @@ class MixerTrain(Section):
 
 
 @dataclass(frozen=True)
+class Health(Section):
+    min_level_db: float
+    min_sdr_db: float
+
+
+@dataclass(frozen=True)
 class Train(Section):
     seed: int
     loss: str
@@ -211,6 +217,7 @@ class Train(Section):
     log_every: int
     remix_prob: float
     num_workers: int
+    health: Health
     mixer: MixerTrain
 
 

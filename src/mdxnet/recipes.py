@@ -222,6 +222,7 @@ IGNORED: dict[str, str] = {
                   "configs/experiment/*.yaml)",
     "train.checkpoint_every": "resumable checkpoints; no effect on the result",
     "train.log_every": "logging",
+    "train.health": "a check of the trained separators (mdxnet's own), not a choice of how they are trained",
     "train.num_workers": "data loading processes; no effect on the result",
     "train.mixer.checkpoint_every": "resumable checkpoints; no effect on the result",
     "separate.batch": "chunks per forward pass; no effect on the result",

@@ -116,6 +116,7 @@ rule report:
         runs=" ".join(f"{run}=evaluation/{run}" for run in RUNS),
         live_dirs=" ".join(f"dvclive/{name}" for name in TRAINED),
         curves=lambda w, output: os.path.dirname(output.curves[0]),
+        models=lambda w, input: os.path.dirname(input.models[0]),
     conda:
         "../envs/mdxnet.yaml"
     log:
@@ -124,7 +125,7 @@ rule report:
         "benchmarks/report.tsv"
     shell:
         "mdxnet --params {params.file} report --runs {params.runs} --data-check {input.report:q}"
-        " -o results > {log:q} 2>&1"
+        " --models {params.models:q} -o results > {log:q} 2>&1"
         " && mdxnet --params {params.file} render table {output.table:q} -o {output.page:q} >> {log:q} 2>&1"
         " && mdxnet --params {params.file} render curves {params.live_dirs} -o {params.curves:q}"
         " >> {log:q} 2>&1"

@@ -54,6 +54,7 @@ def _register_report(subparsers) -> None:
                      help="evaluation folders by row name; names no-mixer, mixer, mixture, irm get their "
                           "standard labels (and the model rows a delta to the paper)")
     cmd.add_argument("--data-check", help="data check report JSON (its dataset checksum goes in the table)")
+    cmd.add_argument("--models", help="the runs' models folder: a separator that collapsed in training is marked")
     cmd.add_argument("-o", "--out", default="results", help="output folder (default: results)")
     cmd.set_defaults(func=run_report)
 
@@ -130,7 +131,7 @@ def run_report(args) -> int:
 
     params = args.params
     paths = write_report(parse_runs(args.runs), params, args.out, data_check=args.data_check,
-                         params_file=args.params_file)  # the file --params named, not ./params.yaml
+                         params_file=args.params_file, models=args.models)  # the file --params named, not ./params.yaml
     for path in paths:
         print(path)
     return 0

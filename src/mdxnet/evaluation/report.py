@@ -392,6 +392,25 @@ def paired_lines(tests: list[dict], prov: dict) -> list[str]:
     return [*lines, ""]
 
 
+COLLAPSED_MARK = " ⚠ collapsed"
+
+
+def health_lines(prov: dict) -> list[str]:
+    """A loud note per separator whose training ended collapsed (mdxnet.training.health), above the table."""
+    lines = []
+    for source, warnings in prov.get("separator_health", {}).items():
+        lines += [f"> **WARNING: the `{source}` separator collapsed in training: " + "; ".join(warnings)
+                  + f". Every row that uses it marks its `{source}` cell" + COLLAPSED_MARK + ".**", ""]
+    return lines
+
+
+def _marked(row: dict, source: str, prov: dict) -> str:
+    """A run's cell, marked when the run's estimates come from a separator that collapsed."""
+    cell = _sdr_cell(row, source)
+    uses_separators = row["kind"] == "this run" and row["version"] not in BASELINE_RUNS
+    return cell + COLLAPSED_MARK if uses_separators and source in prov.get("separator_health", {}) else cell
+
+
 def render_markdown(rows: list[dict], prov: dict, tests: list[dict]) -> str:
     banner = ("> **" + prov["dataset"] + "**") if not prov["comparable_with_paper"] else ("> " + prov["dataset"])
     lines = [
@@ -399,6 +418,7 @@ def render_markdown(rows: list[dict], prov: dict, tests: list[dict]) -> str:
         "",
         banner,
         "",
+        *health_lines(prov),
         "SDR in dB, " + prov["scoring"] + ". Paper rows: median over the 50 MUSDB18(-HQ) test songs as published.",
         f"Deltas: this run minus the paper ({prov['compare_with']}).",
         *uncertainty_lines(rows, prov),
@@ -409,7 +429,7 @@ def render_markdown(rows: list[dict], prov: dict, tests: list[dict]) -> str:
     ]
     for row in rows:
         cells = [row["method"], row["kind"], row["version"]]
-        cells += [_sdr_cell(row, s) for s in SOURCES] + [_fmt(row["mean"])]
+        cells += [_marked(row, s, prov) for s in SOURCES] + [_fmt(row["mean"])]
         cells += [_delta_cell(row, s) for s in SOURCES] + [str(row["tracks"])]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", *paired_lines(tests, prov), "## Provenance", ""]
@@ -488,9 +508,10 @@ def write_boxplot(path: Path, per_track_sdr: dict[str, dict[str, dict[str, float
 
 
 def write_report(runs: list[tuple[str, Path]], params: dict, out: str | Path, data_check=None,
-                 params_file=None) -> list[Path]:
+                 params_file=None, models=None) -> list[Path]:
     """Write table.md/.csv/.json and the box plot into `out`; returns the written paths. `params_file`: the file
-    `params` were read from (default params.yaml), for the deviation table's kinds."""
+    `params` were read from (default params.yaml), for the deviation table's kinds. `models`: the folder of the
+    separators the runs used, whose health (mdxnet.training.health) marks the table."""
     if not runs:
         raise UserError("mdxnet report needs at least one --runs NAME=DIR")
     report_params = params.report
@@ -501,6 +522,10 @@ def write_report(runs: list[tuple[str, Path]], params: dict, out: str | Path, da
     rows = reference_rows() + ours
     tests = paired_tests(per_track_sdr)
     prov = provenance(params, ours, data_check, params_file)
+    if models is not None:
+        from mdxnet.training.health import separator_health
+
+        prov["separator_health"] = separator_health(models, list(params.sources))
     out = Path(out)
     # `sdr`, `ci` and `paired_p` are plain nested numbers so that `dvc exp show` / `dvc metrics diff` can show
     # them as columns.

@@ -34,7 +34,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mdxnet.errors import UserError
-from mdxnet.training import ddp
+from mdxnet.training import ddp, health
 from mdxnet.training.ddp import DistContext
 from mdxnet.training.monitor import Monitor
 from mdxnet.training.state import capture_rng, restore_rng
@@ -109,6 +109,7 @@ class Progress:
     best_score: float | None = None
     best_step: int | None = None
     best_state: dict | None = field(default=None, repr=False)
+    best_metrics: dict | None = None  # the best model's validation metrics (its health is judged on them)
 
 
 @dataclass
@@ -208,7 +209,8 @@ class Trainer:
         self.optimizer.load_state_dict(extra["optimizer"])
         self.amp.scaler.load_state_dict(extra["scaler"])
         restore_rng(extra["rng"])
-        self.progress = Progress(ckpt["step"], extra["best_score"], extra["best_step"], extra["best_state"])
+        self.progress = Progress(ckpt["step"], extra["best_score"], extra["best_step"], extra["best_state"],
+                                 extra.get("best_metrics"))
         log.info("resuming %s from %s at step %d", self.cfg.name, path, ckpt["step"])
 
     def _save(self, path: Path, step: int, extra: dict) -> None:
@@ -236,10 +238,21 @@ class Trainer:
             "resume_key": self.cfg.resume_key, "optimizer": self.optimizer.state_dict(),
             "scaler": self.amp.scaler.state_dict(), "rng": capture_rng(),
             "best_score": p.best_score, "best_step": p.best_step, "best_state": p.best_state,
+            "best_metrics": p.best_metrics,
         })
 
     def _best_extra(self) -> dict:
-        return {"valid_sdr": self.progress.best_score, "resume_key": self.cfg.resume_key}
+        extra = {"valid_sdr": self.progress.best_score, "resume_key": self.cfg.resume_key}
+        if self._judges_health:
+            extra["health"] = health.verdict(self.progress.best_metrics, self.task.params.train.health)
+        return extra
+
+    @property
+    def _judges_health(self) -> bool:
+        return hasattr(self.task, "health_warnings")
+
+    def _health_warnings(self, metrics: dict | None) -> list[str]:
+        return self.task.health_warnings(metrics) if self._judges_health else []
 
     def _save_best_so_far(self) -> None:
         """The best model so far, into the checkpoint folder (the output is only written by `_publish`)."""
@@ -268,6 +281,7 @@ class Trainer:
             raise UserError(f"{self.cfg.last_path} is at step {p.step}, past the {self.cfg.steps} steps asked for, "
                             f"and holds no validated model to write: rerun with --steps {p.step} or more")
         self._save_state(self.cfg.best_path, p.best_state, p.best_step, self._best_extra())
+        health.announce(self.cfg.name, self._health_warnings(p.best_metrics))
 
     def _diverged(self, step: int, what: str) -> None:
         last = self.cfg.last_path
@@ -287,13 +301,17 @@ class Trainer:
             score = None if metrics is None else metrics["valid_sdr"]
             p = self.progress
             if score is None or p.best_score is None or score > p.best_score:
-                p.best_score, p.best_step = score, step
+                p.best_score, p.best_step, p.best_metrics = score, step, metrics
                 p.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
                 self._save_best_so_far()
             if score is not None:
-                monitor.log(step, metrics, summary={"best_valid_sdr": p.best_score, "best_step": p.best_step})
+                summary = {"best_valid_sdr": p.best_score, "best_step": p.best_step}
+                warnings = self._health_warnings(p.best_metrics)
+                if self._judges_health:  # 1 = the best model so far looks collapsed (mdxnet.training.health)
+                    summary["collapsed"] = float(bool(warnings))
+                monitor.log(step, metrics, summary=summary)
                 monitor.note(f"step {step}: validation SDR {score:.3f} dB (best {p.best_score:.3f} dB "
-                             f"at step {p.best_step})")
+                             f"at step {p.best_step})" + ("; NOT HEALTHY: " + "; ".join(warnings) if warnings else ""))
         ddp.barrier(self.dist)
 
     # ---- training ----------------------------------------------------------------------------------------

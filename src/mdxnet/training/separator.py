@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from mdxnet.config import per_source, separator_kwargs
+from mdxnet.training.health import level_db, warnings_for
 from mdxnet.training.validation import ValidTrack, load_valid_tracks, separate_track, source_score
 
 
@@ -39,7 +40,12 @@ class SeparatorTask:
         if not self._valid:
             return None
         estimates = [separate_track(model, t.mixture, self.stitching, self.batch, device).numpy() for t in self._valid]
-        return {"valid_sdr": source_score(self.params, self._valid, self.source, estimates)}
+        return {"valid_sdr": source_score(self.params, self._valid, self.source, estimates),
+                "valid_level_db": level_db([t.sources[self.source] for t in self._valid], estimates)}
+
+    def health_warnings(self, metrics: dict | None) -> list[str]:
+        """Why this separator's validation `metrics` look collapsed (params train.health); empty = healthy."""
+        return warnings_for(metrics, self.params.train.health)
 
 
 def separator_config(params: dict, source: str, out: Path, live_dir: Path | None, steps: int | None, resume_key: str):
