@@ -17,7 +17,15 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
-include: "workflow/rules/train.smk"
+if IMPORTING:  # models.origin: import
+
+    include: "workflow/rules/import.smk"
+
+else:
+
+    include: "workflow/rules/train.smk"
+
+
 include: "workflow/rules/evaluate.smk"
 
 

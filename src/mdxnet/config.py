@@ -266,6 +266,19 @@ class Report(Section):
 
 
 @dataclass(frozen=True)
+class Published(Section):
+    dir: str
+    files: dict
+    mixer_sources: list
+
+
+@dataclass(frozen=True)
+class Models(Section):
+    origin: str
+    published: Published
+
+
+@dataclass(frozen=True)
 class Params(Section):
     """The resolved params (recipe and profile applied), one typed section per block of params.yaml."""
 
@@ -282,6 +295,7 @@ class Params(Section):
     separate: Separate
     evaluate: Evaluate
     report: Report
+    models: Models
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved values as plain data (what checkpoints and reports record)."""

@@ -231,6 +231,8 @@ IGNORED: dict[str, str] = {
     "separate.onnx_cache": "where exported ONNX files live",
     "evaluate": "how results are scored (the paper's SiSEC2018 BSS Eval v4 medians), not how they are made",
     "report": "how results are reported",
+    "models": "where the models come from (trained here, or published weights imported: the table labels those "
+              "rows)",
 }
 
 

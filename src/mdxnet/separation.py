@@ -257,6 +257,7 @@ class SeparationPipeline:
         )
         from mdxnet.config import separator_kwargs
         from mdxnet.models import mixer_kwargs
+        from mdxnet.weights_import import imported_onnx_separator
 
         # the separate.* settings are checked before anything is loaded or exported
         stitchings = {source: stitching_for(params, source) for source in params.sources}
@@ -272,6 +273,10 @@ class SeparationPipeline:
             mixer = load_mixer(path, mixer_kwargs(params))
         separators = {}
         for source in params.sources:
+            imported = imported_onnx_separator(models_dir, source, params)  # `mdxnet models import` of an .onnx
+            if imported is not None:
+                separators[source] = imported
+                continue
             path = separator_path(models_dir, source)
             model = load_separator(path, source, separator_kwargs(params, source))
             separators[source] = runnable(model, path, source, backend, cfg, checked_chunk_frames(params, source))

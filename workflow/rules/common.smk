@@ -36,10 +36,15 @@ shell.prefix(f"set -euo pipefail; PATH={shlex.quote(str(Path(sys.executable).par
 SOURCES = list(P.sources)
 DATA_ROOT = P.data.root.rstrip("/")
 AUGMENT_ROOT = P.augment.root.rstrip("/")
-MODELS = "models"
+# Where the models come from (params models.origin): trained here (train.smk), or published weights imported
+# into their own folder (import.smk), which skips augmentation and training.
+IMPORTING = P.models.origin == "import"
+MODELS = "models/imported" if IMPORTING else "models"
 DATA_CHECK = "resources/data-check.json"
 # Evaluation runs: the model with and without the Mixer, and the two baselines (lower and upper bound).
 MODEL_RUNS = {"mixer": "--estimator model", "no-mixer": "--estimator model --no-mixer"}
+if IMPORTING and P.models.published.files["mixer"] is None:  # no published Mixer given: the separators alone
+    MODEL_RUNS.pop("mixer")
 BASELINE_RUNS = {"mixture": "--estimator mixture", "irm": "--estimator irm"}
 RUNS = {**MODEL_RUNS, **BASELINE_RUNS}
 # Augmentation and training (`priority: 1`) are the critical path; the baselines need no model, so their
@@ -198,4 +203,9 @@ def model_inputs(wildcards):
     if wildcards.run not in MODEL_RUNS:
         return []
     names = SOURCES + (["mixer"] if wildcards.run == "mixer" else [])
-    return [f"{MODELS}/{name}.pt" for name in names]
+    return [model_file(name) for name in names]
+
+
+def model_file(name):
+    """The file that says a model is ready: its checkpoint, or for an import its record (written last)."""
+    return f"{MODELS}/{name}.import.json" if IMPORTING else f"{MODELS}/{name}.pt"

@@ -65,8 +65,9 @@ rule evaluate_baselines:
         expand("evaluation/{run}/summary.json", run=BASELINE_RUNS),
 
 
-# Training logs drawn for the HTML report: dvclive/<name>/ as `mdxnet train` writes it for each model.
-TRAINED = [*SOURCES, "mixer"]
+# Training logs drawn for the HTML report: dvclive/<name>/ as `mdxnet train` writes it for each model (none for
+# imported models).
+TRAINED = [] if IMPORTING else [*SOURCES, "mixer"]
 
 
 rule report:
@@ -77,7 +78,7 @@ rule report:
         scores=lambda w: evaluation_files(RUNS),
         summaries=expand("evaluation/{run}/summary.json", run=RUNS),
         # a finished training has written its curves (dvclive/<name>/, not a rule output)
-        models=expand(f"{MODELS}/{{name}}.pt", name=TRAINED),
+        models=[model_file(name) for name in [*SOURCES, *(["mixer"] if "mixer" in MODEL_RUNS else [])]],
         code=code_deps("report"),
     output:
         table="results/table.md",
@@ -114,9 +115,11 @@ rule report:
         # values themselves, one line where the HTML report lists each result's job parameters
         deps=hashlib.sha256(stage_params("report").encode()).hexdigest(),
         runs=" ".join(f"{run}=evaluation/{run}" for run in RUNS),
-        live_dirs=" ".join(f"dvclive/{name}" for name in TRAINED),
-        curves=lambda w, output: os.path.dirname(output.curves[0]),
-        models=lambda w, input: os.path.dirname(input.models[0]),
+        imported=f"--imported {MODELS}" if IMPORTING else "",
+        models=MODELS,
+        # the training curves, when these models were trained here
+        curves=(f" && mdxnet --params {PARAMS_FILE} render curves {' '.join(f'dvclive/{n}' for n in TRAINED)}"
+                " -o results/curves >> logs/report.log 2>&1" if TRAINED else ""),
     conda:
         "../envs/mdxnet.yaml"
     log:
@@ -124,8 +127,7 @@ rule report:
     benchmark:
         "benchmarks/report.tsv"
     shell:
-        "mdxnet --params {params.file} report --runs {params.runs} --data-check {input.report:q}"
+        "mdxnet --params {params.file} report --runs {params.runs} --data-check {input.report:q} {params.imported}"
         " --models {params.models:q} -o results > {log:q} 2>&1"
         " && mdxnet --params {params.file} render table {output.table:q} -o {output.page:q} >> {log:q} 2>&1"
-        " && mdxnet --params {params.file} render curves {params.live_dirs} -o {params.curves:q}"
-        " >> {log:q} 2>&1"
+        "{params.curves}"

@@ -55,6 +55,8 @@ def _register_report(subparsers) -> None:
                           "standard labels (and the model rows a delta to the paper)")
     cmd.add_argument("--data-check", help="data check report JSON (its dataset checksum goes in the table)")
     cmd.add_argument("--models", help="the runs' models folder: a separator that collapsed in training is marked")
+    cmd.add_argument("--imported", help="models folder of imported published weights the model runs used "
+                                        "(`mdxnet models import`): rows labelled so, files and sha256 recorded")
     cmd.add_argument("-o", "--out", default="results", help="output folder (default: results)")
     cmd.set_defaults(func=run_report)
 
@@ -131,7 +133,8 @@ def run_report(args) -> int:
 
     params = args.params
     paths = write_report(parse_runs(args.runs), params, args.out, data_check=args.data_check,
-                         params_file=args.params_file, models=args.models)  # the file --params named, not ./params.yaml
+                         params_file=args.params_file,  # the file --params named, not ./params.yaml
+                         imported=args.imported, models=args.models)
     for path in paths:
         print(path)
     return 0

@@ -1,4 +1,5 @@
-"""`mdxnet separate` (songs -> one wav per source), `mdxnet models init` and `mdxnet export onnx`.
+"""`mdxnet separate` (songs -> one wav per source), `mdxnet models init` (and `models import`, in
+models_import.py) and `mdxnet export onnx`.
 
 `mdxnet separate` checks every input before it loads a model (loading and the ONNX export take a while):
 each song exists, is a file, is readable and holds audio; -o and every song's output folder can be written;
@@ -14,6 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from mdxnet.checkpoint import require_models_folder
+from mdxnet.commands.models_import import register_import
 from mdxnet.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ def register(subparsers) -> None:
     init.add_argument("-o", "--out", required=True, type=Path, help="models folder to write")
     init.add_argument("--seed", type=int, default=0, help="torch seed (default 0)")
     init.set_defaults(func=run_models_init)
+    register_import(models_sub)
 
     export = subparsers.add_parser("export", help="export trained separators")
     export_sub = export.add_subparsers(dest="export_format", metavar="FORMAT", required=True)

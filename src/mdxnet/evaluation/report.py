@@ -439,6 +439,7 @@ def render_markdown(rows: list[dict], prov: dict, tests: list[dict]) -> str:
         f"- songs scored: {prov['songs']}",
         f"- params hash: `{prov['params_hash']}` (recipe `{prov['recipe']}`, profile `{prov['profile']}`, "
         f"data.origin `{prov['data_origin']}`)",
+        *imported_lines(prov.get("imported_weights")),
         *stale_params_lines(rows, prov["params_hash"]),
         f"- git commit: `{git['commit']}`" + (" (uncommitted changes present)" if git["dirty"] else ""),
         f"- dataset checksum: {prov['dataset_checksum'] or 'not given (pass --data-check REPORT.json)'}",
@@ -507,11 +508,38 @@ def write_boxplot(path: Path, per_track_sdr: dict[str, dict[str, dict[str, float
         plt.close(fig)
 
 
+IMPORTED_PREFIX = "published weights (imported): "
+
+
+def imported_weights(models_dir) -> list[dict]:
+    """What `mdxnet models import` recorded for each file in `models_dir`: name, original file, sha256, how read."""
+    from mdxnet.weights_import import imported_records
+
+    keys = ("name", "kind", "runtime", "original_file", "sha256", "size", "read_as")
+    return [{k: record.get(k) for k in keys} for record in imported_records(models_dir)]
+
+
+def label_imported(rows: list[dict]) -> None:
+    """The model rows of a run on imported weights say so (the baselines use no model)."""
+    for row in rows:
+        if row["version"] not in BASELINE_RUNS:
+            row["method"] = IMPORTED_PREFIX + row["method"].removeprefix("this run: ")
+
+
+def imported_lines(records: list[dict] | None) -> list[str]:
+    if not records:
+        return []
+    files = "; ".join(f"{r['name']} = `{r['original_file']}` ({r['runtime']}, sha256 `{r['sha256']}`)"
+                      for r in records)
+    return [f"- models: PUBLISHED WEIGHTS imported with `mdxnet models import` (not trained in this run): {files}"]
+
+
 def write_report(runs: list[tuple[str, Path]], params: dict, out: str | Path, data_check=None,
-                 params_file=None, models=None) -> list[Path]:
+                 params_file=None, imported=None, models=None) -> list[Path]:
     """Write table.md/.csv/.json and the box plot into `out`; returns the written paths. `params_file`: the file
-    `params` were read from (default params.yaml), for the deviation table's kinds. `models`: the folder of the
-    separators the runs used, whose health (mdxnet.training.health) marks the table."""
+    `params` were read from (default params.yaml), for the deviation table's kinds. `imported`: the models folder
+    of imported published weights the model runs used (their rows and the provenance say so). `models`: the
+    folder of the separators the runs used, whose health (mdxnet.training.health) marks the table."""
     if not runs:
         raise UserError("mdxnet report needs at least one --runs NAME=DIR")
     report_params = params.report
@@ -519,9 +547,13 @@ def write_report(runs: list[tuple[str, Path]], params: dict, out: str | Path, da
     if compare_with not in VERSIONS:
         raise UserError(f"params report.compare_with is {compare_with!r}; use one of {sorted(VERSIONS)}")
     ours, per_track_sdr = run_rows(runs, compare_with, params.evaluate.bootstrap)
+    records = imported_weights(imported) if imported else None
+    if records:
+        label_imported(ours)
     rows = reference_rows() + ours
     tests = paired_tests(per_track_sdr)
     prov = provenance(params, ours, data_check, params_file)
+    prov["imported_weights"] = records
     if models is not None:
         from mdxnet.training.health import separator_health
 
