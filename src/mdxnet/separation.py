@@ -16,6 +16,12 @@ Two ways of joining the chunks (`separate.stitch`), both returning exactly the i
 
 Both are one overlap-add with a per-chunk window: trim's is one on the kept middle and zero on the trimmed
 edges, and the kept middles tile the song, so every output sample comes from exactly one chunk.
+
+Songs are separated block by block (`SeparationPipeline.blocks`, `StitchStream`): the overlap-add buffer slides
+along the song and each block of `segment` samples is handed on (to the Mixer, then to the caller) as soon as no
+later chunk adds to it, so memory does not grow with the song's length. The array API (`separate`) is the same
+stream collected into arrays; it equals, bit for bit, stitching the whole song in one buffer
+(tests/test_separation.py::test_streamed_separation_equals_the_whole_song_path).
 """
 
 from __future__ import annotations
