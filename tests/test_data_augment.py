@@ -99,10 +99,10 @@ def test_authors_grid_renders_24_combined_variants_in_one_call_each(tmp_path, pa
     folder = tmp_path / "aug" / "track"
     for variant, entry in manifest["variants"].items():
         semitones, rate = entry["semitones"], entry["rate"]
-        infos = [sf.info(folder / variant / f"{s}.wav") for s in STEM_HZ]
+        infos = [sf.info(folder / variant / f"{s}.flac") for s in STEM_HZ]
         assert {i.frames for i in infos} == {entry["frames"]}, variant  # equal lengths: mixture = sum of stems
         assert entry["frames"] == pytest.approx(n / rate, abs=2), variant
-        assert peak_hz(folder / variant / "other.wav") / STEM_HZ["other"] == pytest.approx(
+        assert peak_hz(folder / variant / "other.flac") / STEM_HZ["other"] == pytest.approx(
             2 ** (semitones / 12), rel=0.005), variant
 
 
@@ -123,7 +123,7 @@ def test_idempotent_and_resumes_after_interruption(setup, monkeypatch, params):
         augment_track(track, p, progress=False)
     folder = track.parent / "aug" / "track"
     assert not (folder / MANIFEST).exists()
-    assert len(list((folder / "p+2_t1").glob("*.wav"))) == 4
+    assert len(list((folder / "p+2_t1").glob("*.flac"))) == 4
     assert not list(folder.rglob("*.tmp"))
     calls.clear()
     monkeypatch.setattr(augment, "transform", lambda a, s, r, v: calls.append(r) or real(a, s, r, v))
@@ -170,9 +170,9 @@ def test_changed_source_invalidates_cache(setup, manifest_deleted):
         (track.parent / "aug" / "track" / MANIFEST).unlink()
     audio, rate = sf.read(track / "drums.wav", dtype="int16")
     sf.write(track / "drums.wav", audio // 2, rate, subtype="PCM_16")
-    before = sf.read(variant / "drums.wav")[0]
+    before = sf.read(variant / "drums.flac")[0]
     augment_track(track, p, progress=False)
-    after = sf.read(variant / "drums.wav")[0]
+    after = sf.read(variant / "drums.flac")[0]
     assert np.max(np.abs(after)) < np.max(np.abs(before)) * 0.75
 
 
@@ -189,3 +189,44 @@ def test_cli_augment_by_name(synth_dataset, tmp_path):
                  "--out", str(out)]) == 0
     assert set(json.loads((out / name / MANIFEST).read_text())["variants"]) == {"p+1_t1"}
     assert main(["--params", str(params_file), "augment", "--track", "nope", "--root", str(synth_dataset)]) == 2
+
+
+def test_cached_stems_are_lossless_flac_read_sample_exactly(setup, monkeypatch):
+    from mdxnet.data.sampler import _read_chunk
+
+    p, track = setup
+    captured = {}
+    real_write = augment.write_stem
+
+    def keep(path, audio):  # what the renderer hands to the file, to compare with what the sampler reads back
+        captured[path.name] = audio
+        real_write(path, audio)
+
+    monkeypatch.setattr(augment, "write_stem", keep)
+    augment_track(track, p, progress=False)
+    variant = track.parent / "aug" / "track" / "p+2_t1.25"
+    assert sorted(f.name for f in variant.glob("*.*") if not f.name.startswith(".")) == \
+        sorted(f"{s}.flac" for s in STEM_HZ)
+    for name in ("vocals.flac", "bass.flac"):
+        assert sf.info(variant / name).format == "FLAC" and sf.info(variant / name).subtype == "PCM_16"
+        pcm16 = np.round(np.clip(captured[name], -1, 1) * 32768).clip(-32768, 32767) / 32768
+        for offset in (0, 7_777, 30_001):  # random access lands on the exact sample (no lossy codec, no drift)
+            np.testing.assert_array_equal(_read_chunk(variant / name, offset, 4096),
+                                          np.pad(pcm16, ((0, 0), (0, 4096)))[:, offset: offset + 4096])
+
+
+def test_a_wav_cache_of_an_earlier_version_is_rendered_again_as_flac(setup):
+    p, track = setup
+    augment_track(track, p, progress=False)
+    folder = track.parent / "aug" / "track"
+    variant = folder / "p+2_t1.25"
+    for flac in variant.glob("*.flac"):  # what the earlier version left: wav stems, a manifest without a format
+        sf.write(flac.with_suffix(".wav"), sf.read(flac)[0], SR, subtype="PCM_16")
+        flac.unlink()
+    manifest = json.loads((folder / MANIFEST).read_text())
+    del manifest["format"]
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    assert cached_variants(p, "track") == {}  # not taken for a flac cache
+    augment_track(track, p, progress=False)
+    assert sorted(f.suffix for f in variant.iterdir() if not f.name.startswith(".")) == [".flac"] * 4
+    assert cached_variants(p, "track") == {"p+2_t1.25": variant}

@@ -1,6 +1,8 @@
 """Whole-song separation: chunk planning, both stitchings (the authors' trim, our crossfade), exact lengths,
 settings checked at start, the Mixer, and the CLI."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -362,3 +364,151 @@ def test_cuda_matches_cpu(params, tmp_path, monkeypatch):
     on_gpu = SeparationPipeline.from_dir(tmp_path, params, device="cuda").separate(mixture, progress=False)
     for s in SOURCES:
         np.testing.assert_allclose(on_gpu[s], on_cpu[s], atol=1e-4 * max(1.0, np.abs(on_cpu[s]).max()))
+
+
+# ---- streaming: block by block, identical to the whole song at once -----------------------------------------
+
+
+def whole_song_reference(pipeline: SeparationPipeline, mixture: np.ndarray) -> dict[str, np.ndarray]:
+    """The whole-song path as it was before streaming: each separator over the zero-padded song in one buffer,
+    then the Mixer in segments of the longest chunk over the whole estimates."""
+    mix = torch.from_numpy(mixture)
+    stitched = []
+    for name, model in pipeline.separators.items():
+        plan = ChunkPlan.make(mix.shape[-1], pipeline.stitchings[name])
+        padded = nn.functional.pad(mix, (plan.front, plan.padded - plan.front - plan.length))
+        out, weight, window = torch.zeros_like(padded), torch.zeros(plan.padded), plan.window()
+        for first in range(0, len(plan.starts), pipeline.batch):
+            starts = plan.starts[first: first + pipeline.batch]
+            estimates = model(torch.stack([padded[:, s: s + plan.chunk] for s in starts])).float()
+            for start, estimate in zip(starts, estimates, strict=True):
+                out[:, start: start + plan.chunk] += estimate * window
+                weight[start: start + plan.chunk] += window
+        stitched.append(out[:, plan.front: plan.front + plan.length] / weight[plan.front: plan.front + plan.length])
+    estimates = torch.stack(stitched)
+    if pipeline.mixer is not None:
+        estimates = apply_mixer(pipeline.mixer, estimates, mix, pipeline.segment, CPU)
+    return {name: est.numpy() for name, est in zip(pipeline.separators, estimates, strict=True)}
+
+
+def tiny_real_pipeline(params, method: str, mixer: bool) -> SeparationPipeline:
+    """The ci profile's TFC-TDF separators (random weights, per-source n_fft and overlaps) and a conv Mixer with
+    context, so that blocks need each other's samples."""
+    from mdxnet.models import build_separator
+
+    params = params.replace({"separate": {"stitch": method, "overlap": {"vocals": 512, "drums": 256, "bass": 1024,
+                                                                      "other": 0}}})
+    torch.manual_seed(0)
+    models = {s: build_separator(params, s).eval() for s in SOURCES}
+    conv = Mixer(kind="conv", hidden=6, layers=3, kernel=5).eval()
+    nn.init.normal_(conv.convs[-1].weight)
+    return SeparationPipeline(models, {s: stitching_for(params, s) for s in SOURCES},
+                              mixer=conv if mixer else None, batch=3, device="cpu")
+
+
+@pytest.fixture
+def ci_params(repo_root):
+    from mdxnet.config import load_params
+
+    return load_params(repo_root / "params.yaml", profile="ci")
+
+
+@pytest.mark.parametrize("mixer", [True, False])
+@pytest.mark.parametrize("method", ["trim", "crossfade"])
+def test_streamed_separation_equals_the_whole_song_path(method, mixer, ci_params):
+    pipeline = tiny_real_pipeline(ci_params, method, mixer)
+    mixture = song(4 * pipeline.segment + 1234, seed=11)  # several blocks, the last one partial
+    with torch.inference_mode():
+        expected = whole_song_reference(pipeline, mixture)
+    got = pipeline.separate(mixture, progress=False)
+    for s in SOURCES:
+        assert np.abs(expected[s]).max() > 1e-5  # random weights: small, but not silent
+        np.testing.assert_array_equal(got[s], expected[s])  # same sums in the same order: bit for bit
+
+
+def test_cli_stream_writes_exactly_the_array_output(ci_params, tmp_path):
+    from mdxnet.audio import read_audio
+    from mdxnet.commands.separate import separate_song
+
+    pipeline = tiny_real_pipeline(ci_params, "trim", mixer=True)
+    wav = tmp_path / "long.flac"
+    sf.write(wav, song(3 * pipeline.segment + 99, seed=4).T, 44100, subtype="PCM_24")
+    assert separate_song(pipeline, wav, tmp_path / "out", 44100) == pytest.approx((3 * pipeline.segment + 99) / 44100)
+    expected = pipeline.separate(read_audio(wav), progress=False)
+    for s in SOURCES:
+        stem, rate = sf.read(tmp_path / "out" / f"{s}.wav", dtype="float32", always_2d=True)
+        np.testing.assert_array_equal(stem.T, expected[s])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(f"{s}.wav" for s in SOURCES)
+
+
+@pytest.mark.parametrize(("name", "channels", "rate", "subtype", "streamed"), [
+    ("a.wav", 2, 44100, "PCM_16", True),
+    ("b.flac", 1, 44100, "PCM_24", True),
+    ("c.wav", 2, 48000, "FLOAT", False),  # resampled: read whole
+    ("d.ogg", 2, 44100, "VORBIS", False),  # lossy, not seeked in exactly: read whole
+])
+def test_open_song_reads_what_read_song_reads(name, channels, rate, subtype, streamed, tmp_path):
+    from mdxnet.audio import FileSong, open_song, read_song
+
+    path = tmp_path / name
+    sf.write(path, song(30_000, seed=2)[:channels].T, rate, subtype=subtype)
+    whole = read_song(path)
+    with open_song(path) as opened:
+        assert isinstance(opened, FileSong) == streamed
+        assert opened.length == whole.shape[-1]
+        np.testing.assert_array_equal(opened.read(-50, opened.length + 70)[:, 50:-70], whole)
+        np.testing.assert_array_equal(opened.read(12_345, 12_400), whole[:, 12_345:12_400])
+        assert not opened.read(-50, 0).any() and not opened.read(opened.length, opened.length + 9).any()
+
+
+def test_streamed_read_repairs_nan_with_the_notice(tmp_path, caplog):
+    from mdxnet.audio import open_song
+
+    audio = song(50_000, seed=3)
+    audio[1, 22_050], audio[0, 40_000] = np.nan, -np.inf
+    path = tmp_path / "glitch.wav"
+    sf.write(path, audio.T, 44100, subtype="FLOAT")
+    with caplog.at_level("WARNING", logger="mdxnet.audio"), open_song(path) as opened:
+        assert "glitch.wav has 2 NaN/inf samples (the first at 0.500 s)" in caplog.text
+        np.testing.assert_array_equal(opened.read(0, opened.length), np.where(np.isfinite(audio), audio, 0))
+        assert opened.peak() == np.abs(np.where(np.isfinite(audio), audio, 0)).max()
+
+
+RSS_PROBE = """
+import sys, numpy as np, soundfile as sf, torch
+from pathlib import Path
+from mdxnet.commands.separate import separate_song
+from mdxnet.models import Mixer
+from mdxnet.separation import SeparationPipeline, Stitching
+torch.set_num_threads(1)
+seconds, folder = float(sys.argv[1]), Path(sys.argv[2])
+wav = folder / "song.wav"
+with sf.SoundFile(wav, "w", 44100, 2, "PCM_16") as f:  # generated block by block: no whole array here either
+    rng = np.random.default_rng(0)
+    for _ in range(int(seconds / 10)):
+        f.write((0.1 * rng.standard_normal((441_000, 2))).astype(np.float32))
+models = {s: torch.nn.Conv1d(2, 2, 1) for s in ("vocals", "drums", "bass", "other")}
+stitchings = {s: Stitching("trim", 64 * 1023, 4096) for s in models}
+pipeline = SeparationPipeline(models, stitchings, mixer=Mixer(kind="conv", hidden=4, layers=2, kernel=3), batch=2)
+separate_song(pipeline, wav, folder / "out", 44100)
+assert sf.info(folder / "out" / "bass.wav").frames == sf.info(wav).frames
+print([line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")][0])
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
+def test_separate_peak_memory_does_not_grow_with_song_length(tmp_path):
+    # Tiny 1x1-conv separators (their memory does not depend on the song) keep this fast; everything that does
+    # depend on the song's length (reading, chunking, stitching, the Mixer, writing) is the real code. 8 min of
+    # float32 stereo is 169 MB per array, so the whole-song path grew by ~0.7 GB from 1 to 8 min.
+    import subprocess
+    import sys
+
+    peaks = {}
+    for minutes in (1, 8):
+        folder = tmp_path / f"{minutes}min"
+        folder.mkdir()
+        run = subprocess.run([sys.executable, "-c", RSS_PROBE, str(60 * minutes), str(folder)],
+                             capture_output=True, text=True, check=True)
+        peaks[minutes] = int(run.stdout.split()[-1]) / 1024  # MB
+    assert peaks[8] - peaks[1] < 30, peaks

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -42,13 +43,24 @@ def write_atomic_group(writes: dict[Path, Callable[[str], None]]) -> None:
     """Several files as one unit: every one is written to its temp file first and they are moved into place only
     once all succeeded, so a failure (full disk, Ctrl-C) leaves neither a half-written file nor an incomplete set.
     Folders this call created are removed again on failure."""
-    created = {folder for path in writes for folder in _missing_folders(Path(path).parent)}
+    with atomic_group(list(writes)) as staged:
+        for path, write in writes.items():
+            _written(staged[Path(path)], write)
+
+
+@contextmanager
+def atomic_group(paths: list[Path]) -> Iterator[dict[Path, Path]]:
+    """`write_atomic_group` for files written piece by piece (e.g. a song streamed block by block): yields
+    {final path: temp path beside it}; the caller writes every temp file; on a clean exit all are moved into
+    place (readable by all), on any exception the temps and the folders this call created are removed."""
+    created = {folder for path in paths for folder in _missing_folders(Path(path).parent)}
     staged: dict[Path, Path] = {}
     try:
-        for path, write in writes.items():
+        for path in paths:
             staged[Path(path)] = _temp_beside(Path(path))
-            _written(staged[Path(path)], write)
+        yield dict(staged)
         for path, tmp in staged.items():
+            os.chmod(tmp, 0o644)
             os.replace(tmp, path)
     except BaseException:
         for tmp in staged.values():

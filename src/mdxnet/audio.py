@@ -11,13 +11,15 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from math import gcd
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from mdxnet.atomic import write_atomic, write_atomic_group
+from mdxnet.atomic import atomic_group, write_atomic, write_atomic_group
 from mdxnet.errors import AudioError
 
 log = logging.getLogger(__name__)
@@ -154,10 +156,13 @@ def zero_non_finite(audio: np.ndarray, rate: int, path: str | Path) -> np.ndarra
     count = int(np.count_nonzero(bad))
     if not count:
         return audio
-    first = int(np.flatnonzero(bad.any(axis=0))[0])
+    _non_finite_notice(path, count, int(np.flatnonzero(bad.any(axis=0))[0]), rate)
+    return np.where(bad, np.float32(0), audio)
+
+
+def _non_finite_notice(path: str | Path, count: int, first: int, rate: int) -> None:
     log.warning("%s has %d NaN/inf sample%s (the first at %.3f s): replaced by 0 (silence) before separating",
                 path, count, "" if count == 1 else "s", first / rate)
-    return np.where(bad, np.float32(0), audio)
 
 
 def read_song(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -182,6 +187,141 @@ def write_wavs(files: dict[Path, np.ndarray], sample_rate: int = SAMPLE_RATE, su
         return lambda tmp: sf.write(tmp, data, sample_rate, subtype=subtype, format="WAV")
 
     write_atomic_group({Path(path): writer(audio) for path, audio in files.items()})
+
+
+# libsndfile containers whose seek lands on the exact sample asked for: a song in one of them is read block by block
+STREAMED_FORMATS = ("WAV", "WAVEX", "W64", "RF64", "AIFF", "CAF", "AU", "FLAC")
+# Frames per read when a streamed file is scanned whole (NaN count, peak): bounds that scan's memory.
+SCAN_FRAMES = 1 << 20
+
+
+class Song:
+    """A stereo song at the model rate, read by sample ranges: `read(start, stop)` gives (2, stop - start)
+    float32 with zeros outside [0, length), the padding the chunking needs, and NaN/inf already replaced by 0.
+    A context manager (a streamed file is open until closed)."""
+
+    length: int
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        out = np.zeros((2, stop - start), dtype=np.float32)
+        lo, hi = max(start, 0), min(stop, self.length)
+        if lo < hi:
+            out[:, lo - start: hi - start] = self._read_inside(lo, hi)
+        return out
+
+    def _read_inside(self, start: int, stop: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def peak(self) -> float:
+        """Largest absolute sample (after the NaN/inf repair)."""
+        return max((float(np.abs(self.read(lo, min(lo + SCAN_FRAMES, self.length))).max())
+                    for lo in range(0, self.length, SCAN_FRAMES)), default=0.0)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ArraySong(Song):
+    """A song held in memory as a (2, n) array."""
+
+    def __init__(self, audio: np.ndarray):
+        self.audio = np.asarray(audio, dtype=np.float32)
+        if self.audio.ndim != 2 or self.audio.shape[0] != 2:
+            raise AudioError(f"expected a stereo (2, samples) mixture, got shape {self.audio.shape}")
+        self.length = self.audio.shape[-1]
+
+    def _read_inside(self, start: int, stop: int) -> np.ndarray:
+        return self.audio[:, start:stop]
+
+
+class FileSong(Song):
+    """A song streamed from a file libsndfile seeks exactly in (STREAMED_FORMATS) at the model rate: memory stays
+    that of the ranges read, whatever the song's length. Mono is duplicated and NaN/inf become 0 (with the same
+    notice as `read_song`, given when the file is opened)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.file = sf.SoundFile(path)
+        self.length = self.file.frames
+        try:
+            if self.length == 0:
+                raise AudioError(f"{path} holds no audio samples: pass a non-empty recording")
+            if self.file.channels > 2:
+                raise AudioError(f"{path} has {self.file.channels} channels; mdxnet separates mono or stereo "
+                                 f"audio only")
+            if self.file.channels == 1:
+                log.warning("%s is mono: duplicating it to stereo", path)
+            if self.file.subtype in ("FLOAT", "DOUBLE"):  # integer PCM cannot hold NaN/inf: no scan needed
+                self._notice_non_finite()
+        except BaseException:
+            self.file.close()
+            raise
+
+    def _raw(self, start: int, stop: int) -> np.ndarray:
+        self.file.seek(start)
+        data = self.file.read(stop - start, dtype="float32", always_2d=True).T
+        if data.shape[-1] != stop - start:
+            raise AudioError(f"{self.path} ended after {start + data.shape[-1]} of its {self.length} samples "
+                             f"(truncated file?): re-export it")
+        return np.repeat(data, 2, axis=0) if data.shape[0] == 1 else data
+
+    def _notice_non_finite(self) -> None:
+        count, first = 0, None
+        for lo in range(0, self.length, SCAN_FRAMES):
+            bad = ~np.isfinite(self._raw(lo, min(lo + SCAN_FRAMES, self.length)))
+            if first is None and bad.any():
+                first = lo + int(np.flatnonzero(bad.any(axis=0))[0])
+            count += int(np.count_nonzero(bad))
+        if count:
+            _non_finite_notice(self.path, count, first, self.file.samplerate)
+
+    def _read_inside(self, start: int, stop: int) -> np.ndarray:
+        data = self._raw(start, stop)
+        return np.where(np.isfinite(data), data, np.float32(0))
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def open_song(path: str | Path, sample_rate: int = SAMPLE_RATE) -> Song:
+    """A song to separate, streamed (`FileSong`) where libsndfile seeks exactly in its format and it is already
+    at `sample_rate`; otherwise (mp3/mp4/.stem.mp4/ogg, or another rate: the resampler needs the whole signal)
+    read whole with `read_song`, so its memory grows with its length, with a notice saying so."""
+    path = Path(path)
+    check_path(path)
+    try:
+        info = sf.info(path)
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        info = None
+    if info is not None and info.format in STREAMED_FORMATS and info.samplerate == sample_rate:
+        return FileSong(path)
+    why = (f"it is at {info.samplerate} Hz (resampled whole)" if info is not None and info.format in STREAMED_FORMATS
+           else f"its format ({info.format if info is not None else path.suffix or 'unknown'}) is not streamed")
+    log.info("%s is read whole, not block by block: %s", path, why)
+    return ArraySong(read_song(path, sample_rate))
+
+
+@contextmanager
+def wav_group_writer(paths: list[Path], sample_rate: int = SAMPLE_RATE,
+                     subtype: str = "FLOAT") -> Iterator[Callable[[dict[Path, np.ndarray]], None]]:
+    """Write several wavs block by block as one unit (mdxnet.atomic.atomic_group): yields `write({path: (2, n)
+    block})`, to call with consecutive blocks; the files appear under their names only if the whole `with`
+    succeeds, otherwise none of them (nor their temp files) is left."""
+    with atomic_group(list(paths)) as staged, ExitStack() as files:
+        opened = {Path(path): files.enter_context(sf.SoundFile(tmp, "w", sample_rate, 2, subtype, format="WAV"))
+                  for path, tmp in staged.items()}
+
+        def write(blocks: dict[Path, np.ndarray]) -> None:
+            for path, block in blocks.items():
+                opened[Path(path)].write(np.asarray(block, dtype=np.float32).T)
+
+        yield write
 
 
 def read_stem_file(path: str | Path, sample_rate: int = SAMPLE_RATE) -> dict[str, np.ndarray]:

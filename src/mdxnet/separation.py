@@ -16,12 +16,19 @@ Two ways of joining the chunks (`separate.stitch`), both returning exactly the i
 
 Both are one overlap-add with a per-chunk window: trim's is one on the kept middle and zero on the trimmed
 edges, and the kept middles tile the song, so every output sample comes from exactly one chunk.
+
+Songs are separated block by block (`SeparationPipeline.blocks`, `StitchStream`): the overlap-add buffer slides
+along the song and each block of `segment` samples is handed on (to the Mixer, then to the caller) as soon as no
+later chunk adds to it, so memory does not grow with the song's length. The array API (`separate`) is the same
+stream collected into arrays; it equals, bit for bit, stitching the whole song in one buffer
+(tests/test_separation.py::test_streamed_separation_equals_the_whole_song_path).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,41 +152,107 @@ class ChunkPlan:
         return win
 
 
+class StitchStream:
+    """One separator run chunk by chunk over a song read by ranges (`mdxnet.audio.Song`), giving its stitched
+    output as soon as no later chunk can add to it. Sample for sample the result of stitching the whole song at
+    once: the same chunks, in the same batches (chunks [0, batch), [batch, 2 batch), ...), summed into the
+    same zero-initialised buffer in the same order and divided by the same weights; only the buffer is a window
+    that slides along the song, so memory stays a few chunks whatever the song's length."""
+
+    def __init__(self, model, song, stitching: Stitching, batch: int, device: torch.device, progress=None):
+        if not isinstance(stitching, Stitching):
+            raise TypeError(f"overlap_add takes a Stitching (mdxnet.separation.stitching_for(params, source)), "
+                            f"not {type(stitching).__name__}")
+        self.model, self.song, self.batch, self.device, self.progress = model, song, batch, device, progress
+        self.plan = ChunkPlan.make(song.length, stitching)
+        self.window = self.plan.window()
+        self.next = 0  # the next chunk to run
+        self.base = 0  # padded-song position of the buffers' first sample
+        self.out = torch.zeros(2, 0)
+        self.weight = torch.zeros(0)
+
+    @property
+    def final(self) -> int:
+        """Song samples before this one are final: every chunk that covers them has been added."""
+        if self.next >= len(self.plan.starts):
+            return self.plan.length
+        return self.plan.starts[self.next] - self.plan.front
+
+    def advance(self, stop: int) -> None:
+        """Run chunks until song samples [0, stop) are final."""
+        while self.final < min(stop, self.plan.length):
+            self._run_batch()
+
+    def _run_batch(self) -> None:
+        plan = self.plan
+        starts = plan.starts[self.next: self.next + self.batch]
+        chunks = torch.stack([torch.from_numpy(self.song.read(s - plan.front, s - plan.front + plan.chunk))
+                              for s in starts]).to(self.device)
+        estimates = self.model(chunks).float().cpu()
+        self._extend(starts[-1] + plan.chunk)
+        for start, estimate in zip(starts, estimates, strict=True):
+            at = start - self.base
+            self.out[:, at: at + plan.chunk] += estimate * self.window
+            self.weight[at: at + plan.chunk] += self.window
+        self.next += len(starts)
+        if self.progress is not None:
+            self.progress.update(len(starts))
+
+    def _extend(self, stop: int) -> None:
+        """Grow the buffers (with zeros) to padded position `stop`."""
+        more = stop - self.base - self.weight.shape[0]
+        if more > 0:
+            self.out = torch.cat([self.out, torch.zeros(2, more)], dim=1)
+            self.weight = torch.cat([self.weight, torch.zeros(more)])
+
+    def take(self, start: int, stop: int) -> torch.Tensor:
+        """The stitched output for song samples [start, stop), which must be final and not released."""
+        if stop > self.final or start + self.plan.front < self.base:
+            raise ValueError(f"samples [{start}, {stop}) are not held (final up to {self.final})")
+        at = start + self.plan.front - self.base  # every song sample has weight (trim: exactly 1)
+        return self.out[:, at: at + stop - start] / self.weight[at: at + stop - start]
+
+    def release(self, before: int) -> None:
+        """Forget the output before song sample `before` (it will not be taken again)."""
+        drop = min(before + self.plan.front - self.base, self.weight.shape[0])
+        if drop > 0:
+            self.out, self.weight = self.out[:, drop:].clone(), self.weight[drop:].clone()
+            self.base += drop
+
+
 def overlap_add(model, mixture: torch.Tensor, stitching: Stitching, batch: int, device: torch.device,
                 progress=None) -> torch.Tensor:
     """Run `model` ((B, 2, stitching.chunk) -> same shape) over a (2, n) song chunk by chunk; returns (2, n)."""
-    if not isinstance(stitching, Stitching):
-        raise TypeError(f"overlap_add takes a Stitching (mdxnet.separation.stitching_for(params, source)), "
-                        f"not {type(stitching).__name__}")
-    plan = ChunkPlan.make(mixture.shape[-1], stitching)
-    padded = nn.functional.pad(mixture, (plan.front, plan.padded - plan.front - plan.length))
-    window = plan.window()
-    out = torch.zeros_like(padded)
-    weight = torch.zeros(plan.padded)
-    for first in range(0, len(plan.starts), batch):
-        starts = plan.starts[first: first + batch]
-        chunks = torch.stack([padded[:, s: s + plan.chunk] for s in starts]).to(device)
-        estimates = model(chunks).float().cpu()
-        for start, estimate in zip(starts, estimates, strict=True):
-            out[:, start: start + plan.chunk] += estimate * window
-            weight[start: start + plan.chunk] += window
-        if progress is not None:
-            progress.update(len(starts))
-    song = slice(plan.front, plan.front + plan.length)  # every song sample has weight (trim: exactly 1)
-    return out[:, song] / weight[song]
+    from mdxnet.audio import ArraySong
+
+    song = ArraySong(mixture.detach().cpu().numpy())
+    stream = StitchStream(model, song, stitching, batch, device, progress)
+    stream.advance(song.length)
+    return stream.take(0, song.length)
+
+
+def mix_segment(mixer, estimates: torch.Tensor, mixture: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The Mixer on one stretch: (sources, 2, n) estimates and (2, n) mixture -> (sources, 2, n)."""
+    return mixer(estimates[None].to(device), mixture[None].to(device))[0].float().cpu()
 
 
 def apply_mixer(mixer, estimates: torch.Tensor, mixture: torch.Tensor, segment: int,
                 device: torch.device) -> torch.Tensor:
     """Mixer over a whole song in segments; `mixer.context` extra samples each side keep it exact."""
-    length, context = mixture.shape[-1], mixer.context
+    length = mixture.shape[-1]
     out = torch.empty_like(estimates)
-    for start in range(0, length, segment):
-        stop = min(start + segment, length)
-        lo, hi = max(0, start - context), min(length, stop + context)
-        part = mixer(estimates[None, ..., lo:hi].to(device), mixture[None, :, lo:hi].to(device))[0].float().cpu()
+    for start, stop, lo, hi in segments(length, segment, mixer.context):
+        part = mix_segment(mixer, estimates[..., lo:hi], mixture[:, lo:hi], device)
         out[..., start:stop] = part[..., start - lo: stop - lo]
     return out
+
+
+def segments(length: int, segment: int, context: int) -> Iterator[tuple[int, int, int, int]]:
+    """(start, stop, lo, hi): consecutive stretches [start, stop) of a song, each with `context` samples more on
+    both sides where the song has them ([lo, hi))."""
+    for start in range(0, length, segment):
+        stop = min(start + segment, length)
+        yield start, stop, max(0, start - context), min(length, stop + context)
 
 
 def pick_device(device: str) -> torch.device:
@@ -287,20 +360,46 @@ class SeparationPipeline:
         """Chunks the separators run, all sources together, for a song of `length` samples."""
         return sum(len(ChunkPlan.make(length, stitching).starts) for stitching in self.stitchings.values())
 
+    @property
+    def segment(self) -> int:
+        """Samples per output block (and per Mixer call): the longest chunk."""
+        return max(stitching.chunk for stitching in self.stitchings.values())
+
     @torch.inference_mode()
-    def separate(self, mixture: np.ndarray, progress: bool = True) -> dict[str, np.ndarray]:
-        """(2, n) float mixture -> {source: (2, n) float32 estimate}."""
+    def blocks(self, song, progress: bool = True) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        """Separate a `mdxnet.audio.Song` block by block: yields (first sample, {source: (2, n) float32}) for
+        consecutive blocks of `segment` samples covering the song. Memory stays a few chunks per source (plus
+        what `song` holds), whatever the song's length; the blocks laid end to end are `separate`'s output."""
         from tqdm import tqdm
+
+        context = self.mixer.context if self.mixer is not None else 0
+        with tqdm(total=self.chunk_count(song.length), desc="separating", unit="chunk", disable=not progress,
+                  leave=False) as bar:
+            streams = {name: StitchStream(model, song, self.stitchings[name], self.batch, self.device, bar)
+                       for name, model in self.separators.items()}
+            for start, stop, lo, hi in segments(song.length, self.segment, context):
+                for stream in streams.values():
+                    stream.advance(hi)
+                estimates = torch.stack([stream.take(lo, hi) for stream in streams.values()])
+                if self.mixer is not None:
+                    mixture = torch.from_numpy(song.read(lo, hi))
+                    estimates = mix_segment(self.mixer, estimates, mixture, self.device)
+                for stream in streams.values():
+                    stream.release(stop - context)  # the next block starts its context there
+                part = estimates[..., start - lo: stop - lo]
+                yield start, {name: est.numpy() for name, est in zip(streams, part, strict=True)}
+
+    def separate(self, mixture: np.ndarray, progress: bool = True) -> dict[str, np.ndarray]:
+        """(2, n) float mixture -> {source: (2, n) float32 estimate}: the array API (evaluation, benchmarks);
+        `blocks` streams the same output for songs read from files."""
+        from mdxnet.audio import ArraySong
 
         mixture = np.asarray(mixture, dtype=np.float32)
         if mixture.ndim != 2 or mixture.shape[0] != 2:
             raise UserError(f"expected a stereo (2, samples) mixture, got shape {mixture.shape}")
-        mix = torch.from_numpy(mixture)
-        total = self.chunk_count(mix.shape[-1])
-        with tqdm(total=total, desc="separating", unit="chunk", disable=not progress, leave=False) as bar:
-            estimates = torch.stack([overlap_add(model, mix, self.stitchings[name], self.batch, self.device, bar)
-                                     for name, model in self.separators.items()])
-        if self.mixer is not None:
-            segment = max(stitching.chunk for stitching in self.stitchings.values())
-            estimates = apply_mixer(self.mixer, estimates, mix, segment, self.device)
-        return {name: est.numpy() for name, est in zip(self.separators, estimates, strict=True)}
+        song = ArraySong(mixture)
+        out = {name: np.empty_like(mixture) for name in self.separators}
+        for start, block in self.blocks(song, progress):
+            for name, audio in block.items():
+                out[name][:, start: start + audio.shape[-1]] = audio
+        return out

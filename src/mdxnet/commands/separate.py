@@ -167,20 +167,25 @@ def plan(args) -> list[tuple[Path, Path]]:
 
 
 def separate_song(pipeline, song: Path, folder: Path, rate: int) -> float:
-    """Separate one song into `folder`; returns its duration in seconds. All four stems are written or none."""
+    """Separate one song into `folder`; returns its duration in seconds. All four stems are written or none.
+
+    The song is read, separated and written block by block (`SeparationPipeline.blocks`), so memory does not
+    grow with its length; formats libsndfile cannot seek in exactly (mp3, mp4, .stem.mp4) and songs at another
+    rate are read whole first (`mdxnet.audio.open_song`)."""
     import numpy as np
 
-    from mdxnet.audio import read_song, write_wavs
+    from mdxnet.audio import open_song, wav_group_writer
 
-    mixture = read_song(song, rate)
-    estimates = pipeline.separate(mixture)
-    broken = [source for source, audio in estimates.items() if not np.isfinite(audio).all()]
-    if broken:
-        peak = float(np.abs(mixture).max())
-        raise UserError(f"separating {song} gave NaN/inf in {', '.join(broken)} (its peak sample is {peak:.3g}; "
-                        f"audio is expected within [-1, 1]): scale it down and rerun; nothing was written for it")
-    write_wavs({folder / f"{source}.wav": audio for source, audio in estimates.items()}, rate)
-    return mixture.shape[-1] / rate
+    paths = {source: folder / f"{source}.wav" for source in pipeline.separators}
+    with open_song(song, rate) as mixture, wav_group_writer(list(paths.values()), rate) as write:
+        for start, block in pipeline.blocks(mixture):
+            broken = [source for source, audio in block.items() if not np.isfinite(audio).all()]
+            if broken:
+                raise UserError(f"separating {song} gave NaN/inf in {', '.join(broken)} from {start / rate:.1f} s "
+                                f"(its peak sample is {mixture.peak():.3g}; audio is expected within [-1, 1]): "
+                                f"scale it down and rerun; nothing was written for it")
+            write({paths[source]: audio for source, audio in block.items()})
+        return mixture.length / rate
 
 
 def run_separate(args) -> int:

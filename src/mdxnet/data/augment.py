@@ -18,13 +18,15 @@ Rubberband 3 also lowers the gain of an output that would clip, where soundstret
 
 Layout:
 
-    <augment.root>/<track>/<variant>/{drums,bass,other,vocals}.wav    variant: 'p+1_t1.1', 'p-2_t1', ...
+    <augment.root>/<track>/<variant>/{drums,bass,other,vocals}.flac   variant: 'p+1_t1.1', 'p-2_t1', ...
     <augment.root>/<track>/<variant>/.render.json                     rubberband arguments of each stem
     <augment.root>/<track>/manifest.json                              written last, atomically
 
 No mixture is stored: the mixture of a variant is the sum of its augmented stems (the sampler sums them), and
 all stems of a variant are cropped to the same length. Stems are 16-bit PCM (rubberband's input is already
-quantised to 16 bits by pyrubberband, as the authors' input to soundstretch). Every file is written atomically,
+quantised to 16 bits by pyrubberband, as the authors' input to soundstretch) in FLAC, lossless: the same samples
+as a 16-bit wav (the authors write wav) in 0.28-0.47 of its size, read ~3x slower but still at ~1000 s of audio
+per second per core (bench/README.md, bench/bench_cache_format.py). Every file is written atomically,
 so an interrupted run leaves only finished files; a rerun skips them, and a finished manifest that matches the
 grid, the rubberband arguments and the source track's fingerprint makes the whole call a no-op. A changed source
 track invalidates the cache of that track; a variant rendered with other arguments is rendered again; a variant
@@ -43,8 +45,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from mdxnet.atomic import write_json_atomic
-from mdxnet.audio import SAMPLE_RATE, write_wav
+from mdxnet.atomic import write_atomic, write_json_atomic
+from mdxnet.audio import SAMPLE_RATE
 from mdxnet.data.musdb import is_stem_file, load_track, track_name
 from mdxnet.errors import UserError
 
@@ -54,6 +56,10 @@ STEMS = ("drums", "bass", "other", "vocals")
 MANIFEST = "manifest.json"
 STATE = ".source.json"  # fingerprint of the source the variants were made from
 RENDER = ".render.json"  # per variant: the rubberband arguments its stems were (or are being) made with
+# Cached stems are 16-bit FLAC (lossless; bench/README.md "Augmentation cache format"): libsndfile seeks in it to
+# the exact sample, so the sampler's random chunk reads are unchanged. Recorded in the manifest, so that a cache
+# written as wav by an earlier version is rendered again.
+STEM_FORMAT = {"suffix": ".flac", "format": "FLAC", "subtype": "PCM_16"}
 FINGERPRINT_BYTES = 1 << 16
 # soundstretch -speech (SoundTouch) shortens the WSOLA sequence/seek/overlap windows to 40/15/8 ms: a finer time
 # resolution for voice, nothing about formants. Rubberband's matching knob is its analysis window length, so a
@@ -139,11 +145,13 @@ def transform(audio: np.ndarray, semitones: float, rate: float, speech: bool) ->
 def _render_variant(stems: dict[str, np.ndarray], semitones: float, rate: float, plan: dict, speech: set,
                     folder: Path) -> int:
     """Write the missing stems of one variant (all of them if made with other arguments); equal lengths."""
-    paths = {name: folder / f"{name}.wav" for name in STEMS}
+    paths = {name: stem_path(folder, name) for name in STEMS}
     if _read_json(folder / RENDER) != plan:  # other arguments, or stems of unknown origin: start this variant over
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         write_json_atomic(folder / RENDER, plan)
+    for other_format in (p for p in folder.iterdir() if p.suffix in (".wav", ".flac") and p not in paths.values()):
+        other_format.unlink()  # a cache written in the other format
     if all(p.is_file() for p in paths.values()):
         return min(sf.info(p).frames for p in paths.values())
     # render every stem again (cheap relative to correctness): the common length needs every stem's output
@@ -154,8 +162,19 @@ def _render_variant(stems: dict[str, np.ndarray], semitones: float, rate: float,
         log.warning("%s: rubberband output peaks at %.2f; clipped to 16-bit range", folder, peak)
     for name in STEMS:
         if not paths[name].is_file():
-            write_wav(paths[name], np.clip(outputs[name][:, :frames], -1.0, 32767 / 32768), subtype="PCM_16")
+            write_stem(paths[name], np.clip(outputs[name][:, :frames], -1.0, 32767 / 32768))
     return frames
+
+
+def stem_path(variant_folder: Path, stem: str) -> Path:
+    """Where a cached variant keeps one stem."""
+    return Path(variant_folder) / f"{stem}{STEM_FORMAT['suffix']}"
+
+
+def write_stem(path: Path, audio: np.ndarray) -> None:
+    data = np.asarray(audio, dtype=np.float32).T
+    write_atomic(path, lambda tmp: sf.write(tmp, data, SAMPLE_RATE, subtype=STEM_FORMAT["subtype"],
+                                            format=STEM_FORMAT["format"]))
 
 
 def _prepare(folder: Path, expected: dict) -> dict | None:
@@ -196,7 +215,7 @@ def augment_track(track: str | Path, params, out_root: str | Path | None = None,
     folder = cache_root(params, out_root) / name
     wanted = variants(params)
     plans = {variant: render_plan(params, *shift) for variant, shift in wanted.items()}
-    expected = {"track": name, "fingerprint": fingerprint(track), "grid": plans}
+    expected = {"track": name, "fingerprint": fingerprint(track), "grid": plans, "format": STEM_FORMAT["format"]}
     manifest = _prepare(folder, expected)
     if manifest is not None:
         log.info("%s: augmentation cache is complete", folder)
@@ -224,7 +243,7 @@ def cached_variants(params, name: str, out_root: str | Path | None = None) -> di
     with the configured arguments (empty when the manifest is absent)."""
     folder = cache_root(params, out_root) / name
     manifest = read_manifest(folder)
-    if manifest is None:
+    if manifest is None or manifest.get("format") != STEM_FORMAT["format"]:
         return {}
     recorded = manifest.get("grid", {})
     return {variant: folder / variant for variant, shift in variants(params).items()

@@ -37,7 +37,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mdxnet.audio import SAMPLE_RATE
-from mdxnet.data.augment import cached_variants, variants
+from mdxnet.data.augment import cached_variants, stem_path, variants
 from mdxnet.data.musdb import is_stem_file, split_tracks, track_name
 from mdxnet.data.transforms import apply_transforms, build_transforms, seeded_global_random
 from mdxnet.errors import UserError
@@ -70,8 +70,9 @@ class SamplerConfig:
     max_redraws: int
 
 
-def _variant(track: str, name: str, folder: Path, sources: list[str]) -> Variant:
-    paths = {s: folder / f"{s}.wav" for s in sources}
+def _variant(track: str, name: str, folder: Path, sources: list[str], cached: bool = False) -> Variant:
+    """The original stems (MUSDB18-HQ wavs) of a track folder, or those of a cached augmentation variant."""
+    paths = {s: stem_path(folder, s) if cached else folder / f"{s}.wav" for s in sources}
     missing = [str(p) for p in paths.values() if not p.is_file()]
     if missing:
         raise UserError(f"training stem {missing[0]} is missing: run `mdxnet data check` (and `mdxnet augment`)")
@@ -89,7 +90,7 @@ def track_variants(params: dict, track: Path, use_augmented: bool = True) -> lis
         cached = cached_variants(params, name)
         if not cached and variants(params):  # a grid with variants but none cached
             log.warning("no augmentation cache for %s: run `mdxnet augment --track '%s'`", name, name)
-        found += [_variant(name, v, folder, sources) for v, folder in sorted(cached.items())]
+        found += [_variant(name, v, folder, sources, cached=True) for v, folder in sorted(cached.items())]
     return found
 
 
