@@ -211,6 +211,7 @@ class Train(Section):
     log_every: int
     remix_prob: float
     num_workers: int
+    device: str
     mixer: MixerTrain
 
 

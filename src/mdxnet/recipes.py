@@ -223,6 +223,7 @@ IGNORED: dict[str, str] = {
     "train.checkpoint_every": "resumable checkpoints; no effect on the result",
     "train.log_every": "logging",
     "train.num_workers": "data loading processes; no effect on the result",
+    "train.device": "where training runs",
     "train.mixer.checkpoint_every": "resumable checkpoints; no effect on the result",
     "separate.batch": "chunks per forward pass; no effect on the result",
     "separate.device": "where inference runs",
