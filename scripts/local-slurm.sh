@@ -95,7 +95,7 @@ write_config() {
     memory=$((memory * 9 / 10))
     user="$(id -un)"
     mkdir -p "$DIR"/{munge,ctld,spool,log,run}
-    chmod 700 "$DIR/munge"
+    chmod 755 "$DIR/munge"  # clients of every user reach the socket; the key inside stays 600
     : >"$DIR/plugstack.conf"
     cat >"$CONF" <<EOF
 # Written by scripts/local-slurm.sh: a one-node cluster whose state lives in $DIR.
