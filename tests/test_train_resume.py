@@ -186,3 +186,22 @@ def test_cuda_mixed_precision_trains(tiny_project, tmp_path, amp_dtype):
     assert result.returncode == 0, result.stderr[-3000:]
     last = state(tmp_path / "run" / "models" / "checkpoints" / "vocals" / "last.pt")
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
+
+
+def test_metrics_torn_by_a_kill_do_not_stop_the_resume(tmp_path):
+    """A job killed (e.g. by `scancel`) while dvclive rewrote metrics.json leaves it empty; the resumed run drops it
+    and the rows after its checkpoint (a cut last row too), then logs on."""
+    import json
+
+    from mdxnet.training.monitor import Monitor
+
+    live_dir = tmp_path / "dvclive"
+    (live_dir / "plots" / "metrics").mkdir(parents=True)
+    (live_dir / "metrics.json").write_text("")
+    loss = live_dir / "plots" / "metrics" / "loss.tsv"
+    loss.write_text("step\tloss\n2\t0.5\n4\t0.4\n6\t0.3\n8")
+    monitor = Monitor(live_dir, "vocals", start_step=4, total_steps=8, enabled=True)
+    monitor.log(6, {"loss": 0.25})
+    monitor.close()
+    assert json.loads((live_dir / "metrics.json").read_text())["step"] == 6
+    assert loss.read_text().split() == ["step", "loss", "2", "0.5", "4", "0.4", "6", "0.25"]

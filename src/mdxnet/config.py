@@ -218,6 +218,7 @@ class Train(Section):
     remix_prob: float
     num_workers: int
     health: Health
+    device: str
     mixer: MixerTrain
 
 

@@ -224,6 +224,7 @@ IGNORED: dict[str, str] = {
     "train.log_every": "logging",
     "train.health": "a check of the trained separators (mdxnet's own), not a choice of how they are trained",
     "train.num_workers": "data loading processes; no effect on the result",
+    "train.device": "where training runs",
     "train.mixer.checkpoint_every": "resumable checkpoints; no effect on the result",
     "separate.batch": "chunks per forward pass; no effect on the result",
     "separate.device": "where inference runs",

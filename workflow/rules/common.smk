@@ -157,6 +157,18 @@ def track_minutes(path):
     return stempeg.Info(path).duration(0) / 60
 
 
+def gpus(device):
+    """GPUs a job asks the scheduler for (resource `gpu`; `--gpus=N` on SLURM): one where params.yaml says cuda,
+    none for cpu or auto (auto uses a GPU only if the node has one), so a CPU-only cluster never sees a GPU
+    request and a GPU cluster gets one per job that needs it."""
+    return 1 if device == "cuda" else 0
+
+
+def evaluate_gpus(wildcards):
+    """The model runs separate on separate.device; the baselines run no model."""
+    return gpus(P.separate.device) if wildcards.run in MODEL_RUNS else 0
+
+
 def evaluate_mem_mb(wildcards):
     """museval's memory grows with track length: reserve evaluate.mem_mb_per_minute per minute of audio."""
     minutes = track_minutes(test_songs()[wildcards.track])

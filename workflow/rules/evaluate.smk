@@ -20,6 +20,7 @@ rule evaluate_track:
         models=lambda w, input: os.path.dirname(input.models[0]) if input.models else MODELS,
     resources:
         mem_mb=evaluate_mem_mb,
+        gpu=evaluate_gpus,
     conda:
         "../envs/mdxnet.yaml"
     log:

@@ -2,7 +2,7 @@
 
 
 rule train_separator:
-    """Train the separator of one source; one job per source, each wants a GPU when there is one."""
+    """Train the separator of one source; one job per source, on a GPU when train.device is cuda."""
     input:
         report=DATA_CHECK,
         augmented=augment_manifests,
@@ -13,7 +13,7 @@ rule train_separator:
         file=PARAMS_FILE,
         deps=lambda w: stage_params("train", w.source),
     resources:
-        gpu=1,
+        gpu=gpus(P.train.device),
     priority: 1
     conda:
         "../envs/mdxnet.yaml"
@@ -40,7 +40,7 @@ rule train_mixer:
         deps=stage_params("mixer"),
         models=lambda w, input: os.path.dirname(input.separators[0]),
     resources:
-        gpu=1,
+        gpu=gpus(P.train.device),
     priority: 1
     conda:
         "../envs/mdxnet.yaml"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 
 def _common(parser) -> None:
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                        help="auto: CUDA when available, else CPU (default: auto)")
+    parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"],
+                        help="auto: CUDA when available, else CPU (default: params train.device)")
     parser.add_argument("--steps", type=int, default=None,
                         help="override the number of training steps from params.yaml (smoke runs)")
     parser.add_argument("--live-dir", type=Path, default=None,
@@ -66,7 +66,7 @@ def run_separator(args) -> int:
         raise UserError(f"unknown --source {args.source!r}: {args.params_file} lists {params.sources}")
     out = args.out or Path("models") / f"{args.source}.pt"
     try:
-        result = train_separator(params, args.source, out, device=args.device, steps=args.steps,
+        result = train_separator(params, args.source, out, device=args.device or params.train.device, steps=args.steps,
                                  live_dir=args.live_dir)
     except TrainingDiverged as err:
         return _diverged("train separator", err)
@@ -80,7 +80,8 @@ def run_mixer(args) -> int:
     params = args.params
     out = args.out or args.models / "mixer.pt"
     try:
-        result = train_mixer(params, args.models, out, device=args.device, steps=args.steps, live_dir=args.live_dir)
+        result = train_mixer(params, args.models, out, device=args.device or params.train.device, steps=args.steps,
+                             live_dir=args.live_dir)
     except TrainingDiverged as err:
         return _diverged("train mixer", err)
     return _report("mixer", result)

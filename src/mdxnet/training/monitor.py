@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import os
 from pathlib import Path
@@ -60,16 +61,31 @@ def open_live(live_dir: Path, start_step: int):
 
     resuming = start_step > 0
     if resuming:
+        drop_torn_summary(live_dir)
         trim_history(live_dir, start_step)
     live = Live(dir=str(live_dir), resume=resuming, save_dvc_exp=False, dvcyaml=False, report=None)
     return live
 
 
+def drop_torn_summary(live_dir: Path) -> None:
+    """A run killed (e.g. by `scancel`) while dvclive rewrote metrics.json leaves it empty or cut short, and dvclive
+    cannot resume from that: remove it; the resumed run writes it again at its next log."""
+    path = live_dir / "metrics.json"
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return
+    except ValueError:
+        log.warning("%s is incomplete (its run was killed while writing it): rewritten from the resumed run", path)
+        path.unlink()
+
+
 def trim_history(live_dir: Path, last_step: int) -> None:
-    """Drop metric rows logged after `last_step` by a run that was killed after its last checkpoint."""
+    """Drop metric rows logged after `last_step` by a run that was killed after its last checkpoint, and a last row
+    cut short by that kill."""
     for tsv in (live_dir / "plots" / "metrics").rglob("*.tsv"):
         rows = list(csv.DictReader(tsv.open(newline=""), delimiter="\t"))
-        kept = [row for row in rows if int(row["step"]) <= last_step]
+        kept = [row for row in rows if all(row.values()) and None not in row and int(row["step"]) <= last_step]
         if len(kept) == len(rows):
             continue
         buffer = io.StringIO()
