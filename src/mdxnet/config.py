@@ -247,9 +247,16 @@ class Evaluate(Section):
     mem_mb_per_minute: float
     jobs: int
     backend: str
+    crosscheck_tolerance_db: float
     irm: Irm
     audit_tolerance: float
     bootstrap: Bootstrap
+
+
+@dataclass(frozen=True)
+class Blend(Section):
+    second: dict
+    weights: dict
 
 
 @dataclass(frozen=True)
@@ -274,6 +281,7 @@ class Params(Section):
     train: Train
     separate: Separate
     evaluate: Evaluate
+    blend: Blend
     report: Report
 
     def to_dict(self) -> dict[str, Any]:
