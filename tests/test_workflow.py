@@ -392,6 +392,42 @@ def test_one_learning_rate_reruns_its_separator_the_mixer_and_evaluation_only(ci
     assert planned_jobs(folder, "all") == {}
 
 
+def test_blend_second_systems_add_runs_and_bad_folders_stop_before_scoring(ci_run, tmp_path):
+    """blend.second: {} removes the blend run (nothing else reruns but the report); a second system's folder that
+    lacks a test track or a source file stops the workflow, named, before any job; a profile may not set it."""
+    folder = tmp_path / "copy"
+    shutil.copytree(ci_run["folder"], folder, symlinks=True)
+    raw = yaml.safe_load((folder / "params.yaml").read_text())
+    raw["blend"]["second"] = {}
+    write_params(folder, raw)
+    assert sorted(planned_jobs(folder, "all")) == ["all", "report"]
+
+    other = tmp_path / "other-system"
+    shutil.copytree(folder / "estimates/no-mixer", other)
+    (other / "test/synth003/bass.wav").unlink()
+    shutil.rmtree(other / "test/The Easton Ellises - Falcon 69")
+    raw["blend"]["second"] = {"other": str(other)}
+    write_params(folder, raw)
+    result = run([SNAKEMAKE, "-n", "all"], folder, check=False)
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert "blend.second.other" in message and "synth003/bass.wav" in message.replace("test/", "")
+    assert "no estimates for test track 'The Easton Ellises - Falcon 69'" in message
+
+    shutil.copy(folder / "estimates/no-mixer/test/synth003/bass.wav", other / "test/synth003/bass.wav")
+    shutil.copytree(folder / "estimates/no-mixer/test/The Easton Ellises - Falcon 69",
+                    other / "test/The Easton Ellises - Falcon 69")
+    jobs = planned_jobs(folder, "all")
+    assert sorted(jobs.pop("blend_track")) == [f"run=blend-other, track={t}" for t in
+                                               ("The Easton Ellises - Falcon 69", "synth003")]
+    assert jobs.pop("aggregate") == ["run=blend-other"] and sorted(jobs) == ["all", "report"]
+
+    raw["profiles"]["ci"]["blend"] = {"second": {"x": "elsewhere"}}
+    write_params(folder, raw)
+    result = run([SNAKEMAKE, "-n", "all"], folder, check=False)
+    assert result.returncode != 0 and "not in a profile" in result.stdout + result.stderr
+
+
 def test_files_restored_with_new_times_do_not_rerun(ci_run, tmp_path):
     """What `dvc checkout` does to a lost file: same content, new modification time."""
     folder = tmp_path / "copy"
