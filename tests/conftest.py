@@ -83,6 +83,19 @@ def fast_eval_params_file(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def museval_params_file(tmp_path_factory) -> Path:
+    """A copy of params.yaml scoring with museval (the default is fast): for tests that pin our numbers to
+    museval's own, bit for bit."""
+    import yaml
+
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw["evaluate"]["backend"] = "museval"
+    path = tmp_path_factory.mktemp("params-museval") / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
 def _write_track_folder(folder: Path, frames: int = 441) -> None:
     import numpy as np
     import soundfile as sf

@@ -45,7 +45,7 @@ def write_musdb_track(root: Path, subset: str, name: str, stems: dict[str, np.nd
     return folder
 
 
-def test_per_frame_scores_equal_museval(tmp_path, clip, noisy, repo_root):
+def test_per_frame_scores_equal_museval(tmp_path, clip, noisy, museval_params_file):
     """Must-show: `mdxnet evaluate estimates` writes the same per-frame numbers (and JSON) as musdb + museval."""
     import musdb
     import museval
@@ -55,7 +55,7 @@ def test_per_frame_scores_equal_museval(tmp_path, clip, noisy, repo_root):
     estimates = tmp_path / "estimates"
     write_musdb_track(estimates, "test", "Rock", noisy, subtype="FLOAT")
     out = tmp_path / "scores"
-    argv = ["--params", str(repo_root / "params.yaml"), "evaluate", "estimates", str(estimates),
+    argv = ["--params", str(museval_params_file), "evaluate", "estimates", str(estimates),
             "--references", str(references), "-o", str(out)]
     assert main(argv) == 0
     ours = json.loads((out / "test" / "Rock.json").read_text())

@@ -222,9 +222,10 @@ def test_every_declared_key_exists_where_dvc_reads_it():
         for entry in stage["params"]:
             if isinstance(entry, dict):
                 continue
-            for source in raw["sources"]:
+            # foreach items: the sources (train), the second systems of blend.second (blend)
+            for item in raw["sources"] if "${item}" in entry else raw["blend"]["second"]:
                 node = raw
-                for part in entry.replace("${item}", source).split("."):
+                for part in entry.replace("${item}", item).replace("${key}", item).split("."):
                     assert isinstance(node, dict) and part in node, f"stage {name}: {entry} is not in params.yaml"
                     node = node[part]
 
@@ -242,6 +243,9 @@ def test_dvc_paths_are_the_workflows_paths():
 
 
 # ---- the keys each stage reads are the keys dvc.yaml declares for it -------------------------------------------
+MODEL_RUNS = ("mixer", "no-mixer", "mixer-conv")
+
+
 def stage_of(argv: list[str]) -> tuple[str, str | None]:
     """The dvc.yaml stage (and foreach item) that a recorded `mdxnet` command line belongs to."""
     while argv and argv[0].startswith("--"):  # global options: --params FILE
@@ -253,10 +257,15 @@ def stage_of(argv: list[str]) -> tuple[str, str | None]:
         return "augment", None
     if command == "train":
         return ("train", rest[rest.index("--source") + 1]) if rest[0] == "separator" else ("mixer", None)
-    if command == "evaluate" and rest[0] == "track":
-        return ("evaluate" if rest[rest.index("--estimator") + 1] == "model" else "baselines"), None
-    if command == "evaluate" and rest[0] == "aggregate":
-        return ("evaluate" if Path(rest[1]).name in ("mixer", "no-mixer") else "baselines"), None
+    if command == "evaluate" and rest[0] in ("separate", "mix"):  # the model runs' estimates
+        return "evaluate", None
+    if command == "evaluate" and rest[0] == "blend":
+        return "blend", rest[rest.index("--name") + 1]
+    if command == "evaluate" and rest[0] in ("track", "aggregate"):
+        run = Path(rest[rest.index("-o") + 1]).parents[1].name if rest[0] == "track" else Path(rest[1]).name
+        if run.startswith("blend-"):
+            return "blend", run.removeprefix("blend-")
+        return ("evaluate" if run in MODEL_RUNS else "baselines"), None
     if command in ("report", "render"):  # `mdxnet render` draws the report's figures in the report rule
         return "report", None
     raise AssertionError(f"no dvc.yaml stage known for `mdxnet {' '.join(argv)}`: add it to stage_of")
@@ -269,7 +278,7 @@ def declared_keys(stage: str, item: str | None) -> list[str] | None:
     for entry in definition["params"]:
         if isinstance(entry, dict):
             return None  # the whole params file
-        keys.append(entry.replace("${item}", str(item)))
+        keys.append(entry.replace("${item}", str(item)).replace("${key}", str(item)))
     return keys
 
 
@@ -282,7 +291,7 @@ def is_declared(key: str, declared: list[str]) -> bool:
 def test_every_command_reads_only_keys_its_stage_declares(ci_run):
     records = [json.loads(line) for line in ci_run["trace"].read_text().splitlines()]
     stages = {stage_of(record["argv"])[0] for record in records}
-    assert {"data", "augment", "train", "mixer", "evaluate", "baselines", "report"} <= stages
+    assert {"data", "augment", "train", "mixer", "evaluate", "blend", "baselines", "report"} <= stages
     problems = []
     for record in records:
         stage, item = stage_of(record["argv"])
@@ -311,13 +320,53 @@ def test_ci_chain_ends_with_the_results_table(ci_run):
     assert provenance["profile"] == "ci" and provenance["params_hash"] in table
     assert "torch" in provenance["packages"]
     # one evaluation job per test song and run: the generated song and the extra real stem file
-    for run_name in ("mixer", "no-mixer", "mixture", "irm"):
+    for run_name in ("mixer", "no-mixer", "mixer-conv", "blend-mixer-conv", "mixture", "irm"):
         names = sorted(p.stem for p in (folder / "evaluation" / run_name / "test").glob("*.json"))
         assert names == ["The Easton Ellises - Falcon 69", "synth003"]
         summary = json.loads((folder / "evaluation" / run_name / "summary.json").read_text())
         assert summary["tracks"] == 2 and set(summary["summary"]) == {"vocals", "drums", "bass", "other"}
     # every job left a log and a benchmark
     assert len(list((folder / "benchmarks").rglob("*.tsv"))) == len(list((folder / "logs").rglob("*.log")))
+
+
+def test_each_test_song_is_separated_once_for_every_model_run(ci_run):
+    """Must-show (performance issue, item 3): the evaluation runs the separators once per test song. Before, the
+    `mixer` and `no-mixer` jobs each ran them: twice the separator forward passes counted here."""
+    from mdxnet.config import load_params
+    from mdxnet.data.musdb import load_track
+    from mdxnet.separation import ChunkPlan, stitching_for
+
+    folder = ci_run["folder"]
+    params = load_params(folder / "params.yaml")
+    passes = re.compile(r"separator forward passes: (\d+) calls, (\d+) chunks")
+    counted = {}
+    for log in sorted((folder / "logs").rglob("*.log")):
+        found = [tuple(map(int, m)) for m in passes.findall(log.read_text())]
+        if found:
+            counted[log.relative_to(folder / "logs").as_posix()] = found
+    songs = json.loads((folder / "evaluation/no-mixer/summary.json").read_text())["per_track"]
+    assert sorted(counted) == sorted(f"separate/{song}.log" for song in songs)  # no other job separates
+    for song, reference in ((s, json.loads((folder / f"evaluation/no-mixer/test/{s}.json").read_text())
+                             ["mdxnet"]["reference"]) for s in songs):
+        length = load_track(folder / reference if not Path(reference).is_absolute() else reference)["mixture"]
+        one_separation = sum(len(ChunkPlan.make(length.shape[-1], stitching_for(params, s)).starts)
+                             for s in params.sources)
+        [(calls, chunks)] = counted[f"separate/{song}.log"]
+        assert chunks == one_separation and calls >= len(params.sources)
+    total = sum(chunks for found in counted.values() for _, chunks in found)
+    print(f"separator chunks in the evaluation: {total} (two model runs separating each: {2 * total})")
+    for mixed in (folder / "logs/mix").rglob("*.log"):
+        assert "no separator run" in mixed.read_text()
+    # the conv Mixer and the blend are rows of their own; the table says how the scores were checked
+    table = (folder / "results/table.md").read_text()
+    assert "| this run: with conv Mixer (mdxnet's own) |" in table
+    assert "blend: this run's Mixer x b + mixer-conv x (1 - b), b = vocals 0.9, drums 0.5, bass 0.5, other 0.7" in table
+    crosscheck = json.loads((folder / "results/table.json").read_text())["provenance"]["crosscheck"]
+    assert set(crosscheck) == {"mixer", "no-mixer", "mixer-conv", "blend-mixer-conv", "mixture", "irm"}
+    assert all(c["max_abs_diff_db"] <= 1e-3 for c in crosscheck.values())
+    assert "museval cross-check" in table
+    for run_name in crosscheck:
+        assert json.loads((folder / "evaluation" / run_name / "summary.json").read_text())["crosscheck"]
 
 
 def test_second_run_does_nothing(ci_run):
@@ -337,16 +386,55 @@ def test_one_learning_rate_reruns_its_separator_the_mixer_and_evaluation_only(ci
     write_params(folder, raw)
     jobs = planned_jobs(folder, "all")
     assert jobs.pop("train_separator") == ["source=vocals"]
-    assert jobs.pop("train_mixer") == [""]
+    assert sorted(jobs.pop("train_mixer")) == ["mixer=mixer", "mixer=mixer-conv"]
+    assert len(jobs.pop("separate_track")) == 2  # once per test song, for every model run
+    assert sorted(w.split(",")[0] for w in jobs.pop("mix_track")) == ["mixer=mixer"] * 2 + ["mixer=mixer-conv"] * 2
     evaluated = sorted(w.split(",")[0] for w in jobs.pop("evaluate_track"))
-    assert evaluated == ["run=mixer"] * 2 + ["run=no-mixer"] * 2
-    assert sorted(jobs.pop("aggregate")) == ["run=mixer", "run=no-mixer"]
+    assert evaluated == ["run=mixer"] * 2 + ["run=mixer-conv"] * 2 + ["run=no-mixer"] * 2
+    assert sorted(w.split(",")[0] for w in jobs.pop("blend_track")) == ["run=blend-mixer-conv"] * 2
+    assert sorted(jobs.pop("aggregate")) == ["run=blend-mixer-conv", "run=mixer", "run=mixer-conv", "run=no-mixer"]
     assert sorted(jobs) == ["all", "report"]
     # a value of another profile changes nothing that this profile uses
     raw["train"]["lr"]["vocals"] = 2.0e-4
     raw["profiles"]["embedded"]["train"]["lr_scale"] = 3.0
     write_params(folder, raw)
     assert planned_jobs(folder, "all") == {}
+
+
+def test_blend_second_systems_add_runs_and_bad_folders_stop_before_scoring(ci_run, tmp_path):
+    """blend.second: {} removes the blend run (nothing else reruns but the report); a second system's folder that
+    lacks a test track or a source file stops the workflow, named, before any job; a profile may not set it."""
+    folder = tmp_path / "copy"
+    shutil.copytree(ci_run["folder"], folder, symlinks=True)
+    raw = yaml.safe_load((folder / "params.yaml").read_text())
+    raw["blend"]["second"] = {}
+    write_params(folder, raw)
+    assert sorted(planned_jobs(folder, "all")) == ["all", "report"]
+
+    other = tmp_path / "other-system"
+    shutil.copytree(folder / "estimates/no-mixer", other)
+    (other / "test/synth003/bass.wav").unlink()
+    shutil.rmtree(other / "test/The Easton Ellises - Falcon 69")
+    raw["blend"]["second"] = {"other": str(other)}
+    write_params(folder, raw)
+    result = run([SNAKEMAKE, "-n", "all"], folder, check=False)
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert "blend.second.other" in message and "synth003 lacks bass.wav" in message
+    assert "no estimates for test track 'The Easton Ellises - Falcon 69'" in message
+
+    shutil.copy(folder / "estimates/no-mixer/test/synth003/bass.wav", other / "test/synth003/bass.wav")
+    shutil.copytree(folder / "estimates/no-mixer/test/The Easton Ellises - Falcon 69",
+                    other / "test/The Easton Ellises - Falcon 69")
+    jobs = planned_jobs(folder, "all")
+    assert sorted(jobs.pop("blend_track")) == [f"run=blend-other, track={t}" for t in
+                                               ("The Easton Ellises - Falcon 69", "synth003")]
+    assert jobs.pop("aggregate") == ["run=blend-other"] and sorted(jobs) == ["all", "report"]
+
+    raw["profiles"]["ci"]["blend"] = {"second": {"x": "elsewhere"}}
+    write_params(folder, raw)
+    result = run([SNAKEMAKE, "-n", "all"], folder, check=False)
+    assert result.returncode != 0 and "not in a profile" in result.stdout + result.stderr
 
 
 def test_files_restored_with_new_times_do_not_rerun(ci_run, tmp_path):
@@ -386,7 +474,7 @@ def test_dvc_repro_and_experiments(ci_run, tmp_path):
 
     result = run([DVC, "exp", "run", "-S", "train.lr.vocals=5e-05"], folder)
     ran = sorted(re.findall(r"Running stage '([^']+)'", result.stdout))
-    assert ran == ["evaluate", "mixer", "report", "train@vocals"]
+    assert ran == ["blend@mixer-conv", "evaluate", "mixer", "report", "train@vocals"]
     shown = json.loads(run([DVC, "exp", "show", "--json"], folder).stdout)
     experiments = [rev for entry in shown for exp in (entry.get("experiments") or []) for rev in exp["revs"]]
     lrs = [rev["data"]["params"]["params.yaml"]["data"]["train"]["lr"]["vocals"] for rev in experiments]
@@ -454,9 +542,13 @@ def test_a_code_change_reruns_exactly_the_steps_it_can_affect(ci_run, tmp_path):
             path.write_text(original)
 
     jobs, stages = edited("training/mixer.py")
-    assert jobs.pop("train_mixer") == [""]
-    assert sorted(w.split(",")[0] for w in jobs.pop("evaluate_track")) == ["run=mixer"] * 2
-    assert jobs.pop("aggregate") == ["run=mixer"]
+    assert sorted(jobs.pop("train_mixer")) == ["mixer=mixer", "mixer=mixer-conv"]
+    # the Mixers rerun over the stored separator estimates: no separation, no no-mixer or baseline scoring
+    assert "separate_track" not in jobs
+    assert len(jobs.pop("mix_track")) == 4
+    assert sorted(w.split(",")[0] for w in jobs.pop("evaluate_track")) == ["run=mixer"] * 2 + ["run=mixer-conv"] * 2
+    assert len(jobs.pop("blend_track")) == 2
+    assert sorted(jobs.pop("aggregate")) == ["run=blend-mixer-conv", "run=mixer", "run=mixer-conv"]
     assert sorted(jobs) == ["all", "report"]
     assert stages == ["mixer"]  # DVC: the stage whose own deps changed (the rest follows from its outputs)
 
@@ -488,7 +580,7 @@ def test_html_report_holds_the_table_the_box_plot_and_the_training_curves(ci_run
     results = script_data("results")
     embedded = {path: base64.b64decode(entry["data_uri"].split(";base64,", 1)[1])
                 for path, entry in results.items()}
-    models = ["vocals", "drums", "bass", "other", "mixer"]
+    models = ["vocals", "drums", "bass", "other", "mixer", "mixer-conv"]
     assert sorted(embedded) == sorted(["results/table.html", "results/sdr_boxplot.png",
                                        *(f"results/curves/{name}.png" for name in models)])
     assert embedded["results/sdr_boxplot.png"] == (folder / "results/sdr_boxplot.png").read_bytes()
@@ -500,7 +592,7 @@ def test_html_report_holds_the_table_the_box_plot_and_the_training_curves(ci_run
     table = (folder / "results/table.md").read_text()
     page = embedded["results/table.html"].decode()
     rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| this run: ")]
-    assert len(rows) == 4
+    assert len(rows) == 6
     for cells in rows:
         assert f"<td>{cells[0].strip()}</td>" in page
         assert cells[3].strip() in page  # the vocals cell, e.g. `0.05 [-0.57, 0.66]`

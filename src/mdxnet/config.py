@@ -255,9 +255,16 @@ class Evaluate(Section):
     mem_mb_per_minute: float
     jobs: int
     backend: str
+    crosscheck_tolerance_db: float
     irm: Irm
     audit_tolerance: float
     bootstrap: Bootstrap
+
+
+@dataclass(frozen=True)
+class Blend(Section):
+    second: dict
+    weights: dict
 
 
 @dataclass(frozen=True)
@@ -295,6 +302,7 @@ class Params(Section):
     train: Train
     separate: Separate
     evaluate: Evaluate
+    blend: Blend
     report: Report
     models: Models
 

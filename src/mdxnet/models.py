@@ -333,6 +333,14 @@ class Mixer(nn.Module):
         return out.reshape(batch, sources, channels, length)
 
 
+def with_mixer_kind(params, kind: str | None):
+    """The params a Mixer of `kind` is trained and loaded with: params.mixer with its kind replaced (the extra
+    `mixer-conv` run shares hidden/layers/kernel/init with the recipe's Mixer); None keeps params.mixer.kind."""
+    if kind is None or kind == params.mixer.kind:
+        return params
+    return params.replace({"mixer": {"kind": kind}})
+
+
 def mixer_kwargs(params: dict) -> dict:
     """Mixer keyword arguments from the resolved params (recorded in its checkpoints as `model_kwargs`)."""
     cfg = params.mixer

@@ -29,6 +29,13 @@ except ParamsError as err:
     raise WorkflowError(str(err)) from None
 # The resolved values as plain data, for the `params:` rerun triggers below.
 RESOLVED = P.to_dict()
+# dvc.yaml makes one `blend` stage per second system from this key as params.yaml states it, without the
+# profile overlay (DVC cannot apply it): a profile that changed it would make the two orchestrators disagree.
+if RESOLVED["blend"]["second"] != config["blend"]["second"]:
+    raise WorkflowError(
+        f"blend.second differs under profile {P.profile!r}: set it in the base values of {PARAMS_FILE} (DVC "
+        "reads it there to make the blend stages), not in a profile"
+    )
 
 # Rules call the `mdxnet` of the environment that runs Snakemake, so `.venv/bin/snakemake` works unactivated.
 shell.prefix(f"set -euo pipefail; PATH={shlex.quote(str(Path(sys.executable).parent))}:\"$PATH\"; ")
@@ -41,12 +48,24 @@ AUGMENT_ROOT = P.augment.root.rstrip("/")
 IMPORTING = P.models.origin == "import"
 MODELS = "models/imported" if IMPORTING else "models"
 DATA_CHECK = "resources/data-check.json"
-# Evaluation runs: the model with and without the Mixer, and the two baselines (lower and upper bound).
-MODEL_RUNS = {"mixer": "--estimator model", "no-mixer": "--estimator model --no-mixer"}
-if IMPORTING and P.models.published.files["mixer"] is None:  # no published Mixer given: the separators alone
-    MODEL_RUNS.pop("mixer")
+# Evaluation runs. The model runs share one separation per test track (separate_track jobs); `no-mixer` scores
+# the four separators' estimates (estimates/no-mixer/test/<track>/), and each Mixer run feeds those same
+# estimates to its Mixer (mix_track jobs), `mixer`, the recipe's (params mixer), and `mixer-conv`, the deeper
+# conv Mixer (mdxnet's own, trained on the same frozen separators). Then the two baselines (lower and upper
+# bound), and one blend run per second system of params blend.second (the Mixer's output blended with it).
+MIXER_RUNS = {"mixer": None, "mixer-conv": "conv"}  # run -> the --kind its Mixer is trained with (None: params)
+if IMPORTING:  # published weights: their Mixer where one is given; no conv Mixer is trained here
+    MIXER_RUNS = {"mixer": None} if P.models.published.files["mixer"] is not None else {}
+MODEL_RUNS = [run for run in ["mixer", "no-mixer", "mixer-conv"] if run == "no-mixer" or run in MIXER_RUNS]
 BASELINE_RUNS = {"mixture": "--estimator mixture", "irm": "--estimator irm"}
-RUNS = {**MODEL_RUNS, **BASELINE_RUNS}
+BLEND_RUNS = {f"blend-{name}": folder.rstrip("/") for name, folder in P.blend.second.items()}
+if "mixer" not in MODEL_RUNS:  # a blend takes the Mixer's output (imported weights without a Mixer have none)
+    BLEND_RUNS = {}
+# a second system that is one of this run's own model runs exists only where that run does (not under import)
+BLEND_RUNS = {run: folder for run, folder in BLEND_RUNS.items()
+              if not folder.startswith("estimates/") or folder.split("/")[1] in MODEL_RUNS}
+RUNS = [*MODEL_RUNS, *BLEND_RUNS, *BASELINE_RUNS]
+ESTIMATES = "estimates"
 # Augmentation and training (`priority: 1`) are the critical path; the baselines need no model, so their
 # scoring jobs wait and fill the cores training leaves idle (e.g. while the Mixer trains on one core).
 
@@ -54,6 +73,7 @@ RUNS = {**MODEL_RUNS, **BASELINE_RUNS}
 wildcard_constraints:
     source="|".join(SOURCES),
     run="|".join(RUNS),
+    mixer="|".join(MIXER_RUNS),
 
 
 # ---- the params each rule depends on -------------------------------------------------------------------------
@@ -78,7 +98,8 @@ def lookup(params, dotted):
 
 
 def stage_param_keys(stage, item=None):
-    """Params keys of a dvc.yaml stage (`foreach` stages: `${item}` replaced); None means the whole file."""
+    """Params keys of a dvc.yaml stage (`foreach` stages: `${item}`, or for a mapping its `${key}`, replaced by
+    `item`); None means the whole file."""
     definition = dvc_stages()[stage]
     definition = definition.get("do", definition)
     keys = []
@@ -90,7 +111,7 @@ def stage_param_keys(stage, item=None):
             keys.extend(listed)
         else:
             keys.append(entry)
-    return [key.replace("${item}", str(item)) for key in keys]
+    return [key.replace("${item}", str(item)).replace("${key}", str(item)) for key in keys]
 
 
 def code_deps(stage):
@@ -206,16 +227,58 @@ def dataset_ready():
 
 
 def run_stage(run):
-    """The dvc.yaml stage that scores a run: `evaluate` for the model runs, `baselines` for the others."""
+    """The dvc.yaml stage that scores a run: `evaluate` for the model runs, `blend` for the blends,
+    `baselines` for the others."""
+    if run in BLEND_RUNS:
+        return "blend"
     return "evaluate" if run in MODEL_RUNS else "baselines"
 
 
-def model_inputs(wildcards):
-    """Model runs need the separators (and the Mixer for the `mixer` run); baselines need no model."""
+def run_estimates(run, track):
+    """The stored estimates of one model run and track (musdb layout, float32 wav)."""
+    return [f"{ESTIMATES}/{run}/test/{track}/{source}.wav" for source in SOURCES]
+
+
+def crosscheck_track():
+    """The track every run's museval cross-check scores (evaluate.backend fast): the shortest, for speed."""
+    songs = test_songs()
+    return min(songs, key=lambda name: (track_minutes(songs[name]), name))
+
+
+def second_system_inputs(wildcards):
+    """One track's estimates of a blend run's second system. A folder the workflow writes itself (a model run's
+    estimates/<run>) comes from its rule; any other must hold every test track and source before anything is
+    scored: what it lacks stops the workflow, named."""
+    from mdxnet.evaluation.blend import missing_tracks, track_folder
+
+    folder = BLEND_RUNS[wildcards.run]
+    parts = folder.split("/")
+    if len(parts) == 2 and parts[0] == ESTIMATES and parts[1] in MODEL_RUNS:
+        return run_estimates(parts[1], wildcards.track)
+    faults = missing_tracks(folder, sorted(test_songs()), SOURCES)
+    if faults:
+        name = wildcards.run.removeprefix("blend-")
+        raise WorkflowError(f"params blend.second.{name} points at {folder}, which cannot be blended: "
+                            + "; ".join(faults) + " (musdb layout: <folder>/test/<track>/<source>.wav, every "
+                            "test track; see README, Blending with a second system)")
+    return [f"{track_folder(folder, wildcards.track)}/{source}.wav" for source in SOURCES]
+
+
+def crosscheck_flag(wildcards):
+    """`--cross-check` on one track per run when the scores come from the fast backend."""
+    return "--cross-check" if P.evaluate.backend != "museval" and wildcards.track == crosscheck_track() else ""
+
+
+def scored_estimates(wildcards):
+    """A model run's stored estimates of the track; the baselines compute theirs in the scoring job."""
+    return run_estimates(wildcards.run, wildcards.track) if wildcards.run in MODEL_RUNS else []
+
+
+def estimator_args(wildcards, input):
     if wildcards.run not in MODEL_RUNS:
-        return []
-    names = SOURCES + (["mixer"] if wildcards.run == "mixer" else [])
-    return [model_file(name) for name in names]
+        return BASELINE_RUNS[wildcards.run]
+    folder = shlex.quote(os.path.dirname(input.estimates[0]))
+    return f"--estimator model{' --no-mixer' if wildcards.run == 'no-mixer' else ''} --estimates {folder}"
 
 
 def model_file(name):

@@ -1,23 +1,84 @@
-# Evaluation: museval scores per test track (one job per track and run), a summary per run, the results table.
+# Evaluation: one separation per test track (kept as estimates/<run>/test/<track>/, musdb layout), each Mixer
+# over it, BSS Eval v4 scores per track and run, a summary per run, the results table.
 
 import hashlib
 
 
-rule evaluate_track:
-    """Separate one test track (or apply a baseline) and score it with museval (BSS Eval v4, SiSEC2018)."""
+rule separate_track:
+    """The four separators on one test track, once for every model run: their estimates are the `no-mixer`
+    run's and every Mixer's input (estimates/no-mixer/test/<track>/<source>.wav, float32)."""
     input:
         report=DATA_CHECK,
         track=lambda w: track_files(test_songs()[w.track]),
-        models=model_inputs,
+        models=[model_file(source) for source in SOURCES],
+        code=code_deps("evaluate"),
+    output:
+        estimates=run_estimates("no-mixer", "{track}"),
+    params:
+        file=PARAMS_FILE,
+        deps=stage_params("evaluate"),
+        track=lambda w: test_songs()[w.track],
+        models=MODELS,
+        out=lambda w, output: os.path.dirname(output.estimates[0]),
+    conda:
+        "../envs/mdxnet.yaml"
+    log:
+        "logs/separate/{track}.log",
+    benchmark:
+        "benchmarks/separate/{track}.tsv"
+    shell:
+        "mdxnet --params {params.file} evaluate separate {params.track:q} --models {params.models:q}"
+        " -o {params.out:q} > {log:q} 2>&1"
+
+
+rule mix_track:
+    """One Mixer over one track's stored separator estimates (no separator runs again): the estimates of the
+    `mixer` (recipe's Mixer) or `mixer-conv` (deeper conv Mixer) run, reused by the blend runs."""
+    input:
+        report=DATA_CHECK,
+        track=lambda w: track_files(test_songs()[w.track]),
+        separated=run_estimates("no-mixer", "{track}"),
+        mixer=lambda w: model_file(w.mixer),
+        code=code_deps("evaluate"),
+    output:
+        estimates=run_estimates("{mixer}", "{track}"),
+    params:
+        file=PARAMS_FILE,
+        deps=stage_params("evaluate"),
+        track=lambda w: test_songs()[w.track],
+        separated=lambda w, input: os.path.dirname(input.separated[0]),
+        kind=lambda w: f"--kind {MIXER_RUNS[w.mixer]}" if MIXER_RUNS[w.mixer] else "",
+        mixer=lambda w: f"{MODELS}/{w.mixer}.pt",
+        out=lambda w, output: os.path.dirname(output.estimates[0]),
+    conda:
+        "../envs/mdxnet.yaml"
+    log:
+        "logs/mix/{mixer}/{track}.log",
+    benchmark:
+        "benchmarks/mix/{mixer}/{track}.tsv"
+    shell:
+        "mdxnet --params {params.file} evaluate mix {params.track:q} {params.separated:q} --mixer {params.mixer:q}"
+        " {params.kind} -o {params.out:q} > {log:q} 2>&1"
+
+
+rule evaluate_track:
+    """Score one test track of a model run (from its stored estimates) or a baseline (computed here) with BSS
+    Eval v4 (SiSEC2018), museval's per-track JSON."""
+    input:
+        report=DATA_CHECK,
+        track=lambda w: track_files(test_songs()[w.track]),
+        estimates=scored_estimates,
         code=lambda w: code_deps(run_stage(w.run)),
     output:
         scores="evaluation/{run}/test/{track}.json",
+    wildcard_constraints:
+        run="|".join([*MODEL_RUNS, *BASELINE_RUNS]),
     params:
         file=PARAMS_FILE,
         deps=lambda w: stage_params(run_stage(w.run)),
         track=lambda w: test_songs()[w.track],
-        estimator=lambda w: RUNS[w.run],
-        models=lambda w, input: os.path.dirname(input.models[0]) if input.models else MODELS,
+        estimator=estimator_args,
+        crosscheck=crosscheck_flag,
     resources:
         mem_mb=evaluate_mem_mb,
         gpu=evaluate_gpus,
@@ -28,8 +89,43 @@ rule evaluate_track:
     benchmark:
         "benchmarks/evaluate/{run}/{track}.tsv"
     shell:
-        "mdxnet --params {params.file} evaluate track {params.track:q} {params.estimator} --models {params.models}"
+        "mdxnet --params {params.file} evaluate track {params.track:q} {params.estimator} {params.crosscheck}"
         " -o {output.scores:q} > {log:q} 2>&1"
+
+
+rule blend_track:
+    """One test track of a blend run: this run's Mixer estimates and a second system's, weighted per source
+    (params blend.weights), scored like every run."""
+    input:
+        report=DATA_CHECK,
+        track=lambda w: track_files(test_songs()[w.track]),
+        ours=run_estimates("mixer", "{track}"),
+        second=second_system_inputs,
+        code=lambda w: code_deps("blend"),
+    output:
+        scores="evaluation/{run}/test/{track}.json",
+    wildcard_constraints:
+        run="|".join(BLEND_RUNS) or "no-blend-run",
+    params:
+        file=PARAMS_FILE,
+        deps=lambda w: stage_params("blend", w.run.removeprefix("blend-")),
+        track=lambda w: test_songs()[w.track],
+        ours=lambda w, input: os.path.dirname(input.ours[0]),
+        second=lambda w, input: os.path.dirname(input.second[0]),
+        name=lambda w: w.run.removeprefix("blend-"),
+        crosscheck=crosscheck_flag,
+    resources:
+        mem_mb=evaluate_mem_mb,
+    conda:
+        "../envs/mdxnet.yaml"
+    log:
+        "logs/evaluate/{run}/{track}.log",
+    benchmark:
+        "benchmarks/evaluate/{run}/{track}.tsv"
+    shell:
+        "mdxnet --params {params.file} evaluate blend {params.track:q} --ours {params.ours:q}"
+        " --second {params.second:q} --name {params.name:q} {params.crosscheck} -o {output.scores:q}"
+        " > {log:q} 2>&1"
 
 
 rule aggregate:
@@ -53,7 +149,8 @@ rule aggregate:
 
 
 rule evaluate_models:
-    """Target of the DVC `evaluate` stage: every test track scored with and without the Mixer, and summaries."""
+    """Target of the DVC `evaluate` stage: every test track separated once and scored without Mixer, with the
+    recipe's Mixer and with the conv Mixer, and summaries."""
     input:
         lambda w: evaluation_files(MODEL_RUNS),
         expand("evaluation/{run}/summary.json", run=MODEL_RUNS),
@@ -68,7 +165,7 @@ rule evaluate_baselines:
 
 # Training logs drawn for the HTML report: dvclive/<name>/ as `mdxnet train` writes it for each model (none for
 # imported models).
-TRAINED = [] if IMPORTING else [*SOURCES, "mixer"]
+TRAINED = [] if IMPORTING else [*SOURCES, *MIXER_RUNS]
 
 
 rule report:
@@ -105,8 +202,8 @@ rule report:
                 f"results/curves/{name}.png",
                 caption="../report/curves.rst",
                 category="Training curves",
-                subcategory="Mixer" if name == "mixer" else "Separators",
-                labels={"model": "Mixer" if name == "mixer" else name},
+                subcategory="Mixer" if name in MIXER_RUNS else "Separators",
+                labels={"model": {"mixer": "Mixer", "mixer-conv": "conv Mixer"}.get(name, name)},
             )
             for name in TRAINED
         ],

@@ -1,4 +1,4 @@
-# Training: one TFC-TDF-U-Net v2 separator per source, then the Mixer on top of the four frozen separators.
+# Training: one TFC-TDF-U-Net v2 separator per source, then the Mixers on top of the four frozen separators.
 
 
 rule train_separator:
@@ -27,26 +27,36 @@ rule train_separator:
 
 
 rule train_mixer:
-    """Train the Mixer on the outputs of the four frozen separators."""
+    """Train a Mixer on the outputs of the four frozen separators: `mixer`, the recipe's (params mixer), and
+    `mixer-conv`, the deeper conv Mixer (mdxnet's own) on the same separators, evaluated as its own run."""
     input:
         report=DATA_CHECK,
         augmented=augment_manifests,
         separators=expand(f"{MODELS}/{{source}}.pt", source=SOURCES),
         code=code_deps("mixer"),
     output:
-        model=f"{MODELS}/mixer.pt",
+        model=f"{MODELS}/{{mixer}}.pt",
     params:
         file=PARAMS_FILE,
         deps=stage_params("mixer"),
         models=lambda w, input: os.path.dirname(input.separators[0]),
+        kind=lambda w: f"--kind {MIXER_RUNS[w.mixer]}" if MIXER_RUNS[w.mixer] else "",
+        live=lambda w: f"dvclive/{w.mixer}",
     resources:
         gpu=gpus(P.train.device),
     priority: 1
     conda:
         "../envs/mdxnet.yaml"
     log:
-        "logs/train/mixer.log",
+        "logs/train/{mixer}.log",
     benchmark:
-        "benchmarks/train/mixer.tsv"
+        "benchmarks/train/{mixer}.tsv"
     shell:
-        "mdxnet --params {params.file} train mixer --models {params.models} --out {output.model:q} > {log:q} 2>&1"
+        "mdxnet --params {params.file} train mixer --models {params.models} {params.kind}"
+        " --live-dir {params.live:q} --out {output.model:q} > {log:q} 2>&1"
+
+
+rule train_mixers:
+    """Target of the DVC `mixer` stage: both Mixers."""
+    input:
+        expand(f"{MODELS}/{{mixer}}.pt", mixer=MIXER_RUNS),

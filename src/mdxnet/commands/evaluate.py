@@ -13,6 +13,9 @@ def register(subparsers) -> None:
     evaluate = subparsers.add_parser("evaluate", help="score separations with museval (SiSEC2018 BSS Eval v4)")
     commands = evaluate.add_subparsers(dest="evaluate_command", metavar="STEP", required=True)
     _register_track(commands)
+    _register_separate(commands)
+    _register_mix(commands)
+    _register_blend(commands)
     _register_estimates(commands)
     _register_aggregate(commands)
     _register_report(subparsers)
@@ -27,8 +30,48 @@ def _register_track(commands) -> None:
     cmd.add_argument("--models", help="models folder (<source>.pt, mixer.pt); needed by --estimator model")
     cmd.add_argument("--no-mixer", action="store_true", help="score the separators alone, without the Mixer")
     cmd.add_argument("--device", help="torch device for the model (default: params separate.device)")
+    cmd.add_argument("--estimates", help="score this folder (<source>.wav, the estimator's stored estimates of "
+                     "this track: `mdxnet evaluate separate` / `mix`) instead of computing the estimates")
+    cmd.add_argument("--cross-check", action="store_true",
+                     help="also score with museval and record the largest per-frame difference (evaluate.backend "
+                          "fast: one track per run)")
     cmd.add_argument("-o", "--out", required=True, help="output JSON (museval per-track format)")
     cmd.set_defaults(func=run_track)
+
+
+def _register_separate(commands) -> None:
+    cmd = commands.add_parser("separate", help="the four separators (no Mixer) on one test track -> its "
+                              "estimates folder (float32 wav), scored as run no-mixer and fed to the Mixers")
+    cmd.add_argument("track", help="a MUSDB18-HQ track folder or a MUSDB .stem.mp4 file")
+    cmd.add_argument("--models", required=True, help="models folder (<source>.pt)")
+    cmd.add_argument("--device", help="torch device (default: params separate.device)")
+    cmd.add_argument("-o", "--out", required=True, help="output folder: <out>/<source>.wav")
+    cmd.set_defaults(func=run_separate)
+
+
+def _register_mix(commands) -> None:
+    cmd = commands.add_parser("mix", help="a Mixer over one track's stored separator estimates (no separator "
+                              "runs again) -> its estimates folder")
+    cmd.add_argument("track", help="the track the estimates belong to (its mixture is the Mixer's fifth input)")
+    cmd.add_argument("separated", help="folder of the separators' estimates (`mdxnet evaluate separate`)")
+    cmd.add_argument("--mixer", required=True, help="Mixer checkpoint (e.g. models/mixer.pt)")
+    cmd.add_argument("--kind", choices=["linear", "conv"], help="the Mixer's kind (default: params mixer.kind); "
+                     "its other settings come from params mixer")
+    cmd.add_argument("--device", help="torch device (default: params separate.device)")
+    cmd.add_argument("-o", "--out", required=True, help="output folder: <out>/<source>.wav")
+    cmd.set_defaults(func=run_mix)
+
+
+def _register_blend(commands) -> None:
+    cmd = commands.add_parser("blend", help="blend one track's Mixer estimates with a second system's by "
+                              "params blend.weights and score the blend -> museval per-track JSON")
+    cmd.add_argument("track", help="a MUSDB18-HQ track folder or a MUSDB .stem.mp4 file")
+    cmd.add_argument("--ours", required=True, help="this run's Mixer estimates of the track (<source>.wav)")
+    cmd.add_argument("--second", required=True, help="the second system's estimates of the track (<source>.wav)")
+    cmd.add_argument("--name", required=True, help="the second system's name (a key of params blend.second)")
+    cmd.add_argument("--cross-check", action="store_true", help="as for `mdxnet evaluate track`")
+    cmd.add_argument("-o", "--out", required=True, help="output JSON (museval per-track format)")
+    cmd.set_defaults(func=run_blend)
 
 
 def _register_estimates(commands) -> None:
@@ -79,7 +122,40 @@ def run_track(args) -> int:
     from mdxnet.evaluation.scoring import score_track
 
     params = args.params
-    document = score_track(args.track, args.estimator, params, args.models, not args.no_mixer, args.device)
+    document = score_track(args.track, args.estimator, params, args.models, not args.no_mixer, args.device,
+                           estimates_dir=args.estimates, cross_check=args.cross_check)
+    write_json_atomic(args.out, document)
+    _log_medians(document, args.out)
+    return 0
+
+
+def run_separate(args) -> int:
+    from mdxnet.evaluation.separated import separate_to_folder
+
+    separate_to_folder(args.track, args.params, args.models, args.out, args.device)
+    return 0
+
+
+def run_mix(args) -> int:
+    from mdxnet.evaluation.separated import mix_folder
+
+    mix_folder(args.track, args.separated, args.params, args.mixer, args.kind or args.params.mixer.kind, args.out,
+               args.device)
+    return 0
+
+
+def run_blend(args) -> int:
+    from mdxnet.atomic import write_json_atomic
+    from mdxnet.evaluation.blend import blend_track, describe
+    from mdxnet.evaluation.scoring import scored_document
+
+    params = args.params
+    track, estimates = blend_track(args.track, args.ours, args.second, args.name, params)
+    weights = dict(params.blend.weights)
+    metadata = {"estimator": "blend", "blend": {"ours": str(args.ours), "second": str(args.second),
+                                                "second_name": args.name, "weights": weights,
+                                                "label": describe(args.name, weights, params.sources)}}
+    document = scored_document(args.track, track, estimates, params, metadata, args.cross_check)
     write_json_atomic(args.out, document)
     _log_medians(document, args.out)
     return 0
@@ -122,6 +198,10 @@ def run_aggregate(args) -> int:
 
     summary = aggregate(args.folders)
     write_json_atomic(args.out, summary)
+    check = summary["crosscheck"]
+    if check:
+        print(f"museval cross-check ({check['track']}): {check['backend']} differs by at most "
+              f"{check['max_abs_diff_db']:.2g} dB per frame (tolerance {check['tolerance_db']:g} dB)")
     for target, metrics in summary["summary"].items():
         print(f"{target:<10} " + "  ".join(f"{m} {v:7.3f}" for m, v in metrics.items()))
     print(f"({summary['tracks']} tracks) -> {args.out}")

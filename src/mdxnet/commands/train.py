@@ -36,6 +36,9 @@ def register(subparsers) -> None:
     mixer.add_argument("--models", type=Path, default=Path("models"),
                        help="folder with <source>.pt for every source (default: models)")
     mixer.add_argument("--out", type=Path, default=None, help="best checkpoint (default: <models>/mixer.pt)")
+    mixer.add_argument("--kind", choices=["linear", "conv"], default=None,
+                       help="train a Mixer of this kind (default: params mixer.kind; its other settings come from "
+                            "params mixer): the workflow's extra mixer-conv run")
     _common(mixer)
     mixer.set_defaults(func=run_mixer)
 
@@ -74,10 +77,11 @@ def run_separator(args) -> int:
 
 
 def run_mixer(args) -> int:
+    from mdxnet.models import with_mixer_kind
     from mdxnet.training.loop import TrainingDiverged
     from mdxnet.training.mixer import train_mixer
 
-    params = args.params
+    params = with_mixer_kind(args.params, args.kind)
     out = args.out or args.models / "mixer.pt"
     try:
         result = train_mixer(params, args.models, out, device=args.device or params.train.device, steps=args.steps,

@@ -82,12 +82,37 @@ def summarize(per_track: dict[str, dict[str, dict[str, float]]]) -> dict[str, di
     }
 
 
+def cross_checks(folders: list[str | Path]) -> list[dict]:
+    """The museval cross-checks recorded in the per-track files ("mdxnet" -> "crosscheck"), with their track."""
+    found = []
+    for folder in folders:
+        for path in track_json_paths(folder):
+            check = read_track_json(path).get("mdxnet", {}).get("crosscheck")
+            if check:
+                found.append({"track": path.stem, **check})
+    return found
+
+
+def check_cross_checks(checks: list[dict], where: str) -> None:
+    """Fail loudly when a backend differs from museval by more than the recorded tolerance."""
+    bad = [c for c in checks if not c["max_abs_diff_db"] <= c["tolerance_db"]]
+    if bad:
+        raise UserError(f"{where}: the {bad[0]['backend']} scoring backend differs from museval by "
+                        + "; ".join(f"{c['max_abs_diff_db']:.3g} dB on {c['track']} ({c['where']})" for c in bad)
+                        + f", above the {bad[0]['tolerance_db']:g} dB of params evaluate.crosscheck_tolerance_db: "
+                        "these scores cannot stand for museval's; set evaluate.backend: museval and report it")
+
+
 def aggregate(folders: list[str | Path]) -> dict:
-    """The summary document `mdxnet evaluate aggregate` writes."""
+    """The summary document `mdxnet evaluate aggregate` writes (refused when a cross-check failed)."""
     per_track = load_track_medians(folders)
+    checks = cross_checks(folders)
+    check_cross_checks(checks, ", ".join(str(f) for f in folders))
     return {
         "aggregation": "median over frames (NaN ignored) per track, then median over tracks (SiSEC2018)",
         "tracks": len(per_track),
         "summary": summarize(per_track),
         "per_track": per_track,
+        # the museval cross-check of this run's scoring backend (one track), None when none was made
+        "crosscheck": max(checks, key=lambda c: c["max_abs_diff_db"]) if checks else None,
     }

@@ -30,6 +30,7 @@ from mdxnet.evaluation.stats import median_ci, paired_wilcoxon
 RUN_LABELS = {
     "no-mixer": "this run: without Mixer",
     "mixer": "this run: with Mixer",
+    "mixer-conv": "this run: with conv Mixer (mdxnet's own)",
     "mixture": "this run: mixture as estimate (lower bound)",
     "irm": "this run: ideal ratio mask oracle (upper bound)",
 }
@@ -76,8 +77,9 @@ def run_rows(runs: list[tuple[str, Path]], compare_with: str, bootstrap) -> tupl
         delta = {s: (sdr[s] - paper.sdr[s]) if paper and sdr[s] is not None else None for s in SOURCES}
         intervals = {s: median_ci([m[s]["SDR"] for m in per_track.values() if s in m], bootstrap) for s in SOURCES}
         metadata = _run_metadata(folder)
+        blends = sorted({m["blend"]["label"] for m in metadata if m.get("blend")})
         rows.append({
-            "method": RUN_LABELS.get(name, f"this run: {name}"),
+            "method": RUN_LABELS.get(name, f"this run: {'; '.join(blends) or name}"),
             "kind": "this run",
             "version": name,
             "sdr": sdr,
@@ -90,11 +92,45 @@ def run_rows(runs: list[tuple[str, Path]], compare_with: str, bootstrap) -> tupl
             "devices": sorted({str(m.get("device")) for m in metadata if m.get("device")}),
             "params_hashes": sorted({m["params_hash"] for m in metadata if m.get("params_hash")}),
             "backends": sorted({m["backend"] for m in metadata if m.get("backend")}),
+            "crosscheck": run_crosscheck(metadata),
             "references": sorted({m["reference"] for m in metadata if m.get("reference")}),
             "summary": summary,
         })
         per_track_sdr[name] = {t: {s: m[s]["SDR"] for s in SOURCES if s in m} for t, m in per_track.items()}
     return rows, per_track_sdr
+
+
+def run_crosscheck(metadata: list[dict]) -> dict | None:
+    """The run's museval cross-check (the largest difference where several tracks were checked), or None."""
+    checks = [{"track": m.get("track"), **m["crosscheck"]} for m in metadata if m.get("crosscheck")]
+    return max(checks, key=lambda c: c["max_abs_diff_db"]) if checks else None
+
+
+def check_crosschecks(rows: list[dict]) -> None:
+    """Fail loudly when a run's scoring backend differs from museval beyond the tolerance it recorded."""
+    from mdxnet.evaluation.aggregate import check_cross_checks
+
+    for row in rows:
+        if row.get("crosscheck"):
+            check_cross_checks([row["crosscheck"]], f"run {row['version']} ({row['source']})")
+
+
+def crosscheck_line(prov: dict) -> str:
+    """The provenance line: per run, the largest per-frame difference from museval on its checked track."""
+    checks = prov["crosscheck"]
+    parts = []
+    for run, check in checks.items():
+        backends = prov["backends"].get(run, [])
+        if check:
+            parts.append(f"{run}: {check['max_abs_diff_db']:.2g} dB ({check['track']})")
+        elif backends and backends != ["museval"]:
+            parts.append(f"{run}: **not cross-checked**")
+    tolerance = next((c["tolerance_db"] for c in checks.values() if c), None)
+    if not parts:
+        return "- museval cross-check: none (every run scored by museval itself)"
+    return ("- museval cross-check (one track per run scored by both backends; the largest per-frame SDR "
+            "difference over every source and frame" + (f"; the report stops above {tolerance:g} dB" if tolerance
+                                                         else "") + "): " + ", ".join(parts))
 
 
 def interval_fields(intervals: dict, paper_sdr: dict | None, bootstrap) -> dict:
@@ -260,10 +296,11 @@ def provenance(params: dict, rows: list[dict], data_check=None, params_file=None
         "dataset_checksum": dataset_checksum(data_check),
         "packages": _package_versions(),
         "devices": {r["version"]: r["devices"] for r in rows},
-        "scoring": "museval BSS Eval v4 (SiSEC2018): win "
+        "scoring": "BSS Eval v4 as museval computes it (SiSEC2018): win "
                    f"{params.evaluate.win} s, hop {params.evaluate.hop} s; median over "
                    "frames per track (NaN ignored), then median over tracks",
         "backends": {r["version"]: r["backends"] for r in rows},
+        "crosscheck": {r["version"]: r["crosscheck"] for r in rows},
         "uncertainty": uncertainty_statement(params.evaluate.bootstrap),
         "compare_with": VERSIONS.get(params.report.compare_with),
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -446,6 +483,7 @@ def render_markdown(rows: list[dict], prov: dict, tests: list[dict]) -> str:
         "- devices: " + ", ".join(f"{k}: {'/'.join(v) or 'n/a'}" for k, v in prov["devices"].items()),
         "- scoring backend: " + ", ".join(f"{k}: {'/'.join(v) or 'n/a'}" for k, v in prov["backends"].items())
         + " (museval = the reference implementation; fast = tested equal to it within 1e-3 dB)",
+        crosscheck_line(prov),
         "- packages: " + ", ".join(f"{k} {v}" for k, v in prov["packages"].items()),
         f"- generated: {prov['generated']}",
         "",
@@ -547,6 +585,7 @@ def write_report(runs: list[tuple[str, Path]], params: dict, out: str | Path, da
     if compare_with not in VERSIONS:
         raise UserError(f"params report.compare_with is {compare_with!r}; use one of {sorted(VERSIONS)}")
     ours, per_track_sdr = run_rows(runs, compare_with, params.evaluate.bootstrap)
+    check_crosschecks(ours)
     records = imported_weights(imported) if imported else None
     if records:
         label_imported(ours)

@@ -161,7 +161,8 @@ def mixer_config(params: dict, out: Path, live_dir: Path | None, steps: int | No
         checkpoint_every=int(mixer.checkpoint_every),
         loss=mixer.loss,
         **shared_loop_settings(train),
-        last_path=checkpoint_dir(out, "mixer") / "last.pt",
+        # named after the output, so that two Mixers (mixer.pt, mixer-conv.pt) never share resumable state
+        last_path=checkpoint_dir(out, Path(out).stem) / "last.pt",
         best_path=Path(out),
         live_dir=Path(live_dir) if live_dir is not None else Path("dvclive") / "mixer",
         resume_key=resume_key,
