@@ -18,7 +18,7 @@ rule separate_track:
         file=PARAMS_FILE,
         deps=stage_params("evaluate"),
         track=lambda w: test_songs()[w.track],
-        models=MODELS,
+        models=lambda w, input: os.path.dirname(input.models[0]),
         out=lambda w, output: os.path.dirname(output.estimates[0]),
     conda:
         "../envs/mdxnet.yaml"
@@ -214,7 +214,7 @@ rule report:
         deps=hashlib.sha256(stage_params("report").encode()).hexdigest(),
         runs=" ".join(f"{run}=evaluation/{run}" for run in RUNS),
         imported=f"--imported {MODELS}" if IMPORTING else "",
-        models=MODELS,
+        models=lambda w, input: os.path.dirname(input.models[0]),
         # the training curves, when these models were trained here
         curves=(f" && mdxnet --params {PARAMS_FILE} render curves {' '.join(f'dvclive/{n}' for n in TRAINED)}"
                 " -o results/curves >> logs/report.log 2>&1" if TRAINED else ""),
