@@ -46,7 +46,7 @@ def edited_params(tmp_path: Path, edit) -> Path:
 
 def test_sections_are_typed_and_frozen(params):
     assert isinstance(params, Params)
-    assert params.train.mixer.steps == 60 and params.model.n_fft["bass"] == 4096  # embedded profile applied
+    assert params.train.mixer.steps == 100 and params.model.n_fft["bass"] == 4096  # embedded profile applied
     with pytest.raises(AttributeError):
         params.train.steps = 1  # read once, never changed in place
     steps = params.train.steps
