@@ -231,6 +231,12 @@ def overlap_add(model, mixture: torch.Tensor, stitching: Stitching, batch: int, 
     return stream.take(0, song.length)
 
 
+def mixer_segment(stitchings) -> int:
+    """Samples per Mixer call (and per output block of `SeparationPipeline.blocks`): the longest separator chunk.
+    Everything that applies a Mixer uses it, so that their outputs are the same sample for sample."""
+    return max(stitching.chunk for stitching in stitchings)
+
+
 def mix_segment(mixer, estimates: torch.Tensor, mixture: torch.Tensor, device: torch.device) -> torch.Tensor:
     """The Mixer on one stretch: (sources, 2, n) estimates and (2, n) mixture -> (sources, 2, n)."""
     return mixer(estimates[None].to(device), mixture[None].to(device))[0].float().cpu()
@@ -362,8 +368,8 @@ class SeparationPipeline:
 
     @property
     def segment(self) -> int:
-        """Samples per output block (and per Mixer call): the longest chunk."""
-        return max(stitching.chunk for stitching in self.stitchings.values())
+        """Samples per output block (and per Mixer call)."""
+        return mixer_segment(self.stitchings.values())
 
     @torch.inference_mode()
     def blocks(self, song, progress: bool = True) -> Iterator[tuple[int, dict[str, np.ndarray]]]:

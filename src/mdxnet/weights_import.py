@@ -24,7 +24,6 @@ anything else is refused (`UnsafeCheckpoint`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -39,6 +38,7 @@ from torch import nn
 
 from mdxnet.atomic import write_atomic, write_json_atomic
 from mdxnet.errors import UserError
+from mdxnet.training.state import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -110,14 +110,6 @@ def _stand_ins() -> list[tuple[Any, str]]:
 
 
 SAFE_STAND_INS = tuple(name for _, name in _stand_ins())
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _unsafe_globals(path: Path) -> list[str]:

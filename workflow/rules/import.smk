@@ -10,7 +10,8 @@ CHECKPOINT_NAMES = [name for name in IMPORTED_NAMES if name not in ONNX_NAMES]
 IMPORT_PARAMS = json.dumps(
     {key: RESOLVED[key] for key in ("sources", "model", "mixer", "separate", "models")}, sort_keys=True
 )
-IMPORT_CODE = ["src/mdxnet/weights_import.py", "src/mdxnet/checkpoint.py", "src/mdxnet/models.py",
+IMPORT_CODE = ["src/mdxnet/weights_import.py", "src/mdxnet/training/state.py", "src/mdxnet/checkpoint.py",
+               "src/mdxnet/models.py",
                "src/mdxnet/stft.py", "src/mdxnet/onnx_export.py"]
 
 

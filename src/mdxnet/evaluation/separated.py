@@ -69,12 +69,12 @@ def read_checked_estimates(folder: str | Path, sources, sample_rate: int, length
                            what: str) -> dict[str, np.ndarray]:
     """{source: (2, length) float32} from `<folder>/<source>.wav`, refused with every fault named (UserError)
     when a file is missing, at another rate or length, or holds NaN/inf samples."""
-    from mdxnet.audio import read_audio
+    from mdxnet.evaluation.scoring import read_estimates_folder
 
     faults = estimates_faults(folder, sources, sample_rate, length)
     if faults:
         raise UserError(f"cannot use {what} in {folder}: " + "; ".join(faults))
-    estimates = {source: read_audio(Path(folder) / f"{source}.wav", sample_rate) for source in sources}
+    estimates = read_estimates_folder(folder, list(sources), sample_rate)
     bad = {s: int(np.count_nonzero(~np.isfinite(a))) for s, a in estimates.items()}
     bad = {s: n for s, n in bad.items() if n}
     if bad:
@@ -142,7 +142,7 @@ def mix_folder(track_path: str | Path, separated: str | Path, params, mixer_file
     from mdxnet.checkpoint import load_mixer
     from mdxnet.data.musdb import load_track
     from mdxnet.models import mixer_kwargs, with_mixer_kind
-    from mdxnet.separation import apply_mixer, pick_device, stitching_for
+    from mdxnet.separation import apply_mixer, mixer_segment, pick_device, stitching_for
 
     sources = list(params.sources)
     track = load_track(track_path, params.sample_rate)
@@ -152,8 +152,7 @@ def mix_folder(track_path: str | Path, separated: str | Path, params, mixer_file
     mixer = load_mixer(mixer_file, mixer_kwargs(with_mixer_kind(params, kind)))
     torch_device = pick_device(device or params.separate.device)
     mixer = mixer.to(torch_device).eval()
-    # the pipeline's segment: its longest separator chunk (SeparationPipeline.separate)
-    segment = max(stitching_for(params, s).chunk for s in sources)
+    segment = mixer_segment(stitching_for(params, s) for s in sources)  # as SeparationPipeline applies it
     started = time.monotonic()
     with torch.inference_mode():
         stacked = torch.from_numpy(np.stack([estimates[s] for s in sources]).astype(np.float32))
