@@ -116,3 +116,11 @@ def test_a_separator_trained_to_silence_is_announced_and_marked_in_its_checkpoin
     stored = torch.load(out, weights_only=True)["extra"]["health"]
     assert stored["metrics"]["valid_level_db"] == -300.0 and len(stored["warnings"]) == 2
     assert health.separator_health(out.parent, list(params.sources)) == {"other": stored["warnings"]}
+
+
+def test_an_unreadable_separator_file_is_a_named_error_for_the_table(tmp_path):
+    from mdxnet.errors import UserError
+
+    (tmp_path / "other.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match=r"other\.pt cannot be read"):
+        health.separator_health(tmp_path, ["vocals", "other"])

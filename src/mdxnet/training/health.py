@@ -67,18 +67,17 @@ def announce(name: str, warnings: list[str]) -> str | None:
 
 
 def separator_health(models_dir: str | Path, sources: list[str]) -> dict[str, list[str]]:
-    """{source: warnings} stored in the separators' checkpoints of `models_dir` (missing or unknown: none)."""
-    import torch
-
-    from mdxnet.checkpoint import separator_path
+    """{source: warnings} stored in the separators' checkpoints of `models_dir` (no checkpoint, or one from before
+    the check: none). An unreadable or foreign file is the checkpoint loader's named error."""
+    from mdxnet.checkpoint import load_checkpoint, separator_path
 
     found = {}
     for source in sources:
         path = separator_path(models_dir, source)
         if not path.is_file():
             continue
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        warnings = ckpt.get("extra", {}).get("health", {}).get("warnings", []) if isinstance(ckpt, dict) else []
+        ckpt = load_checkpoint(path, kind="separator", source=source)
+        warnings = ckpt.get("extra", {}).get("health", {}).get("warnings", [])
         if warnings:
             found[source] = list(warnings)
     return found
