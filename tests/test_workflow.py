@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SNAKEMAKE = str(BIN / "snakemake")
 DVC = str(BIN / "dvc")
-COPIED = ["Snakefile", "workflow", "profiles", "src", "dvc.yaml", "params.yaml", ".gitignore", ".dvc/config", ".dvc/.gitignore", ".dvcignore"]
+COPIED = ["Snakefile", "workflow", "profiles", "src", "dvc.yaml", "published/dvc.yaml", "params.yaml", ".gitignore", ".dvc/config", ".dvc/.gitignore", ".dvcignore"]
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True, timeout: float = 900,
@@ -182,18 +182,43 @@ def test_slurm_profile_dry_run(ci_run, tmp_path):
 
 
 # ---- DVC and Snakemake agree ---------------------------------------------------------------------------------
-def dvc_stages() -> dict:
-    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+PIPELINES = ["dvc.yaml", "published/dvc.yaml"]  # trained models | models.origin: import
 
 
-def test_every_dvc_stage_runs_one_snakemake_target_and_tracks_the_profile():
-    for name, stage in dvc_stages().items():
+def dvc_stages(pipeline: str = "dvc.yaml") -> dict:
+    return yaml.safe_load((REPO / pipeline).read_text())["stages"]
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+def test_every_dvc_stage_runs_one_snakemake_target_and_tracks_the_profile(pipeline):
+    for name, stage in dvc_stages(pipeline).items():
         stage = stage.get("do", stage)
         # no options: the cores and the rest come from profiles/default, so changing them there does
         # not change every stage's command (which DVC would take as a reason to rerun them all)
         assert re.fullmatch(r"snakemake \S+", stage["cmd"]), f"stage {name}: {stage['cmd']}"
         params = stage["params"]
         assert params == [{"params.yaml": None}] or {"profile", "profiles"} <= set(params), name
+
+
+def test_published_pipeline_covers_what_its_rules_read():
+    """Under import the evaluation and report rules take their code and params lists from dvc.yaml's stages: the
+    published pipeline's stages must declare them too, or DVC would not rerun what Snakemake reruns."""
+    published = dvc_stages("published/dvc.yaml")
+    covered = {"evaluate": ["evaluate", "baselines", "blend"], "report": ["report"]}
+    for stage, sources in covered.items():
+        deps, params = set(published[stage]["deps"]), published[stage]["params"]
+        for source in sources:
+            definition = dvc_stages()[source].get("do", dvc_stages()[source])
+            code = {dep for dep in definition["deps"] if dep.startswith("src/")}
+            if source == "report":  # the training curves are not drawn for imported models
+                code -= {"src/mdxnet/training/curves.py"}
+            assert code <= deps, f"published/dvc.yaml {stage} lacks {sorted(code - deps)}"
+            if params == [{"params.yaml": None}]:
+                continue
+            keys = {key.split(".${")[0] for key in definition["params"] if isinstance(key, str)}
+            assert all(is_declared(key, params) for key in keys), f"published/dvc.yaml {stage}: {keys}"
+    assert all(not dep.startswith(("models/vocals", "resources/augmented", "dvclive"))
+               for stage in published.values() for dep in stage.get("deps", [])), "imports need no training"
 
 
 def test_training_stage_declares_every_training_key():
@@ -213,11 +238,12 @@ def test_training_stage_declares_every_training_key():
     assert {"sampler", "sample_rate", "sources"} <= declared
 
 
-def test_every_declared_key_exists_where_dvc_reads_it():
+@pytest.mark.parametrize("pipeline", PIPELINES)
+def test_every_declared_key_exists_where_dvc_reads_it(pipeline):
     """DVC reads params.yaml as it is (no recipe or profile applied): a declared `key.${item}` needs a
     per-source mapping in the base values, or DVC refuses to run the stage."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    for name, stage in dvc_stages().items():
+    for name, stage in dvc_stages(pipeline).items():
         stage = stage.get("do", stage)
         for entry in stage["params"]:
             if isinstance(entry, dict):

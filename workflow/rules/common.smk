@@ -36,6 +36,12 @@ if RESOLVED["blend"]["second"] != config["blend"]["second"]:
         f"blend.second differs under profile {P.profile!r}: set it in the base values of {PARAMS_FILE} (DVC "
         "reads it there to make the blend stages), not in a profile"
     )
+# likewise the folder of published files, a dependency of published/dvc.yaml's import stage
+if RESOLVED["models"]["published"]["dir"] != config["models"]["published"]["dir"]:
+    raise WorkflowError(
+        f"models.published.dir differs under profile {P.profile!r}: set it in the base values of {PARAMS_FILE} "
+        "(DVC reads it there for published/dvc.yaml), not in a profile"
+    )
 
 # Rules call the `mdxnet` of the environment that runs Snakemake, so `.venv/bin/snakemake` works unactivated.
 shell.prefix(f"set -euo pipefail; PATH={shlex.quote(str(Path(sys.executable).parent))}:\"$PATH\"; ")
@@ -44,9 +50,15 @@ SOURCES = list(P.sources)
 DATA_ROOT = P.data.root.rstrip("/")
 AUGMENT_ROOT = P.augment.root.rstrip("/")
 # Where the models come from (params models.origin): trained here (train.smk), or published weights imported
-# into their own folder (import.smk), which skips augmentation and training.
+# into their own folder (import.smk), which skips augmentation and training. The two paths write their scores,
+# estimates and table in different folders (published/ for imports), so that neither overwrites the other's
+# results and each has its own DVC pipeline: dvc.yaml trains, published/dvc.yaml imports.
 IMPORTING = P.models.origin == "import"
 MODELS = "models/imported" if IMPORTING else "models"
+OUTPUTS = "published/" if IMPORTING else ""
+EVALUATION = f"{OUTPUTS}evaluation"
+ESTIMATES = f"{OUTPUTS}estimates"
+RESULTS = f"{OUTPUTS}results"
 DATA_CHECK = "resources/data-check.json"
 # Evaluation runs. The model runs share one separation per test track (separate_track jobs); `no-mixer` scores
 # the four separators' estimates (estimates/no-mixer/test/<track>/), and each Mixer run feeds those same
@@ -65,7 +77,6 @@ if "mixer" not in MODEL_RUNS:  # a blend takes the Mixer's output (imported weig
 BLEND_RUNS = {run: folder for run, folder in BLEND_RUNS.items()
               if not folder.startswith("estimates/") or folder.split("/")[1] in MODEL_RUNS}
 RUNS = [*MODEL_RUNS, *BLEND_RUNS, *BASELINE_RUNS]
-ESTIMATES = "estimates"
 # Augmentation and training (`priority: 1`) are the critical path; the baselines need no model, so their
 # scoring jobs wait and fill the cores training leaves idle (e.g. while the Mixer trains on one core).
 
@@ -82,8 +93,10 @@ wildcard_constraints:
 # `params:` entry, so its params rerun trigger fires exactly when one of them changes (a different profile
 # that yields the same values reruns nothing).
 @cache
-def dvc_stages():
-    return yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
+def dvc_stages(pipeline="dvc.yaml"):
+    """The stages of dvc.yaml (the trained path, whose stage lists the evaluation rules read under either
+    origin: the same code and keys) or of published/dvc.yaml (its `import` stage)."""
+    return yaml.safe_load(Path(pipeline).read_text())["stages"]
 
 
 def lookup(params, dotted):
@@ -97,10 +110,10 @@ def lookup(params, dotted):
     return value
 
 
-def stage_param_keys(stage, item=None):
+def stage_param_keys(stage, item=None, pipeline="dvc.yaml"):
     """Params keys of a dvc.yaml stage (`foreach` stages: `${item}`, or for a mapping its `${key}`, replaced by
     `item`); None means the whole file."""
-    definition = dvc_stages()[stage]
+    definition = dvc_stages(pipeline)[stage]
     definition = definition.get("do", definition)
     keys = []
     for entry in definition.get("params", []):
@@ -114,17 +127,17 @@ def stage_param_keys(stage, item=None):
     return [key.replace("${item}", str(item)).replace("${key}", str(item)) for key in keys]
 
 
-def code_deps(stage):
+def code_deps(stage, pipeline="dvc.yaml"):
     """The package modules a dvc.yaml stage depends on (its `src/` deps): the same files are inputs of the
     stage's Snakemake rules, so a code change reruns the same steps in both orchestrators."""
-    definition = dvc_stages()[stage]
+    definition = dvc_stages(pipeline)[stage]
     definition = definition.get("do", definition)
     return [dep for dep in definition.get("deps", []) if dep.startswith("src/")]
 
 
-def stage_params(stage, item=None):
+def stage_params(stage, item=None, pipeline="dvc.yaml"):
     """The resolved values a stage depends on, as a stable string (profile switches are already applied)."""
-    keys = stage_param_keys(stage, item)
+    keys = stage_param_keys(stage, item, pipeline)
     if keys is None:
         values = RESOLVED
     else:
@@ -201,7 +214,7 @@ def augment_manifests(wildcards=None):
 
 
 def evaluation_files(runs):
-    return expand("evaluation/{run}/test/{track}.json", run=runs, track=sorted(test_songs()))
+    return expand(f"{EVALUATION}/{{run}}/test/{{track}}.json", run=runs, track=sorted(test_songs()))
 
 
 # ---- inputs ------------------------------------------------------------------------------------------------

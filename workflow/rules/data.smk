@@ -84,9 +84,3 @@ rule augment:
         "benchmarks/augment/{track}.tsv"
     shell:
         "mdxnet --params {params.file} augment --track {wildcards.track:q} > {log:q} 2>&1"
-
-
-rule augment_all:
-    """Target of the DVC `augment` stage: the augmentation cache of every training track."""
-    input:
-        augment_manifests,

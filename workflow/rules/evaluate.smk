@@ -70,7 +70,7 @@ rule evaluate_track:
         estimates=scored_estimates,
         code=lambda w: code_deps(run_stage(w.run)),
     output:
-        scores="evaluation/{run}/test/{track}.json",
+        scores=f"{EVALUATION}/{{run}}/test/{{track}}.json",
     wildcard_constraints:
         run="|".join([*MODEL_RUNS, *BASELINE_RUNS]),
     params:
@@ -103,7 +103,7 @@ rule blend_track:
         second=second_system_inputs,
         code=lambda w: code_deps("blend"),
     output:
-        scores="evaluation/{run}/test/{track}.json",
+        scores=f"{EVALUATION}/{{run}}/test/{{track}}.json",
     wildcard_constraints:
         run="|".join(BLEND_RUNS) or "no-blend-run",
     params:
@@ -134,7 +134,7 @@ rule aggregate:
         scores=lambda w: evaluation_files([w.run]),
         code=lambda w: code_deps(run_stage(w.run)),
     output:
-        summary="evaluation/{run}/summary.json",
+        summary=f"{EVALUATION}/{{run}}/summary.json",
     params:
         file=PARAMS_FILE,
         folder=lambda w, input: os.path.dirname(input.scores[0]),
@@ -153,14 +153,14 @@ rule evaluate_models:
     recipe's Mixer and with the conv Mixer, and summaries."""
     input:
         lambda w: evaluation_files(MODEL_RUNS),
-        expand("evaluation/{run}/summary.json", run=MODEL_RUNS),
+        expand(f"{EVALUATION}/{{run}}/summary.json", run=MODEL_RUNS),
 
 
 rule evaluate_baselines:
     """Target of the DVC `baselines` stage: the mixture (lower bound) and IRM oracle (upper bound) scores."""
     input:
         lambda w: evaluation_files(BASELINE_RUNS),
-        expand("evaluation/{run}/summary.json", run=BASELINE_RUNS),
+        expand(f"{EVALUATION}/{{run}}/summary.json", run=BASELINE_RUNS),
 
 
 # Training logs drawn for the HTML report: dvclive/<name>/ as `mdxnet train` writes it for each model (none for
@@ -174,24 +174,24 @@ rule report:
     input:
         report=DATA_CHECK,
         scores=lambda w: evaluation_files(RUNS),
-        summaries=expand("evaluation/{run}/summary.json", run=RUNS),
+        summaries=expand(f"{EVALUATION}/{{run}}/summary.json", run=RUNS),
         # a finished training has written its curves (dvclive/<name>/, not a rule output)
         models=[model_file(name) for name in [*SOURCES, *(["mixer"] if "mixer" in MODEL_RUNS else [])]],
         code=code_deps("report"),
     output:
-        table="results/table.md",
+        table=f"{RESULTS}/table.md",
         page=report(
-            "results/table.html",
+            f"{RESULTS}/table.html",
             caption="../report/table.rst",
             category="SDR scores",
             subcategory="SDR (museval, BSS Eval v4)",
             # one label per item: two labels with two values each would make the report offer a toggle
             labels={"result": "SDR table, with the paper and provenance"},
         ),
-        csv="results/table.csv",
-        json="results/table.json",
+        csv=f"{RESULTS}/table.csv",
+        json=f"{RESULTS}/table.json",
         boxplot=report(
-            f"results/{P.report.boxplot}",
+            f"{RESULTS}/{P.report.boxplot}",
             caption="../report/boxplot.rst",
             category="SDR scores",
             subcategory="SDR (museval, BSS Eval v4)",
@@ -199,7 +199,7 @@ rule report:
         ),
         curves=[
             report(
-                f"results/curves/{name}.png",
+                f"{RESULTS}/curves/{name}.png",
                 caption="../report/curves.rst",
                 category="Training curves",
                 subcategory="Mixer" if name in MIXER_RUNS else "Separators",
@@ -212,12 +212,13 @@ rule report:
         # every value (the table records the params hash) as their digest: the same rerun trigger as the
         # values themselves, one line where the HTML report lists each result's job parameters
         deps=hashlib.sha256(stage_params("report").encode()).hexdigest(),
-        runs=" ".join(f"{run}=evaluation/{run}" for run in RUNS),
+        runs=" ".join(f"{run}={EVALUATION}/{run}" for run in RUNS),
         imported=f"--imported {MODELS}" if IMPORTING else "",
         models=lambda w, input: os.path.dirname(input.models[0]),
+        results=lambda w, output: os.path.dirname(output.table),
         # the training curves, when these models were trained here
         curves=(f" && mdxnet --params {PARAMS_FILE} render curves {' '.join(f'dvclive/{n}' for n in TRAINED)}"
-                " -o results/curves >> logs/report.log 2>&1" if TRAINED else ""),
+                f" -o {RESULTS}/curves >> logs/report.log 2>&1" if TRAINED else ""),
     conda:
         "../envs/mdxnet.yaml"
     log:
@@ -226,6 +227,6 @@ rule report:
         "benchmarks/report.tsv"
     shell:
         "mdxnet --params {params.file} report --runs {params.runs} --data-check {input.report:q} {params.imported}"
-        " --models {params.models:q} -o results > {log:q} 2>&1"
+        " --models {params.models:q} -o {params.results:q} > {log:q} 2>&1"
         " && mdxnet --params {params.file} render table {output.table:q} -o {output.page:q} >> {log:q} 2>&1"
         "{params.curves}"

@@ -1,18 +1,17 @@
 # models.origin: import. The published files named in params models.published (downloaded beforehand: nothing is
 # fetched here) are imported into models/imported/ by `mdxnet models import`, one job per file; evaluation then
-# reads that folder as it reads trained models. Augmentation and training are not part of this workflow.
+# reads that folder as it reads trained models and writes under published/ (evaluation, estimates, results).
+# Augmentation and training are not part of this workflow. Its DVC pipeline is published/dvc.yaml, whose
+# `import` stage lists what an import depends on (code and params keys), read here as the rules' inputs.
 
 PUBLISHED = P.models.published
 IMPORTED_NAMES = SOURCES + (["mixer"] if PUBLISHED.files["mixer"] is not None else [])
 ONNX_NAMES = [name for name in IMPORTED_NAMES if PUBLISHED.files[name].endswith(".onnx")]
 CHECKPOINT_NAMES = [name for name in IMPORTED_NAMES if name not in ONNX_NAMES]
+IMPORT_PIPELINE = "published/dvc.yaml"
 # what an import reads besides the file: the values it falls back on and checks (model, chunk, Mixer)
-IMPORT_PARAMS = json.dumps(
-    {key: RESOLVED[key] for key in ("sources", "model", "mixer", "separate", "models")}, sort_keys=True
-)
-IMPORT_CODE = ["src/mdxnet/weights_import.py", "src/mdxnet/training/state.py", "src/mdxnet/checkpoint.py",
-               "src/mdxnet/models.py",
-               "src/mdxnet/stft.py", "src/mdxnet/onnx_export.py"]
+IMPORT_PARAMS = stage_params("import", pipeline=IMPORT_PIPELINE)
+IMPORT_CODE = code_deps("import", pipeline=IMPORT_PIPELINE)
 
 
 def published_file(wildcards):
@@ -83,3 +82,38 @@ rule import_models:
     """Every published file imported (the target `snakemake import_models`)."""
     input:
         [f"{MODELS}/{name}.import.json" for name in IMPORTED_NAMES],
+
+
+# The trained path's DVC stages (dvc.yaml) run under import: its first training stage (or the Mixer's, asked
+# for alone) says which pipeline to run instead of failing on a missing rule.
+TRAINED_PATH_HINT = (
+    "models.origin is 'import' (params.yaml): the trained path's targets (dvc.yaml) do not exist; run the "
+    "published-weights pipeline, `dvc repro published/dvc.yaml` or `snakemake all`, or set models.origin: train"
+)
+
+
+rule augment_all:
+    """Under import: the dvc.yaml augment stage's target, refused with the way out."""
+    log:
+        "logs/refused/augment_all.log",
+    localrule: True
+    run:
+        raise WorkflowError(TRAINED_PATH_HINT)
+
+
+
+rule train_mixers:
+    """Under import: the dvc.yaml mixer stage's target, refused with the way out."""
+    log:
+        "logs/refused/train_mixers.log",
+    localrule: True
+    run:
+        raise WorkflowError(TRAINED_PATH_HINT)
+
+
+rule evaluate_published:
+    """Target of published/dvc.yaml's `evaluate` stage: every run scored (the imported models with and without
+    their Mixer, the blends with a second system, the baselines) and summarised, under published/evaluation/."""
+    input:
+        lambda w: evaluation_files(RUNS),
+        expand(f"{EVALUATION}/{{run}}/summary.json", run=RUNS),
