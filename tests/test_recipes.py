@@ -95,6 +95,9 @@ def test_scale_is_told_from_the_recipe():
     rows = {row.key: row for row in _deviations("mdxnet", "embedded")}
     # embedded sets the batch size: scale, with the recipe's own value named
     assert rows["train.batch_size"].kind.startswith("scale (profile embedded)")
+    # a profile's choice of method is this project's opt-in, not a size (the paper recipe's Mixer init is random)
+    paper = {row.key: row for row in _deviations("paper", "embedded")}
+    assert paper["mixer.init"].kind == "mdxnet opt-in (profile embedded)"
     assert f"recipe mdxnet: {recipes.show(RAW['recipes']['mdxnet']['train']['batch_size'])}" in \
         rows["train.batch_size"].kind
     # epoch-counted keys are scale even at full size

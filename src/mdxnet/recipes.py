@@ -15,7 +15,8 @@ Kinds of deviation (`Deviation.kind`):
 - recipe (paper's text) / recipe (authors' code): the run follows one reference where the two disagree;
 - mdxnet opt-in: this project's own choice, in neither reference;
 - scale (profile NAME): the profile sizes it (steps, model sizes, batch) or the authors count it in epochs;
-  network (profile NAME) when that profile swaps the network (v1);
+  network (profile NAME) when that profile swaps the network (v1); mdxnet opt-in (profile NAME) when the profile
+  sets a choice of method (a `method` row: e.g. the Mixer's init), not a size;
 - edited base value: a base value of params.yaml changed away from the authors' (e.g. `dvc exp run -S ...`);
 - fixed: a deviation of this project that no params key switches (the augmentation tool, the Mixer's validation
   score, BatchNorm statistics under data parallelism);
@@ -93,6 +94,8 @@ class Governed:
     paper: Reference | None = None
     # counted in epochs by the authors: never equal to a step count, always listed as scale
     epochs: bool = False
+    # a choice of method, not a size: a profile that sets it makes an opt-in of this project, not a scale
+    method: bool = False
 
     @property
     def paper_reference(self) -> Reference:
@@ -101,9 +104,10 @@ class Governed:
         return Reference(self.authors.value, SILENT, self.authors.shown)
 
 
-def _row(key, value, source, paper_value=None, paper_section=None, shown=None, paper_shown=None, epochs=False):
+def _row(key, value, source, paper_value=None, paper_section=None, shown=None, paper_shown=None, epochs=False,
+         method=False):
     paper_ref = None if paper_section is None else Reference(paper_value, paper(paper_section), paper_shown)
-    return Governed(key, Reference(value, source, shown), paper_ref, epochs)
+    return Governed(key, Reference(value, source, shown), paper_ref, epochs, method)
 
 
 _SIZES = "Configurations and Training (table, v2 row)"
@@ -165,8 +169,8 @@ GOVERNED: tuple[Governed, ...] = (
     _row("train.valid_reduce", "mean", authors("src/models/mdxnet.py validation_step (Lightning on_epoch mean)")),
     # ---- Mixer ------------------------------------------------------------------------------------------------
     _row("mixer.kind", "linear", authors("src/models/mdxnet.py Mixer (nn.Linear(10, 8, bias=False))"),
-         "linear", "Mixer (\"a single 1x1 convolution layer\")"),
-    _row("mixer.init", "random", authors("src/models/mdxnet.py Mixer (nn.Linear's default init)")),
+         "linear", "Mixer (\"a single 1x1 convolution layer\")", method=True),
+    _row("mixer.init", "random", authors("src/models/mdxnet.py Mixer (nn.Linear's default init)"), method=True),
     _row("train.mixer.lr", 3e-3, authors("configs/model/Mixer.yaml")),
     _row("train.mixer.batch_size", 16, authors("configs/experiment/mixer.yaml")),
     _row("train.mixer.loss", "mse", authors("src/models/mdxnet.py Mixer.training_step (mse_loss)")),
@@ -454,6 +458,8 @@ class Overlays:
 def _kind(row: Governed, value: Any, params, overlays: Overlays, sources: list[str]) -> str:
     recipe_value = lookup(overlays.recipe_values, row.key, value) if overlays.recipe_values else value
     by_profile = overlays.profile_sets(row.key) and not matches(recipe_value, value, sources)
+    if by_profile and row.method:
+        return f"{KIND_OPT_IN} (profile {params.profile})"
     if by_profile or row.epochs:
         word = "network" if overlays.profile_swaps_network and by_profile else "scale"
         kind = f"{word} (profile {params.profile})"
