@@ -7,7 +7,8 @@ Random-weight models of the profile (`mdxnet models init`, seed 0) separate a ge
 mixture tiled to --seconds, or noise without it) through the command's own path: `separate_song` reads,
 separates (four separators + the Mixer) and writes it block by block. Each variant runs in its own process, so
 that its peak RSS (VmHWM) is its own; the first variant is the reference the others' stems are compared with
-(signal-to-difference ratio in dB, all stems together). Variants (all with `separate.stitch: trim`):
+(signal-to-difference ratio in dB, all stems together); for ONNX variants, "in nets" is the share of the wall
+time spent inside the four ORT sessions. Variants (all with `separate.stitch: trim`):
 
 - eager-bB: the checkpoints' nets in eager PyTorch, BatchNorm unfused, batch B (the issue's baseline);
 - torch-bB-fF: PyTorch with BatchNorm folded (`separate.backend: torch`), chunks of F frames;
@@ -105,11 +106,31 @@ def worker(args) -> None:
     pipeline = build_pipeline(params, args.models, spec, args.threads)
     if args.export_only:
         return
+    in_networks = time_networks(pipeline) if spec["kind"] == "onnx" else None
     start = time.perf_counter()
     seconds = separate_song(pipeline, args.song, args.out, params.sample_rate)
     wall = time.perf_counter() - start
     hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
-    print(json.dumps({"wall": wall, "seconds": seconds, "peak_mb": hwm / 1024}))
+    print(json.dumps({"wall": wall, "seconds": seconds, "peak_mb": hwm / 1024,
+                      "networks": in_networks[0] if in_networks else None}))
+
+
+def time_networks(pipeline) -> list[float]:
+    """Wrap every ORT session's `run` so that the seconds spent in the four networks add up in the returned
+    one-item list (the rest of the wall time is STFT/iSTFT, stitching, the Mixer and I/O)."""
+    spent = [0.0]
+    for model in pipeline.separators.values():
+        run = model.session.run
+
+        def timed(*args, _run=run, **kwargs):
+            start = time.perf_counter()
+            try:
+                return _run(*args, **kwargs)
+            finally:
+                spent[0] += time.perf_counter() - start
+
+        model.session.run = timed
+    return spent
 
 
 def make_song(path: Path, seconds: float, rate: int = 44100) -> None:
@@ -165,7 +186,7 @@ def main() -> None:
         init_models(tmp / "models", params, seed=0)
         print(f"profile {args.profile}, {args.threads} threads, load {os.getloadavg()[0]:.1f}")
         print(f"{'seconds':>7s} {'variant':22s} {'wall s':>8s} {'audio s/s':>9s} {'vs first':>8s} "
-              f"{'peak MB':>8s} {'vs first dB':>11s}")
+              f"{'peak MB':>8s} {'vs first dB':>11s} {'in nets':>7s}")
         for seconds in args.seconds:
             song = tmp / f"song{seconds:g}.wav"
             make_song(song, seconds)
@@ -182,8 +203,9 @@ def main() -> None:
                 rate = result["seconds"] / result["wall"]
                 first = first or (rate, out)
                 db = agreement_db(first[1], out) if out != first[1] else float("inf")
+                nets = f"{100 * result['networks'] / result['wall']:6.1f}%" if result["networks"] else "      -"
                 print(f"{seconds:7.0f} {variant:22s} {result['wall']:8.1f} {rate:9.3f} {rate / first[0]:8.2f} "
-                      f"{result['peak_mb']:8.0f} {db:11.1f}", flush=True)
+                      f"{result['peak_mb']:8.0f} {db:11.1f} {nets}", flush=True)
             print(f"load after {seconds:g} s: {os.getloadavg()[0]:.1f}")
 
 
