@@ -29,6 +29,35 @@ else:
 include: "workflow/rules/evaluate.smk"
 
 
+# The DVC stage targets of the other origin's pipeline (dvc.yaml trains, published/dvc.yaml imports) stop with
+# the way out instead of failing on a missing rule (or, for augment_all, augmenting for nothing).
+if IMPORTING:
+    OTHER_PIPELINE_TARGETS = ["augment_all", "train_mixers"]
+    OTHER_PIPELINE_HINT = (
+        "models.origin is 'import' (params.yaml): the trained path's targets (dvc.yaml) do not exist; run the "
+        "published-weights pipeline, `dvc repro published/dvc.yaml` or `snakemake all`, or set models.origin: "
+        "train"
+    )
+else:
+    OTHER_PIPELINE_TARGETS = ["import_models", "evaluate_published"]
+    OTHER_PIPELINE_HINT = (
+        "models.origin is 'train' (params.yaml): published/dvc.yaml evaluates imported weights; set "
+        "models.origin: import (e.g. `dvc exp run -S models.origin=import published/dvc.yaml`), or run dvc.yaml "
+        "to train"
+    )
+for target in OTHER_PIPELINE_TARGETS:
+
+    rule:
+        """A target of the other origin's DVC pipeline, refused with the way out."""
+        name:
+            target
+        log:
+            f"logs/refused/{target}.log",
+        localrule: True
+        run:
+            raise WorkflowError(OTHER_PIPELINE_HINT)
+
+
 rule all:
     """The results table and box plots (and, through them, every step before)."""
     default_target: True

@@ -84,33 +84,6 @@ rule import_models:
         [f"{MODELS}/{name}.import.json" for name in IMPORTED_NAMES],
 
 
-# The trained path's DVC stages (dvc.yaml) run under import: its first training stage (or the Mixer's, asked
-# for alone) says which pipeline to run instead of failing on a missing rule.
-TRAINED_PATH_HINT = (
-    "models.origin is 'import' (params.yaml): the trained path's targets (dvc.yaml) do not exist; run the "
-    "published-weights pipeline, `dvc repro published/dvc.yaml` or `snakemake all`, or set models.origin: train"
-)
-
-
-rule augment_all:
-    """Under import: the dvc.yaml augment stage's target, refused with the way out."""
-    log:
-        "logs/refused/augment_all.log",
-    localrule: True
-    run:
-        raise WorkflowError(TRAINED_PATH_HINT)
-
-
-
-rule train_mixers:
-    """Under import: the dvc.yaml mixer stage's target, refused with the way out."""
-    log:
-        "logs/refused/train_mixers.log",
-    localrule: True
-    run:
-        raise WorkflowError(TRAINED_PATH_HINT)
-
-
 rule evaluate_published:
     """Target of published/dvc.yaml's `evaluate` stage: every run scored (the imported models with and without
     their Mixer, the blends with a second system, the baselines) and summarised, under published/evaluation/."""

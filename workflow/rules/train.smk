@@ -69,29 +69,3 @@ rule train_mixers:
     """Target of the DVC `mixer` stage: both Mixers."""
     input:
         expand(f"{MODELS}/{{mixer}}.pt", mixer=MIXER_RUNS),
-
-
-# The published-weights pipeline (published/dvc.yaml) run under models.origin: train: say how to switch instead of
-# failing on a missing rule.
-PUBLISHED_PATH_HINT = (
-    "models.origin is 'train' (params.yaml): published/dvc.yaml evaluates imported weights; set models.origin: "
-    "import (e.g. `dvc exp run -S models.origin=import published/dvc.yaml`), or run dvc.yaml to train"
-)
-
-
-rule import_models:
-    """Under train: published/dvc.yaml's import stage target, refused with the way out."""
-    log:
-        "logs/refused/import_models.log",
-    localrule: True
-    run:
-        raise WorkflowError(PUBLISHED_PATH_HINT)
-
-
-rule evaluate_published:
-    """Under train: published/dvc.yaml's evaluate stage target, refused with the way out."""
-    log:
-        "logs/refused/evaluate_published.log",
-    localrule: True
-    run:
-        raise WorkflowError(PUBLISHED_PATH_HINT)
