@@ -12,9 +12,11 @@ time spent inside the four ORT sessions. Variants (all with `separate.stitch: tr
 
 - eager-bB: the checkpoints' nets in eager PyTorch, BatchNorm unfused, batch B (the issue's baseline);
 - torch-bB-fF: PyTorch with BatchNorm folded (`separate.backend: torch`), chunks of F frames;
-- onnx-bB-fF[-spin0][-tN]: ONNX Runtime (`separate.backend: onnx`), chunks of F frames, batch B; -spin0 turns
-  ORT's spin-waiting thread pool off (session.intra_op.allow_spinning 0: idle threads yield the core instead of
-  busy-waiting, which matters on shared cores), -tN uses N intra-op threads.
+- onnx-bB-fF[-spin0][-tN][-pP]: ONNX Runtime (`separate.backend: onnx`), chunks of F frames, batch B; -spin0
+  turns ORT's spin-waiting thread pool off (session.intra_op.allow_spinning 0: idle threads yield the core
+  instead of busy-waiting, which matters on shared cores), -tN uses N intra-op threads per session, -pP runs P
+  separators at once (`separate.parallel`; then N defaults to --threads / P). With P > 1, "in nets" is the
+  networks' summed time over P x the wall time.
 
 Exports are cached in --onnx-cache (the first run of a frame count pays for four exports, not timed). The
 machine is shared: compare the ratios of one run.
@@ -28,6 +30,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -39,7 +42,8 @@ CLIP = ROOT.parent / "shared" / "data" / "real-clips" / "Music Delta - Rock.stem
 
 def parse_variant(name: str) -> dict:
     parts = name.split("-")
-    spec = {"name": name, "kind": parts[0], "batch": 1, "frames": None, "spin": True, "threads": None}
+    spec = {"name": name, "kind": parts[0], "batch": 1, "frames": None, "spin": True, "threads": None,
+            "parallel": 1}
     for part in parts[1:]:
         if part.startswith("b"):
             spec["batch"] = int(part[1:])
@@ -47,6 +51,8 @@ def parse_variant(name: str) -> dict:
             spec["frames"] = int(part[1:])
         elif part.startswith("t"):
             spec["threads"] = int(part[1:])
+        elif part.startswith("p"):
+            spec["parallel"] = int(part[1:])
         elif part == "spin0":
             spec["spin"] = False
         else:
@@ -57,7 +63,7 @@ def parse_variant(name: str) -> dict:
 
 
 def variant_params(params, spec: dict):
-    overlay = {"stitch": "trim", "batch": spec["batch"], "device": "cpu",
+    overlay = {"stitch": "trim", "batch": spec["batch"], "device": "cpu", "parallel": spec["parallel"],
                "backend": "onnx" if spec["kind"] == "onnx" else "torch"}
     if spec["frames"]:
         overlay["chunk_frames"] = spec["frames"]
@@ -74,12 +80,14 @@ def build_pipeline(params, models: Path, spec: dict, threads: int):
         pipeline = SeparationPipeline.from_dir(models, params, device="cpu", backend=params.separate.backend)
         if spec["kind"] == "onnx":
             for model in pipeline.separators.values():
-                model.session = ort_session(model.session, spec["threads"] or threads, spec["spin"])
+                session_threads = spec["threads"] or max(1, threads // spec["parallel"])
+                model.session = ort_session(model.session, session_threads, spec["spin"])
         return pipeline
     separators = {s: load_separator(separator_path(models, s), s, separator_kwargs(params, s)) for s in params.sources}
     stitchings = {s: stitching_for(params, s) for s in params.sources}
     mixer = load_mixer(mixer_path(models), mixer_kwargs(params))
-    return SeparationPipeline(separators, stitchings, mixer, batch=spec["batch"], device="cpu")
+    return SeparationPipeline(separators, stitchings, mixer, batch=spec["batch"], device="cpu",
+                              parallel=spec["parallel"])
 
 
 def ort_session(session, threads: int, spin: bool):
@@ -112,13 +120,13 @@ def worker(args) -> None:
     wall = time.perf_counter() - start
     hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
     print(json.dumps({"wall": wall, "seconds": seconds, "peak_mb": hwm / 1024,
-                      "networks": in_networks[0] if in_networks else None}))
+                      "networks": in_networks[0] / spec["parallel"] if in_networks else None}))
 
 
 def time_networks(pipeline) -> list[float]:
     """Wrap every ORT session's `run` so that the seconds spent in the four networks add up in the returned
     one-item list (the rest of the wall time is STFT/iSTFT, stitching, the Mixer and I/O)."""
-    spent = [0.0]
+    spent, lock = [0.0], threading.Lock()
     for model in pipeline.separators.values():
         run = model.session.run
 
@@ -127,7 +135,8 @@ def time_networks(pipeline) -> list[float]:
             try:
                 return _run(*args, **kwargs)
             finally:
-                spent[0] += time.perf_counter() - start
+                with lock:  # sessions may run in several threads (-pP)
+                    spent[0] += time.perf_counter() - start
 
         model.session.run = timed
     return spent

@@ -1,6 +1,7 @@
 """Whole-song separation: chunk planning, both stitchings (the authors' trim, our crossfade), exact lengths,
 settings checked at start, the Mixer, and the CLI."""
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -232,8 +233,13 @@ def test_onnx_backend_matches_torch_and_caches_exports(params, tmp_path):
     frames = params.separate.chunk_frames
     assert all(p.name.endswith(f"-t{frames}.onnx") for p in (tmp_path / "cache").glob("*.onnx"))
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").iterdir()}
-    SeparationPipeline.from_dir(tmp_path / "models", params, device="cpu", backend="onnx")  # reuses the exports
-    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").iterdir()} == before
+    shared = SeparationPipeline.from_dir(tmp_path / "models", params, device="cpu", backend="onnx", parallel=2)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").iterdir()} == before  # reuses the exports
+    threads = {m.session.get_session_options().intra_op_num_threads for m in shared.separators.values()}
+    assert threads == {max(1, torch.get_num_threads() // 2)}  # the cores shared out between 2 sessions
+    c = shared.separate(mixture, progress=False)
+    for s in b:
+        np.testing.assert_allclose(c[s], b[s], rtol=0, atol=1e-6 * max(np.abs(b[s]).max(), 1.0))
 
 
 def test_conv_mixer_in_segments_equals_one_pass():
@@ -391,7 +397,7 @@ def whole_song_reference(pipeline: SeparationPipeline, mixture: np.ndarray) -> d
     return {name: est.numpy() for name, est in zip(pipeline.separators, estimates, strict=True)}
 
 
-def tiny_real_pipeline(params, method: str, mixer: bool) -> SeparationPipeline:
+def tiny_real_pipeline(params, method: str, mixer: bool, parallel: int = 1) -> SeparationPipeline:
     """The ci profile's TFC-TDF separators (random weights, per-source n_fft and overlaps) and a conv Mixer with
     context, so that blocks need each other's samples."""
     from mdxnet.models import build_separator
@@ -403,7 +409,7 @@ def tiny_real_pipeline(params, method: str, mixer: bool) -> SeparationPipeline:
     conv = Mixer(kind="conv", hidden=6, layers=3, kernel=5).eval()
     nn.init.normal_(conv.convs[-1].weight)
     return SeparationPipeline(models, {s: stitching_for(params, s) for s in SOURCES},
-                              mixer=conv if mixer else None, batch=3, device="cpu")
+                              mixer=conv if mixer else None, batch=3, device="cpu", parallel=parallel)
 
 
 @pytest.fixture
@@ -413,10 +419,10 @@ def ci_params(repo_root):
     return load_params(repo_root / "params.yaml", profile="ci")
 
 
-@pytest.mark.parametrize("mixer", [True, False])
+@pytest.mark.parametrize(("mixer", "parallel"), [(True, 1), (False, 1), (True, 2)])
 @pytest.mark.parametrize("method", ["trim", "crossfade"])
-def test_streamed_separation_equals_the_whole_song_path(method, mixer, ci_params):
-    pipeline = tiny_real_pipeline(ci_params, method, mixer)
+def test_streamed_separation_equals_the_whole_song_path(method, mixer, parallel, ci_params):
+    pipeline = tiny_real_pipeline(ci_params, method, mixer, parallel)
     mixture = song(4 * pipeline.segment + 1234, seed=11)  # several blocks, the last one partial
     with torch.inference_mode():
         expected = whole_song_reference(pipeline, mixture)
@@ -426,11 +432,12 @@ def test_streamed_separation_equals_the_whole_song_path(method, mixer, ci_params
         np.testing.assert_array_equal(got[s], expected[s])  # same sums in the same order: bit for bit
 
 
-def test_cli_stream_writes_exactly_the_array_output(ci_params, tmp_path):
+@pytest.mark.parametrize("parallel", [1, 3])
+def test_cli_stream_writes_exactly_the_array_output(parallel, ci_params, tmp_path):
     from mdxnet.audio import read_audio
     from mdxnet.commands.separate import separate_song
 
-    pipeline = tiny_real_pipeline(ci_params, "trim", mixer=True)
+    pipeline = tiny_real_pipeline(ci_params, "trim", mixer=True, parallel=parallel)  # 3: the file read by 3 threads
     wav = tmp_path / "long.flac"
     sf.write(wav, song(3 * pipeline.segment + 99, seed=4).T, 44100, subtype="PCM_24")
     assert separate_song(pipeline, wav, tmp_path / "out", 44100) == pytest.approx((3 * pipeline.segment + 99) / 44100)
@@ -439,6 +446,37 @@ def test_cli_stream_writes_exactly_the_array_output(ci_params, tmp_path):
         stem, rate = sf.read(tmp_path / "out" / f"{s}.wav", dtype="float32", always_2d=True)
         np.testing.assert_array_equal(stem.T, expected[s])
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(f"{s}.wav" for s in SOURCES)
+
+
+class Recording(nn.Module):
+    """Pointwise, and records the thread and the inference mode of every call; fails when told to."""
+
+    def __init__(self, gain: float, fail: bool = False):
+        super().__init__()
+        self.inner, self.fail, self.calls = Pointwise(gain), fail, []
+
+    def forward(self, x):
+        self.calls.append((threading.current_thread().name, torch.is_inference_mode_enabled()))
+        if self.fail:
+            raise RuntimeError("this separator fails")
+        return self.inner(x)
+
+
+def test_parallel_separators_run_on_pool_threads_without_autograd_and_errors_reach_the_caller():
+    stitching = Stitching(chunk=1000, overlap=100, method="trim")
+    models = {s: Recording(i + 1.0) for i, s in enumerate(SOURCES)}
+    pipeline = SeparationPipeline(models, {s: stitching for s in SOURCES}, batch=2, device="cpu", parallel=2)
+    mixture = song(9_000, seed=5)
+    got = pipeline.separate(mixture, progress=False)
+    alone = pointwise_pipeline(stitching, batch=2).separate(mixture, progress=False)
+    for s in SOURCES:
+        np.testing.assert_array_equal(got[s], alone[s])
+    calls = [call for model in models.values() for call in model.calls]
+    assert calls and all(name.startswith("separator") and inference for name, inference in calls)
+    models["bass"] = Recording(3.0, fail=True)
+    failing = SeparationPipeline(models, {s: stitching for s in SOURCES}, device="cpu", parallel=2)
+    with pytest.raises(RuntimeError, match="this separator fails"):
+        failing.separate(mixture, progress=False)
 
 
 @pytest.mark.parametrize(("name", "channels", "rate", "subtype", "streamed"), [

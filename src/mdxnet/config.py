@@ -228,6 +228,7 @@ class Separate(Section):
     chunk_frames: PerSource
     overlap: PerSource
     batch: int
+    parallel: int
     device: str
     backend: str
     onnx_cache: str

@@ -1,4 +1,8 @@
-"""Errors that mean "the input or environment is wrong": the CLI prints them as one line and exits 2."""
+"""Errors that mean "the input or environment is wrong": the CLI prints them as one line and exits 2; and the
+JSON reader that turns an unreadable file into one."""
+
+import json
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -7,3 +11,12 @@ class UserError(Exception):
 
 class AudioError(UserError):
     """An audio file that cannot be read or has the wrong shape."""
+
+
+def read_json(path: str | Path, what: str, fix: str):
+    """The JSON document in `path`, or a UserError "<what> <path> cannot be read (<why>): <fix>" when the file is
+    missing, unreadable or not JSON. Checking the document's shape is the caller's job."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{what} {path} cannot be read ({err}): {fix}") from None

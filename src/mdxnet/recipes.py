@@ -235,6 +235,7 @@ IGNORED: dict[str, str] = {
     "train.device": "where training runs",
     "train.mixer.checkpoint_every": "resumable checkpoints; no effect on the result",
     "separate.batch": "chunks per forward pass; no effect on the result",
+    "separate.parallel": "separators run at once on the CPU; no effect on the result",
     "separate.device": "where inference runs",
     "separate.backend": "ONNX Runtime or PyTorch: how inference runs, not what it computes",
     "separate.onnx_cache": "where exported ONNX files live",

@@ -28,7 +28,10 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -288,16 +291,57 @@ def choose_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
-def runnable(model, checkpoint: Path, source: str, backend: str, cfg, frames: int) -> nn.Module:
+def runnable(model, checkpoint: Path, source: str, backend: str, cfg, frames: int,
+             threads: int | None = None) -> nn.Module:
     """The chunk model the pipeline calls on chunks of `frames` STFT frames: ORT-backed (exported for that
-    frame count), or the torch model with BatchNorm folded in (it takes any valid frame count)."""
+    frame count; `threads` intra-op threads, default torch's), or the torch model with BatchNorm folded in (it
+    takes any valid frame count)."""
     from mdxnet.models import fuse_for_inference
 
     if backend == "onnx":
         from mdxnet.onnx_export import OnnxChunkModel, cached_export
 
-        return OnnxChunkModel(model.stft, cached_export(checkpoint, model, source, cfg.onnx_cache, frames))
+        path = cached_export(checkpoint, model, source, cfg.onnx_cache, frames)
+        return OnnxChunkModel(model.stft, path, threads)
     return fuse_for_inference(model)
+
+
+def session_threads(parallel: int) -> int:
+    """Intra-op threads per ONNX Runtime session when `parallel` separators run at once: the cores torch uses,
+    shared out (at least one each)."""
+    return max(1, torch.get_num_threads() // max(1, parallel))
+
+
+class Locked:
+    """`read` (of a `mdxnet.audio.Song`) and `update` (of a progress bar) one call at a time, for streams run by
+    several threads: a streamed file seeks, then reads; a bar's count is read, then written."""
+
+    def __init__(self, inner, lock: threading.Lock):
+        self.inner, self.lock = inner, lock
+        self.length = getattr(inner, "length", None)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        with self.lock:
+            return self.inner.read(start, stop)
+
+    def update(self, n: int) -> None:
+        with self.lock:
+            self.inner.update(n)
+
+
+def advance_all(streams, stop: int, pool: ThreadPoolExecutor | None) -> None:
+    """Advance every `StitchStream` to `stop`, one after the other or on the pool's threads (errors re-raised)."""
+    if pool is None:
+        for stream in streams:
+            stream.advance(stop)
+        return
+    for done in [pool.submit(advance_without_autograd, stream, stop) for stream in streams]:
+        done.result()
+
+
+def advance_without_autograd(stream: StitchStream, stop: int) -> None:
+    with torch.inference_mode():  # thread-local: the caller's inference mode does not reach pool threads
+        stream.advance(stop)
 
 
 class SeparationPipeline:
@@ -305,11 +349,12 @@ class SeparationPipeline:
     stitched back (`Stitching`), then the optional Mixer over the four estimates.
 
     The constructor takes any chunk models ((B, 2, stitching.chunk) -> same shape) and puts them in eval mode
-    on `device`.
+    on `device`. `parallel` separators run at once, each in its own thread (on the CPU; one at a time on CUDA):
+    the chunks, batches and sums of each are those of a sequential run, so the result is the same.
     """
 
     def __init__(self, separators: dict[str, nn.Module], stitchings: dict[str, Stitching],
-                 mixer: nn.Module | None = None, batch: int = 1, device: str = "cpu"):
+                 mixer: nn.Module | None = None, batch: int = 1, device: str = "cpu", parallel: int = 1):
         missing = [name for name in separators if not isinstance(stitchings.get(name), Stitching)]
         if missing:
             raise ValueError(f"no Stitching for {', '.join(missing)}")
@@ -318,14 +363,18 @@ class SeparationPipeline:
         self.mixer = mixer.to(self.device).eval() if mixer is not None else None
         self.stitchings = {name: stitchings[name] for name in separators}
         self.batch = max(1, int(batch))
+        self.parallel = max(1, int(parallel)) if self.device.type == "cpu" else 1
 
     @classmethod
     def from_dir(cls, models_dir, params, device: str = "auto", use_mixer: bool = True,
-                 batch: int | None = None, backend: str | None = None) -> SeparationPipeline:
+                 batch: int | None = None, backend: str | None = None,
+                 parallel: int | None = None) -> SeparationPipeline:
         """Load <models_dir>/<source>.pt for every source (and mixer.pt), checking them against `params`.
 
         backend (default params.separate.backend): 'onnx' runs the spectrogram nets in ONNX Runtime (CPU only;
         each checkpoint is exported once per chunk size into params.separate.onnx_cache), 'torch' in PyTorch.
+        parallel (default params.separate.parallel): separators run at once, the cores shared between their ORT
+        sessions.
         """
         from mdxnet.checkpoint import (
             load_mixer,
@@ -343,6 +392,8 @@ class SeparationPipeline:
         models_dir = require_models_folder(models_dir)
         cfg = params.separate
         backend = choose_backend(backend or cfg.backend, pick_device(device))
+        parallel = cfg.parallel if parallel is None else parallel
+        threads = session_threads(parallel)
         mixer = None  # checked first: a missing Mixer should not wait for four ONNX exports
         if use_mixer:
             path = mixer_path(models_dir)
@@ -352,15 +403,16 @@ class SeparationPipeline:
             mixer = load_mixer(path, mixer_kwargs(params))
         separators = {}
         for source in params.sources:
-            imported = imported_onnx_separator(models_dir, source, params)  # `mdxnet models import` of an .onnx
+            imported = imported_onnx_separator(models_dir, source, params, threads)  # `mdxnet models import` of an .onnx
             if imported is not None:
                 separators[source] = imported
                 continue
             path = separator_path(models_dir, source)
             model = load_separator(path, source, separator_kwargs(params, source))
-            separators[source] = runnable(model, path, source, backend, cfg, checked_chunk_frames(params, source))
+            frames = checked_chunk_frames(params, source)
+            separators[source] = runnable(model, path, source, backend, cfg, frames, threads)
         batch = cfg.batch if batch is None else batch
-        return cls(separators, stitchings, mixer, batch=batch, device=device)
+        return cls(separators, stitchings, mixer, batch=batch, device=device, parallel=parallel)
 
     def chunk_count(self, length: int) -> int:
         """Chunks the separators run, all sources together, for a song of `length` samples."""
@@ -379,13 +431,17 @@ class SeparationPipeline:
         from tqdm import tqdm
 
         context = self.mixer.context if self.mixer is not None else 0
+        pool = ThreadPoolExecutor(self.parallel, "separator") if self.parallel > 1 else nullcontext()
         with tqdm(total=self.chunk_count(song.length), desc="separating", unit="chunk", disable=not progress,
-                  leave=False) as bar:
-            streams = {name: StitchStream(model, song, self.stitchings[name], self.batch, self.device, bar)
+                  leave=False) as bar, pool:
+            source, shown = song, bar
+            if self.parallel > 1:
+                lock = threading.Lock()
+                source, shown = Locked(song, lock), Locked(bar, lock)
+            streams = {name: StitchStream(model, source, self.stitchings[name], self.batch, self.device, shown)
                        for name, model in self.separators.items()}
             for start, stop, lo, hi in segments(song.length, self.segment, context):
-                for stream in streams.values():
-                    stream.advance(hi)
+                advance_all(streams.values(), hi, pool if self.parallel > 1 else None)
                 estimates = torch.stack([stream.take(lo, hi) for stream in streams.values()])
                 if self.mixer is not None:
                     mixture = torch.from_numpy(song.read(lo, hi))

@@ -24,7 +24,6 @@ anything else is refused (`UnsafeCheckpoint`).
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import shutil
@@ -37,7 +36,7 @@ import torch
 from torch import nn
 
 from mdxnet.atomic import write_atomic, write_json_atomic
-from mdxnet.errors import UserError
+from mdxnet.errors import UserError, read_json
 from mdxnet.training.state import file_sha256
 
 log = logging.getLogger(__name__)
@@ -515,19 +514,17 @@ def import_file(path: str | Path, name: str, out_dir: str | Path, params, given:
 
 # ---- loading (separation) and reading the records (report) ------------------------------------------------------
 def read_manifest(path: str | Path) -> dict:
-    path = Path(path)
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"import record {path} cannot be read ({err}): import the file again") from None
+    record = read_json(path, "import record", "import the file again")
     if not isinstance(record, dict) or record.get("format") != MANIFEST_FORMAT:
         raise UserError(f"{path} is not an mdxnet import record (format {MANIFEST_FORMAT}): import the file again")
     return record
 
 
-def imported_onnx_separator(models_dir: str | Path, source: str, params) -> nn.Module | None:
+def imported_onnx_separator(models_dir: str | Path, source: str, params,
+                            threads: int | None = None) -> nn.Module | None:
     """The ONNX separator imported for `source` into `models_dir` (None when it holds no such import), checked
-    against the file's checksum and against params (the STFT and the chunk the pipeline cuts)."""
+    against the file's checksum and against params (the STFT and the chunk the pipeline cuts); its session runs
+    `threads` intra-op threads (default torch's)."""
     from mdxnet.config import per_source, separator_kwargs
 
     record_path = manifest_path(models_dir, source)
@@ -550,7 +547,7 @@ def imported_onnx_separator(models_dir: str | Path, source: str, params) -> nn.M
                         for k, (key, value) in differ.items())
         raise UserError(f"the imported {source} separator {onnx_path} runs with other settings than params: set "
                         f"{fix} in the params file")
-    return ImportedOnnxSeparator(onnx_path, record)
+    return ImportedOnnxSeparator(onnx_path, record, threads)
 
 
 def imported_records(models_dir: str | Path) -> list[dict]:

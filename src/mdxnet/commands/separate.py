@@ -38,6 +38,8 @@ def register(subparsers) -> None:
                      help="default: params separate.device")
     sep.add_argument("--no-mixer", action="store_true", help="skip the Mixer (raw separator outputs)")
     sep.add_argument("--batch", type=int, default=None, help="chunks per forward pass (default: params)")
+    sep.add_argument("--parallel", type=int, default=None,
+                     help="separators run at once on the CPU, sharing its cores (default: params separate.parallel)")
     sep.add_argument("--backend", choices=["onnx", "torch"], default=None,
                      help="run the separators in ONNX Runtime (CPU) or PyTorch (default: params separate.backend)")
     sep.set_defaults(func=run_separate)
@@ -197,7 +199,7 @@ def run_separate(args) -> int:
     params = args.params
     device = args.device or params.separate.device
     pipeline = SeparationPipeline.from_dir(args.models, params, device=device, use_mixer=not args.no_mixer,
-                                           batch=args.batch, backend=args.backend)
+                                           batch=args.batch, backend=args.backend, parallel=args.parallel)
     failed = []
     for song, folder in jobs:
         started = time.perf_counter()

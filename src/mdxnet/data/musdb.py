@@ -12,14 +12,13 @@ Layout: <root>/{train,test}/<track>/{mixture,drums,bass,other,vocals}.wav. MUSDB
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from mdxnet.audio import SAMPLE_RATE, STEM_NAMES, read_audio, read_stem_file
-from mdxnet.errors import UserError
+from mdxnet.errors import UserError, read_json
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +79,7 @@ def read_dataset_file(root: Path) -> dict | None:
     path = Path(root) / DATASET_FILE
     if not path.is_file():
         return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path} is not valid JSON ({err}): regenerate the dataset with `mdxnet data synth`") from err
+    return read_json(path, "dataset file", "regenerate the dataset with `mdxnet data synth`")
 
 
 def _recorded_split(root: Path, info: dict, subset: str) -> list[Path]:

@@ -3,13 +3,12 @@ per source and metric. Same numbers as `museval.EvalStore().agg_frames_tracks_sc
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from mdxnet.errors import UserError
+from mdxnet.errors import UserError, read_json
 from mdxnet.evaluation.scoring import METRICS, frame_values
 
 
@@ -25,11 +24,7 @@ def nanmedian(values) -> float:
 
 
 def read_track_json(path: str | Path) -> dict:
-    path = Path(path)
-    try:
-        document = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"cannot read per-track scores {path}: {err}; re-run `mdxnet evaluate track`") from err
+    document = read_json(path, "per-track scores", "re-run `mdxnet evaluate track`")
     if not isinstance(document, dict) or not isinstance(document.get("targets"), list):
         raise UserError(f"{path} is not a museval per-track JSON (no 'targets' list)")
     return document

@@ -16,13 +16,12 @@ import datetime as dt
 import hashlib
 import io
 import itertools
-import json
 import math
 import platform
 from pathlib import Path
 
 from mdxnet.atomic import write_atomic, write_json_atomic, write_text_atomic
-from mdxnet.errors import UserError
+from mdxnet.errors import UserError, read_json
 from mdxnet.evaluation.aggregate import load_track_medians, read_track_json, summarize, track_json_paths
 from mdxnet.evaluation.references import REFERENCE_ROWS, SOURCES, VERSIONS, paper_row
 from mdxnet.evaluation.stats import median_ci, paired_wilcoxon
@@ -250,10 +249,7 @@ def dataset_checksum(data_check: str | Path | None) -> str | None:
     path = Path(data_check)
     if not path.is_file():
         raise UserError(f"data check report {path} not found: run `mdxnet data check --report {path}` first")
-    try:
-        report = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise UserError(f"data check report {path} is not JSON ({err}): regenerate it with `mdxnet data check`") from err
+    report = read_json(path, "data check report", "regenerate it with `mdxnet data check`")
     for key in ("checksum", "sha256", "md5"):
         if isinstance(report, dict) and report.get(key):
             method = report.get("checksum_method")
