@@ -350,6 +350,16 @@ def test_cli_bad_file_exits_2_naming_it(tmp_path, repo_root, params, capsys):
     assert "broken.wav" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+@pytest.mark.parametrize("option", ["--batch", "--parallel"])
+def test_cli_counts_below_one_are_refused_naming_the_option(option, value, repo_root, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--params", str(repo_root / "params.yaml"), "separate", "x.wav", option, value])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err
+    assert option in error and f"{value!r} is not a whole number of at least 1" in error
+
+
 def test_cli_missing_models_exits_2(tmp_path, repo_root, capsys):
     code = main(["--params", str(repo_root / "params.yaml"), "separate", "x.wav", "--models", str(tmp_path / "m")])
     assert code == 2

@@ -9,6 +9,7 @@ reported and the others are separated: the command then exits 2 naming it.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 from collections import defaultdict
@@ -27,6 +28,17 @@ OUTPUT_HELP = (
 )
 
 
+def count(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (argparse names the option in its error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def register(subparsers) -> None:
     sep = subparsers.add_parser("separate", help="separate songs into vocals/drums/bass/other wavs")
     sep.add_argument("songs", nargs="+", type=Path, metavar="SONG",
@@ -37,8 +49,8 @@ def register(subparsers) -> None:
     sep.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
                      help="default: params separate.device")
     sep.add_argument("--no-mixer", action="store_true", help="skip the Mixer (raw separator outputs)")
-    sep.add_argument("--batch", type=int, default=None, help="chunks per forward pass (default: params)")
-    sep.add_argument("--parallel", type=int, default=None,
+    sep.add_argument("--batch", type=count, default=None, help="chunks per forward pass (default: params)")
+    sep.add_argument("--parallel", type=count, default=None,
                      help="separators run at once on the CPU, sharing its cores (default: params separate.parallel)")
     sep.add_argument("--backend", choices=["onnx", "torch"], default=None,
                      help="run the separators in ONNX Runtime (CPU) or PyTorch (default: params separate.backend)")
