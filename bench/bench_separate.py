@@ -70,18 +70,18 @@ def variant_params(params, spec: dict):
     return params.replace({"separate": overlay})
 
 
-def build_pipeline(params, models: Path, spec: dict, threads: int):
+def build_pipeline(params, models: Path, spec: dict):
     from mdxnet.checkpoint import load_mixer, load_separator, mixer_path, separator_path
     from mdxnet.config import separator_kwargs
     from mdxnet.models import mixer_kwargs
-    from mdxnet.separation import SeparationPipeline, stitching_for
+    from mdxnet.separation import SeparationPipeline, session_threads, stitching_for
 
     if spec["kind"] != "eager":
         pipeline = SeparationPipeline.from_dir(models, params, device="cpu", backend=params.separate.backend)
         if spec["kind"] == "onnx":
+            threads = spec["threads"] or session_threads(spec["parallel"])  # of the worker's --threads
             for model in pipeline.separators.values():
-                session_threads = spec["threads"] or max(1, threads // spec["parallel"])
-                model.session = ort_session(model.session, session_threads, spec["spin"])
+                model.session = ort_session(model.session, threads, spec["spin"])
         return pipeline
     separators = {s: load_separator(separator_path(models, s), s, separator_kwargs(params, s)) for s in params.sources}
     stitchings = {s: stitching_for(params, s) for s in params.sources}
@@ -111,7 +111,7 @@ def worker(args) -> None:
     spec = parse_variant(args.worker)
     params = variant_params(load_params(args.params, profile=args.profile).replace(
         {"separate": {"onnx_cache": str(args.onnx_cache)}}), spec)
-    pipeline = build_pipeline(params, args.models, spec, args.threads)
+    pipeline = build_pipeline(params, args.models, spec)
     if args.export_only:
         return
     in_networks = time_networks(pipeline) if spec["kind"] == "onnx" else None

@@ -431,17 +431,17 @@ class SeparationPipeline:
         from tqdm import tqdm
 
         context = self.mixer.context if self.mixer is not None else 0
-        pool = ThreadPoolExecutor(self.parallel, "separator") if self.parallel > 1 else nullcontext()
+        pool = ThreadPoolExecutor(self.parallel, "separator") if self.parallel > 1 else None
         with tqdm(total=self.chunk_count(song.length), desc="separating", unit="chunk", disable=not progress,
-                  leave=False) as bar, pool:
+                  leave=False) as bar, pool or nullcontext():
             source, shown = song, bar
-            if self.parallel > 1:
+            if pool is not None:
                 lock = threading.Lock()
                 source, shown = Locked(song, lock), Locked(bar, lock)
             streams = {name: StitchStream(model, source, self.stitchings[name], self.batch, self.device, shown)
                        for name, model in self.separators.items()}
             for start, stop, lo, hi in segments(song.length, self.segment, context):
-                advance_all(streams.values(), hi, pool if self.parallel > 1 else None)
+                advance_all(streams.values(), hi, pool)
                 estimates = torch.stack([stream.take(lo, hi) for stream in streams.values()])
                 if self.mixer is not None:
                     mixture = torch.from_numpy(song.read(lo, hi))
