@@ -8,8 +8,6 @@ rule augment_all:
         augment_manifests,
 
 
-
-
 rule train_separator:
     """Train the separator of one source; one job per source, on a GPU when train.device is cuda."""
     input:
