@@ -203,3 +203,47 @@ def test_the_mixer_config_that_trains_on_the_test_set_is_where_the_table_says():
     assert yaml.safe_load(_git_show(repo, ref, path))["datamodule"]["external_datasets"] == ["test"]
     leaderboard_a = _authors_yaml(path)
     assert "external_datasets" not in leaderboard_a["datamodule"]  # not on the branch the base values follow
+
+
+# ---- the paper rehearsal: the paper's values except its declared scale ----------------------------------------
+REHEARSAL_SCALE = {"data.origin", "data.root", "data.extra_test", "data.synth", "train.batch_size", "train.steps",
+                   "train.device", "train.mixer.batch_size", "train.mixer.steps"}
+
+
+def _leaves(node, prefix=""):
+    if isinstance(node, dict) and node:
+        return {key: value for k, v in node.items() for key, value in _leaves(v, f"{prefix}{k}.").items()}
+    return {prefix[:-1]: node}
+
+
+def test_the_rehearsal_differs_from_the_paper_profile_only_in_its_declared_scale():
+    for recipe in RAW["recipes"]:
+        paper = _leaves(load_params(PARAMS, profile="paper", recipe=recipe).to_dict())
+        rehearsal = _leaves(load_params(PARAMS, profile="rehearsal", recipe=recipe).to_dict())
+        missing = object()  # a per-source dict against a shared value: their keys differ, so do the values
+        differ = {key for key in paper.keys() | rehearsal.keys()
+                  if key != "profile" and paper.get(key, missing) != rehearsal.get(key, missing)}
+        covering = {next(s for s in REHEARSAL_SCALE if key == s or key.startswith(s + ".")) for key in differ
+                    if any(key == s or key.startswith(s + ".") for s in REHEARSAL_SCALE)}
+        assert covering == REHEARSAL_SCALE, f"recipe {recipe}: declared scale keys that do not differ"
+        undeclared = sorted(key for key in differ if not any(key == s or key.startswith(s + ".")
+                                                             for s in REHEARSAL_SCALE))
+        assert not undeclared, f"recipe {recipe}: the rehearsal changes {undeclared} beyond its declared scale"
+        # the paper-size network and the values the rehearsal exists to run are the paper's
+        assert rehearsal["model.dim_t"] == 256 and rehearsal["model.n_fft.bass"] == 16384
+        assert rehearsal["train.amp"] is True and rehearsal["train.num_workers"] == 4
+        assert rehearsal["train.mixer.edge_trim"] == (0 if recipe == "mdxnet" else 8192)
+
+
+def test_deviations_list_every_key_the_rehearsal_changes_as_scale():
+    rows = {row.key: row for row in _deviations("paper", "rehearsal")}
+    for key in REHEARSAL_SCALE:
+        assert rows[key].kind.startswith("scale (profile rehearsal)"), (key, rows[key].kind)
+    # nothing else is put down to the profile (the epoch-counted keys are scale at the paper size too)
+    paper_scale = {row.key for row in _deviations("paper", "paper") if row.kind.startswith(SCALE_KINDS)}
+    by_profile = {key for key, row in rows.items() if row.kind.startswith(SCALE_KINDS)}
+    assert by_profile == REHEARSAL_SCALE | paper_scale
+    # and the rest of the table is the paper profile's
+    others = {(r.key, r.value, r.kind) for r in rows.values() if r.key not in by_profile}
+    assert others == {(r.key, r.value, r.kind) for r in _deviations("paper", "paper")
+                      if not r.kind.startswith(SCALE_KINDS)}

@@ -499,7 +499,30 @@ def deviations(params, raw: dict | None = None) -> list[Deviation]:
         rows.append(Deviation(row.key, show(value), _shown(row.authors), row.authors.source, _shown(paper_ref),
                               paper_ref.source, _kind(row, value, params, overlays, sources), from_authors,
                               from_paper))
-    return rows + scoring_default_rows(params) + list(FIXED)
+    return rows + _profile_rows(values, params, overlays, sources) + scoring_default_rows(params) + list(FIXED)
+
+
+def _ignored_entry(key: str) -> str:
+    """The IGNORED entry that covers `key` (the key itself or the section holding it)."""
+    parts = key.split(".")
+    return next(".".join(parts[:n]) for n in range(1, len(parts) + 1) if ".".join(parts[:n]) in IGNORED)
+
+
+def _profile_rows(values: dict, params, overlays: Overlays, sources: list[str]) -> list[Deviation]:
+    """The values a profile changes that no recipe governs (where the data lives, the generated dataset, the
+    device): not compared with either reference, but listed as the profile's scale, so that every key a profile
+    changes shows up (tests/test_recipes.py checks this for the paper rehearsal)."""
+    if overlays.recipe_values is None:
+        return []
+    rows = []
+    for key in sorted({_ignored_entry(key) for key in overlays.profile_keys if ignored(key)}):
+        value, without = lookup(values, key), lookup(overlays.recipe_values, key)
+        if matches(without, value, sources):
+            continue
+        rows.append(Deviation(key, show(value), f"{show(without)} (without the profile)",
+                              f"not compared: {IGNORED[key]}", SILENT, SILENT, f"scale (profile {params.profile})",
+                              False, False))
+    return rows
 
 
 def _cell(text: str) -> str:
