@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 from mdxnet.config import ParamsError, load_params
+from mdxnet.runs import BASELINE_RUNS, blend_runs, mixer_runs, model_runs, scored_runs
 
 # The one params file. Every rule passes it to `mdxnet --params`, so values given any other way would be
 # seen by Snakemake but not by the commands: refuse them instead of silently ignoring them.
@@ -60,23 +61,15 @@ EVALUATION = f"{OUTPUTS}evaluation"
 ESTIMATES = f"{OUTPUTS}estimates"
 RESULTS = f"{OUTPUTS}results"
 DATA_CHECK = "resources/data-check.json"
-# Evaluation runs. The model runs share one separation per test track (separate_track jobs); `no-mixer` scores
-# the four separators' estimates (estimates/no-mixer/test/<track>/), and each Mixer run feeds those same
-# estimates to its Mixer (mix_track jobs), `mixer`, the recipe's (params mixer), and `mixer-conv`, the deeper
-# conv Mixer (mdxnet's own, trained on the same frozen separators). Then the two baselines (lower and upper
-# bound), and one blend run per second system of params blend.second (the Mixer's output blended with it).
-MIXER_RUNS = {"mixer": None, "mixer-conv": "conv"}  # run -> the --kind its Mixer is trained with (None: params)
-if IMPORTING:  # published weights: their Mixer where one is given; no conv Mixer is trained here
-    MIXER_RUNS = {"mixer": None} if P.models.published.files["mixer"] is not None else {}
-MODEL_RUNS = [run for run in ["mixer", "no-mixer", "mixer-conv"] if run == "no-mixer" or run in MIXER_RUNS]
-BASELINE_RUNS = {"mixture": "--estimator mixture", "irm": "--estimator irm"}
-BLEND_RUNS = {f"blend-{name}": folder.rstrip("/") for name, folder in P.blend.second.items()}
-if "mixer" not in MODEL_RUNS:  # a blend takes the Mixer's output (imported weights without a Mixer have none)
-    BLEND_RUNS = {}
-# a second system that is one of this run's own model runs exists only where that run does (not under import)
-BLEND_RUNS = {run: folder for run, folder in BLEND_RUNS.items()
-              if not folder.startswith("estimates/") or folder.split("/")[1] in MODEL_RUNS}
-RUNS = [*MODEL_RUNS, *BLEND_RUNS, *BASELINE_RUNS]
+# Evaluation runs (mdxnet.runs, shared with `mdxnet plan`): the model runs share one separation per test track
+# (separate_track jobs); `no-mixer` scores the four separators' estimates (estimates/no-mixer/test/<track>/), and
+# each Mixer run (MIXER_RUNS: run -> the --kind its Mixer is trained with, None: params) feeds those same
+# estimates to its Mixer (mix_track jobs). Then the two baselines, and one blend run per second system of params
+# blend.second. Imported weights have their Mixer where one is given, and no conv Mixer.
+MIXER_RUNS = mixer_runs(IMPORTING, P.models.published.files["mixer"])
+MODEL_RUNS = model_runs(MIXER_RUNS)
+BLEND_RUNS = blend_runs(P.blend.second, MODEL_RUNS)
+RUNS = scored_runs(MODEL_RUNS, BLEND_RUNS)
 # Augmentation and training (`priority: 1`) are the critical path; the baselines need no model, so their
 # scoring jobs wait and fill the cores training leaves idle (e.g. while the Mixer trains on one core).
 

@@ -1,0 +1,42 @@
+"""The evaluation runs of the workflow: which Mixers it trains and which runs it scores. One home for
+workflow/rules/common.smk (its rules) and `mdxnet plan` (their cost), so the plan counts the jobs the workflow makes.
+
+The model runs share one separation per test track; `no-mixer` scores the four separators' estimates, and each
+Mixer run feeds those same estimates to its Mixer: `mixer`, the recipe's (params mixer), and `mixer-conv`, the
+deeper conv Mixer (mdxnet's own, trained on the same frozen separators). Then the two baselines (lower and upper
+bound), and one blend run per second system of params blend.second (the Mixer's output blended with it).
+"""
+
+from __future__ import annotations
+
+BASELINE_RUNS = {"mixture": "--estimator mixture", "irm": "--estimator irm"}  # run -> its `evaluate track` args
+ESTIMATES = "estimates"  # the folder of the model runs' estimates (under published/ for imported models)
+
+
+def mixer_runs(importing: bool, published_mixer: str | None) -> dict[str, str | None]:
+    """{run: the --kind its Mixer is trained with (None: params mixer.kind)}. Imported weights (models.origin
+    import): their Mixer where a file is given (params models.published.files.mixer); no conv Mixer is trained."""
+    if importing:
+        return {"mixer": None} if published_mixer is not None else {}
+    return {"mixer": None, "mixer-conv": "conv"}
+
+
+def model_runs(mixers: dict) -> list[str]:
+    """The runs scored from stored estimates: `no-mixer` and one per Mixer."""
+    return [run for run in ["mixer", "no-mixer", "mixer-conv"] if run == "no-mixer" or run in mixers]
+
+
+def blend_runs(second: dict[str, str], models: list[str]) -> dict[str, str]:
+    """{`blend-<name>`: the second system's folder} of params blend.second. A blend takes the Mixer's output, so
+    there is none without a `mixer` run; a second system that is one of this run's own model runs
+    (estimates/<run>) exists only where that run does."""
+    if "mixer" not in models:
+        return {}
+    runs = {f"blend-{name}": folder.rstrip("/") for name, folder in second.items()}
+    return {run: folder for run, folder in runs.items()
+            if not folder.startswith(f"{ESTIMATES}/") or folder.split("/")[1] in models}
+
+
+def scored_runs(models: list[str], blends: dict[str, str]) -> list[str]:
+    """Every run the workflow scores (one job per run and test track), in the order of the results table."""
+    return [*models, *blends, *BASELINE_RUNS]
