@@ -33,6 +33,7 @@ COMMANDS = [
     ["evaluate", "aggregate", "evaluation/mixer", "-o", "x.json"],
     ["report", "--runs", "mixer=evaluation/mixer", "-o", "results"],
     ["audit", "estimates"],
+    ["plan"],
 ]
 
 

@@ -103,13 +103,16 @@ def run_list(args) -> int:
 
 def run_augment(args) -> int:
     from mdxnet.data.augment import augment_track
-    from mdxnet.data.musdb import find_track, list_tracks, track_name
+    from mdxnet.data.musdb import DatasetMissingError, find_track, list_tracks, track_name
 
     params = args.params
     root = args.root or params.data.root
-    split = params.data.valid_split
-    tracks = list_tracks(root, "train", split) if args.all else [find_track(root, args.track)]
+    try:  # every training track's cache shares the disk: the first of the per-track jobs checks room for all
+        cohort = list_tracks(root, "train", params.data.valid_split)
+    except DatasetMissingError:
+        cohort = []  # a track found in test/ of a dataset without train/ (find_track names a missing one)
+    tracks = cohort if args.all else [find_track(root, args.track)]
     for track in tracks:
-        manifest = augment_track(track, params, out_root=args.out)
+        manifest = augment_track(track, params, out_root=args.out, cohort=cohort)
         print(f"{track_name(track)}: {len(manifest['variants'])} variants cached in {manifest['folder']}")
     return 0

@@ -40,6 +40,7 @@ import json
 import logging
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,8 @@ import soundfile as sf
 
 from mdxnet.atomic import write_atomic, write_json_atomic
 from mdxnet.audio import SAMPLE_RATE
-from mdxnet.data.musdb import is_stem_file, load_track, track_name
+from mdxnet.data import diskspace
+from mdxnet.data.musdb import is_stem_file, load_track, track_name, track_seconds
 from mdxnet.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -177,14 +179,20 @@ def write_stem(path: Path, audio: np.ndarray) -> None:
                                             format=STEM_FORMAT["format"]))
 
 
+def _finished(folder: Path, expected: dict) -> dict | None:
+    """The manifest of `folder` when it is finished and matches `expected` (then the cache is complete)."""
+    manifest = read_manifest(folder)
+    return manifest if manifest and all(manifest.get(k) == v for k, v in expected.items()) else None
+
+
 def _prepare(folder: Path, expected: dict) -> dict | None:
     """Return a finished, matching manifest; otherwise drop a cache made from other source audio and start.
 
     The source fingerprint lives in STATE, which outlives the manifest: a workflow manager that deletes the
     manifest before rerunning the job must not make stale variant files look reusable.
     """
-    manifest = read_manifest(folder)
-    if manifest and all(manifest.get(k) == v for k, v in expected.items()):
+    manifest = _finished(folder, expected)
+    if manifest is not None:
         return manifest
     state = _read_json(folder / STATE)
     if folder.is_dir() and any(folder.iterdir()) and (state or {}).get("fingerprint") != expected["fingerprint"]:
@@ -204,8 +212,43 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def augment_track(track: str | Path, params, out_root: str | Path | None = None, progress: bool = True) -> dict:
-    """Cache every configured variant of one track; returns the manifest (already there or just written)."""
+def expected_manifest(track: Path, params) -> dict:
+    """What a finished cache of `track` records about how it was made: a manifest that differs is redone."""
+    plans = {variant: render_plan(params, *shift) for variant, shift in variants(params).items()}
+    return {"track": track_name(track), "fingerprint": fingerprint(track), "grid": plans,
+            "format": STEM_FORMAT["format"]}
+
+
+def pending_bytes(tracks: Sequence[Path], params, out_root: str | Path | None = None) -> tuple[int, int]:
+    """(estimated bytes still to write, number of tracks) for those of `tracks` without a finished, matching
+    cache; what an unfinished track's folder already holds is counted as written."""
+    rates = [rate for _, rate in variants(params).values()]
+    needed, pending = 0, 0
+    for track in dict.fromkeys(Path(t) for t in tracks):  # a track given twice is rendered once
+        folder = cache_root(params, out_root) / track_name(track)
+        if _finished(folder, expected_manifest(track, params)) is not None:
+            continue
+        written = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+        needed += max(0, diskspace.cache_bytes(track_seconds(track), rates) - written)
+        pending += 1
+    return needed, pending
+
+
+def require_room(tracks: Sequence[Path], params, out_root: str | Path | None = None) -> None:
+    """Refuse (UserError, nothing written) when the cache of the unfinished ones of `tracks` would not fit on the
+    disk of the cache folder: one `mdxnet augment --track` job per track, so the first job must see them all."""
+    needed, pending = pending_bytes(tracks, params, out_root)
+    what = f"{pending} track(s) still to render x {len(variants(params))} variants"
+    diskspace.require_room(cache_root(params, out_root), needed, what)
+
+
+def augment_track(track: str | Path, params, out_root: str | Path | None = None, progress: bool = True,
+                  cohort: Sequence[Path] = ()) -> dict:
+    """Cache every configured variant of one track; returns the manifest (already there or just written).
+
+    `cohort`: the other tracks whose caches go to the same folder (the split's training tracks): before anything
+    is rendered, the unfinished caches of the track and of its cohort must fit on the disk (else UserError).
+    """
     from tqdm import tqdm
 
     track = Path(track)
@@ -214,8 +257,10 @@ def augment_track(track: str | Path, params, out_root: str | Path | None = None,
     name = track_name(track)
     folder = cache_root(params, out_root) / name
     wanted = variants(params)
-    plans = {variant: render_plan(params, *shift) for variant, shift in wanted.items()}
-    expected = {"track": name, "fingerprint": fingerprint(track), "grid": plans, "format": STEM_FORMAT["format"]}
+    expected = expected_manifest(track, params)
+    plans = expected["grid"]
+    if _finished(folder, expected) is None:
+        require_room([track, *cohort], params, out_root)
     manifest = _prepare(folder, expected)
     if manifest is not None:
         log.info("%s: augmentation cache is complete", folder)

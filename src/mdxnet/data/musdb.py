@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from mdxnet.audio import SAMPLE_RATE, STEM_NAMES, read_audio, read_stem_file
 from mdxnet.errors import UserError, read_json
@@ -170,14 +171,11 @@ def _extra_test_songs(entry: str, project_root: Path) -> list[Path]:
     return []
 
 
-def list_test_songs(params, project_root: str | Path = ".") -> list[Path]:
-    """Test tracks of data.root plus the stem files named by data.extra_test (relative to the project root).
-
-    Missing extra entries are skipped with a warning; names are unique (a duplicate name is skipped).
-    """
-    songs = split_tracks(params, "test", Path(project_root) / params.data.root)
-    seen = {track_name(s) for s in songs}
-    for entry in params.data.extra_test:
+def extra_test_songs(entries: list[str], project_root: str | Path = ".", taken: set[str] = frozenset()) -> list[Path]:
+    """The stem files named by `entries` (params data.extra_test, relative to the project root), skipping with a
+    warning missing entries and songs whose name is already `taken` (or came earlier in the list)."""
+    seen, songs = set(taken), []
+    for entry in entries:
         for song in _extra_test_songs(entry, Path(project_root)):
             if track_name(song) in seen:
                 log.warning("extra test song %s has the same name as another test song: skipped", song)
@@ -187,7 +185,27 @@ def list_test_songs(params, project_root: str | Path = ".") -> list[Path]:
     return songs
 
 
+def list_test_songs(params, project_root: str | Path = ".") -> list[Path]:
+    """Test tracks of data.root plus the stem files named by data.extra_test (relative to the project root).
+
+    Missing extra entries are skipped with a warning; names are unique (a duplicate name is skipped).
+    """
+    songs = split_tracks(params, "test", Path(project_root) / params.data.root)
+    return songs + extra_test_songs(params.data.extra_test, project_root, {track_name(s) for s in songs})
+
+
 # ---- reading -----------------------------------------------------------------------------------------------------
+
+def track_seconds(track: str | Path) -> float:
+    """A track's length in seconds from its header alone: the mixture.wav of a track folder, or a stem file's
+    first stream (the cost plan and the augmentation cache's space check read many tracks: no decoding)."""
+    track = Path(track)
+    if is_stem_file(track):
+        import stempeg  # imported where used, as mdxnet.audio and mdxnet.data.check do
+
+        return float(stempeg.Info(str(track)).duration(0))
+    return float(sf.info(track / "mixture.wav").duration)
+
 
 def pcm16(audio: np.ndarray) -> np.ndarray:
     """float audio -> int16 samples, rounded and clipped as a 16-bit PCM encoder does."""

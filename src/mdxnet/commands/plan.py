@@ -1,0 +1,28 @@
+"""`mdxnet plan`: jobs, disk and time (estimates, bench/README.md's cost model) of each stage of `snakemake all`
+for the resolved params and the dataset on disk (or planned, or assumed), before anything runs (mdxnet.plan)."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    cmd = subparsers.add_parser("plan", help="jobs, disk and time (estimates) of each stage of `snakemake all`, "
+                                             "before it runs")
+    cmd.add_argument("--recipe", help="plan with this recipe (authors | paper | mdxnet) instead of the file's")
+    cmd.add_argument("--profile", help="plan with this profile (e.g. embedded | paper) instead of the file's")
+    cmd.add_argument("--json", metavar="FILE", help="also write the plan as JSON here (seconds, bytes, hours)")
+    cmd.set_defaults(func=run_plan)
+
+
+def run_plan(args) -> int:
+    from mdxnet.atomic import write_json_atomic
+    from mdxnet.config import load_params
+    from mdxnet.plan import as_data, make_plan, render_table
+
+    params = args.params
+    if args.recipe is not None or args.profile is not None:
+        params = load_params(args.params_file, profile=args.profile, recipe=args.recipe)
+    plan = make_plan(params)
+    print(render_table(plan), end="")
+    if args.json:
+        write_json_atomic(args.json, as_data(plan))
+    return 0
