@@ -63,3 +63,17 @@ rule all:
     default_target: True
     input:
         rules.report.output,
+
+
+# The cost of the run before it starts (mdxnet.plan: jobs, disk and time per stage, estimates), printed when
+# `all` is a target and jobs are to run (Snakemake skips onstart in a dry run). Only a view: a plan that
+# fails is one logged line, never a failed workflow.
+onstart:
+    try:
+        if any(job.rule.name == "all" for job in workflow.dag.targetjobs):
+            # imported here: mdxnet.plan loads torch, which a dry run or --lint need not wait for
+            from mdxnet.plan import make_plan, render_table
+
+            logger.info(render_table(make_plan(P)))
+    except Exception as err:  # noqa: BLE001 - the plan must never stop the workflow
+        logger.warning(f"mdxnet plan: no plan printed ({type(err).__name__}: {err})")
