@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 
-.PHONY: all setup test lint
+.PHONY: all setup test lint gpu-rehearsal
 all: setup
 	$(BIN)/snakemake --cores $(CORES) all
 
@@ -18,3 +18,8 @@ test: setup
 lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/snakemake --lint
+
+# The paper rehearsal on CUDA with the paper's AMP, the gpu-marked tests, paper-size training and separation speed
+# (bench/gpu_rehearsal.py); exits 3 with a message where PyTorch sees no GPU.
+gpu-rehearsal: setup
+	$(BIN)/python bench/gpu_rehearsal.py
