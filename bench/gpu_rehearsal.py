@@ -357,11 +357,12 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="mdxnet-gpu-rehearsal-"))
     env = child_env(scratch)
     project = scratch / "project"
+    # the cost model's figures first: a run cut short (a lease running out) still leaves them
     phases = [("gpu_tests", "tests", lambda: gpu_tests(env)),
-              ("chain", "chain", lambda: chain(project, env, args.data)),
               ("throughput", "throughput", lambda: training_throughput(torch)),
-              ("loop", "loop", lambda: loop_throughput(project, env)),
-              ("separation", "separation", lambda: separation_speed(torch, scratch))]
+              ("separation", "separation", lambda: separation_speed(torch, scratch)),
+              ("chain", "chain", lambda: chain(project, env, args.data)),
+              ("loop", "loop", lambda: loop_throughput(project, env))]
     for key, name, phase in phases:
         if name in args.skip or (name == "loop" and "chain" not in report):
             continue
@@ -371,10 +372,10 @@ def main() -> int:
         except Exception as err:  # one failing phase must not hide the others' figures
             report[f"{key}_error"] = f"{type(err).__name__}: {err}"
             print(f"  FAILED: {report[f'{key}_error'][:3000]}", flush=True)
+        if args.json:  # after every phase: a run cut short keeps what it measured
+            args.json.write_text(json.dumps(report, indent=1, default=str))
     lines = markdown(report)
     print("\n".join(lines))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1, default=str))
     if not args.no_readme:
         with (ROOT / "bench" / "README.md").open("a") as handle:
             handle.write("\n".join(lines) + "\n")
