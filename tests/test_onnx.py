@@ -74,3 +74,34 @@ def test_export_cli_writes_one_file_per_source(tmp_path, repo_root):
     assert main(["--params", str(params_file), "export", "onnx", "--models", str(models),
                  "-o", str(tmp_path / "onnx")]) == 0
     assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == ["bass.onnx", "vocals.onnx"]
+
+
+def test_jobs_exporting_the_same_checkpoint_at_once_export_it_once(tmp_path, monkeypatch):
+    """Found by the paper rehearsal: two separation jobs started together each exported all four nets. The export
+    is now made under a lock on the cache folder; the job that waited finds the file and uses it."""
+    import threading
+    import time
+
+    from mdxnet import onnx_export
+
+    checkpoint = tmp_path / "vocals.pt"
+    checkpoint.write_bytes(b"weights")
+    exports = []
+
+    def slow_export(model, path, frames, source="", batch=1):
+        exports.append(path)
+        time.sleep(0.5)  # long enough for the other job to find no file and ask for the lock
+        path.write_bytes(b"onnx")
+        return path
+
+    monkeypatch.setattr(onnx_export, "export_separator", slow_export)
+    found = []
+    jobs = [threading.Thread(target=lambda: found.append(onnx_export.cached_export(checkpoint, None, "vocals",
+                                                                                     tmp_path / "cache", 512)))
+            for _ in range(3)]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join()
+    assert len(exports) == 1 and len(set(found)) == 1 and found[0].read_bytes() == b"onnx"
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [found[0].name]  # no lock file left

@@ -11,6 +11,7 @@ built with, frames of its input).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import tempfile
@@ -129,10 +130,28 @@ def cached_export(checkpoint: str | Path, model, source: str, cache_dir: str | P
     """The ONNX file of a checkpoint for `frames`-frame chunks, exported once and cached under `cache_dir` by
     checkpoint content hash and frame count."""
     path = Path(cache_dir) / f"{source}-{file_digest(checkpoint)}-t{frames}.onnx"
-    if not path.is_file():
-        log.info("exporting %s to ONNX (once; cached as %s)", checkpoint, path)
-        export_separator(model, path, frames, source)
+    if path.is_file():
+        return path
+    # The workflow separates several test songs at once, each job with the same checkpoints: without the lock
+    # every job exported every net (seen in the paper rehearsal: two jobs, eight paper-size exports for four).
+    with locked_folder(path.parent):
+        if not path.is_file():  # another job may have exported it while this one waited
+            log.info("exporting %s to ONNX (once; cached as %s)", checkpoint, path)
+            export_separator(model, path, frames, source)
     return path
+
+
+@contextlib.contextmanager
+def locked_folder(folder: Path):
+    """An exclusive lock on a folder (flock on the folder itself: no lock file is left behind), shared by the
+    processes and threads that use it; released when the block ends, or by the OS when the holder dies."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 class OnnxChunkModel(nn.Module):
