@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(ffmpeg rubberband-cli fluidsynth fluid-soundfont-gm espeak-ng)
+# slurm-wlm and munge: the one-node cluster of scripts/local-slurm.sh, so that tests/test_slurm.py runs in CI
+APT_PACKAGES=(ffmpeg rubberband-cli fluidsynth fluid-soundfont-gm espeak-ng slurm-wlm munge)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
