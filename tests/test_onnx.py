@@ -84,24 +84,70 @@ def test_jobs_exporting_the_same_checkpoint_at_once_export_it_once(tmp_path, mon
 
     from mdxnet import onnx_export
 
-    checkpoint = tmp_path / "vocals.pt"
+    checkpoint, model = tmp_path / "vocals.pt", trained_looking(TFCTDFUNet(**TINY))
     checkpoint.write_bytes(b"weights")
     exports = []
+    real_export = onnx_export.export_separator
 
-    def slow_export(model, path, frames, source="", batch=1):
-        exports.append(path)
-        time.sleep(0.5)  # long enough for the other job to find no file and ask for the lock
-        path.write_bytes(b"onnx")
-        return path
+    def slow_export(*args, **kwargs):
+        exports.append(args[1])
+        time.sleep(0.5)  # long enough for the other jobs to find no file and ask for the lock
+        return real_export(*args, **kwargs)
 
     monkeypatch.setattr(onnx_export, "export_separator", slow_export)
     found = []
-    jobs = [threading.Thread(target=lambda: found.append(onnx_export.cached_export(checkpoint, None, "vocals",
-                                                                                     tmp_path / "cache", 512)))
+    jobs = [threading.Thread(target=lambda: found.append(onnx_export.cached_export(checkpoint, model, "vocals",
+                                                                                     tmp_path / "cache", 32)))
             for _ in range(3)]
     for job in jobs:
         job.start()
     for job in jobs:
         job.join()
-    assert len(exports) == 1 and len(set(found)) == 1 and found[0].read_bytes() == b"onnx"
+    assert len(exports) == 1 and len(set(found)) == 1 and found[0].is_file()
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [found[0].name]  # no lock file left
+
+
+def _cached(tmp_path, source="vocals", weights=b"vocals weights", seed=0):
+    torch.manual_seed(seed)
+    checkpoint = tmp_path / f"{source}.pt"
+    checkpoint.write_bytes(weights)
+    model = trained_looking(TFCTDFUNet(**TINY))
+    return checkpoint, model
+
+
+def test_a_cache_entry_is_used_only_when_its_metadata_names_its_checkpoint(tmp_path, caplog):
+    """Issue 24 item 2: the cache was trusted by file name. A file of another source (drums' export copied to
+    vocals' name) or of another checkpoint is exported again, with a warning; the right one is used as it is."""
+    from mdxnet import onnx_export
+
+    cache = tmp_path / "cache"
+    drums_ckpt, drums = _cached(tmp_path, "drums", b"drums weights", seed=1)
+    vocals_ckpt, vocals = _cached(tmp_path, "vocals", b"vocals weights", seed=2)
+    drums_file = onnx_export.cached_export(drums_ckpt, drums, "drums", cache, 32)
+    vocals_file = onnx_export.cached_export(vocals_ckpt, vocals, "vocals", cache, 32)
+    before = vocals_file.stat().st_mtime_ns
+    assert onnx_export.cached_export(vocals_ckpt, vocals, "vocals", cache, 32) == vocals_file
+    assert vocals_file.stat().st_mtime_ns == before  # a good entry is not exported again
+    vocals_file.write_bytes(drums_file.read_bytes())  # drums' net in vocals' place
+    with caplog.at_level("WARNING", logger="mdxnet.onnx_export"):
+        onnx_export.cached_export(vocals_ckpt, vocals, "vocals", cache, 32)
+    assert "exporting it again" in caplog.text and "source 'drums' where 'vocals' is expected" in caplog.text
+    session = onnx_session(vocals_file)
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta["source"] == "vocals" and meta["checkpoint_sha256"] == onnx_export.file_digest(vocals_ckpt)
+    spec = torch.randn(1, 4, TINY["dim_f"], 32)
+    (out,) = session.run(None, {session.get_inputs()[0].name: spec.numpy()})
+    np.testing.assert_allclose(out, vocals.spec_forward(spec).detach().numpy(), atol=1e-4)
+
+
+def test_a_truncated_cache_entry_is_exported_again(tmp_path, caplog):
+    """Issue 24 item 6: a cut-short cache file raised InvalidProtobuf on every later run until deleted by hand."""
+    from mdxnet import onnx_export
+
+    checkpoint, model = _cached(tmp_path)
+    path = onnx_export.cached_export(checkpoint, model, "vocals", tmp_path / "cache", 32)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+    with caplog.at_level("WARNING", logger="mdxnet.onnx_export"):
+        assert onnx_export.cached_export(checkpoint, model, "vocals", tmp_path / "cache", 32) == path
+    assert "does not load" in caplog.text
+    onnx_session(path)  # loads again

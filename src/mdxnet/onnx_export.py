@@ -54,9 +54,11 @@ def quiet_exporter():
             logger.setLevel(level)
 
 
-def export_separator(model, path: str | Path, frames: int, source: str = "", batch: int = 1) -> Path:
+def export_separator(model, path: str | Path, frames: int, source: str = "", batch: int = 1,
+                     provenance: dict | None = None) -> Path:
     """Write `model.spec_forward` for inputs of `frames` STFT frames as ONNX (dynamic batch axis) atomically;
-    returns the path."""
+    returns the path. Its metadata says what it is (source, STFT, frames) and `provenance` (e.g. the checkpoint's
+    sha256) adds to it."""
     import onnx
 
     model = model.eval()
@@ -76,7 +78,7 @@ def export_separator(model, path: str | Path, frames: int, source: str = "", bat
             )
         proto = onnx.load(str(raw))
         meta = {"source": source, "n_fft": stft.n_fft, "hop": stft.hop, "dim_f": stft.dim_f, "dim_t": stft.dim_t,
-                "frames": frames}
+                "frames": frames, **(provenance or {})}
         onnx.helper.set_model_props(proto, {k: str(v) for k, v in meta.items()})
         onnx.save(proto, str(raw))
         os.replace(raw, path)
@@ -123,22 +125,55 @@ def file_digest(path: str | Path) -> str:
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
 
 
 def cached_export(checkpoint: str | Path, model, source: str, cache_dir: str | Path, frames: int) -> Path:
     """The ONNX file of a checkpoint for `frames`-frame chunks, exported once and cached under `cache_dir` by
-    checkpoint content hash and frame count."""
-    path = Path(cache_dir) / f"{source}-{file_digest(checkpoint)}-t{frames}.onnx"
-    if path.is_file():
+    checkpoint content hash and frame count. A cached file is used only when its own metadata says it was made
+    from this checkpoint (sha256), for this source, architecture and chunk: a file put there by other means, made
+    from another checkpoint or cut short is exported again, with a warning."""
+    digest = file_digest(checkpoint)
+    path = Path(cache_dir) / f"{source}-{digest[:16]}-t{frames}.onnx"
+    expected = entry_metadata(model, source, frames, digest)
+    if path.is_file() and cache_problem(path, expected) is None:
         return path
     # The workflow separates several test songs at once, each job with the same checkpoints: without the lock
     # every job exported every net (seen in the paper rehearsal: two jobs, eight paper-size exports for four).
     with locked_folder(path.parent):
-        if not path.is_file():  # another job may have exported it while this one waited
+        if not path.is_file():
             log.info("exporting %s to ONNX (once; cached as %s)", checkpoint, path)
-            export_separator(model, path, frames, source)
+        else:
+            problem = cache_problem(path, expected)
+            if problem is None:  # another job exported it while this one waited
+                return path
+            log.warning("the cached ONNX file %s is not the export of %s (%s): exporting it again", path,
+                        checkpoint, problem)
+        export_separator(model, path, frames, source, provenance={"arch": model.arch, "checkpoint_sha256": digest})
     return path
+
+
+def entry_metadata(model, source: str, frames: int, digest: str) -> dict[str, str]:
+    """The metadata an ONNX cache entry of `model` must carry (as export_separator writes it: strings)."""
+    stft = model.stft
+    values = {"source": source, "arch": model.arch, "checkpoint_sha256": digest, "n_fft": stft.n_fft,
+              "hop": stft.hop, "dim_f": stft.dim_f, "frames": frames}
+    return {key: str(value) for key, value in values.items()}
+
+
+def cache_problem(path: Path, expected: dict[str, str]) -> str | None:
+    """Why the ONNX file at `path` cannot stand for the export `expected` describes; None when it can."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, OSError, ValueError) as err:  # cut short by a full disk or a kill, or not ONNX at all
+        return f"it does not load: {type(err).__name__}"
+    found = {prop.key: prop.value for prop in proto.metadata_props}
+    differ = [f"{key} {found.get(key)!r} where {value!r} is expected" for key, value in expected.items()
+              if found.get(key) != value]
+    return "its metadata gives " + ", ".join(differ) if differ else None
 
 
 @contextlib.contextmanager
