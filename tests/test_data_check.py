@@ -39,6 +39,16 @@ def test_passes_on_real_stem_clip(real_clip, params):
         assert result.tracks >= 1 and result.seconds > 12
 
 
+def test_stem_file_whose_name_is_dots_is_a_problem_naming_the_fix(real_clip, tmp_path, params, capsys):
+    odd = tmp_path / "extra" / "...stem.mp4"
+    odd.parent.mkdir()
+    shutil.copyfile(real_clip, odd)
+    for target in (odd, odd.parent):
+        assert main(["data", "check", str(target)]) == 2
+        out = capsys.readouterr().out
+        assert f"PROBLEM {odd}: its track name would be '..'" in out and "rename the file" in out, out
+
+
 def _assert_fails(root, params, *fragments):
     result = check_dataset(root, params, progress=False)
     text = "\n".join(result.problems)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import shutil
 
 import numpy as np
 import pytest
@@ -97,6 +99,27 @@ def test_one_name_for_folders_stem_files_and_songs(tmp_path):
     assert track_name(tmp_path / "Music Delta - Rock.stem.mp4") == "Music Delta - Rock"
     assert track_name(tmp_path / "my.song.flac") == "my.song"
     assert track_name(str(tmp_path / "take 2.wav")) == "take 2"
+
+
+@pytest.mark.parametrize("name", ["...wav", "..wav", "...stem.mp4", "..stem.mp4", ".stem.mp4"])
+def test_a_name_that_cannot_name_a_folder_is_refused_with_the_fix(tmp_path, name):
+    """Names become folders (separate's OUT/<name>/, the workflow's estimates/<run>/test/<name>/): '..', '.' or
+    '' would put results outside their folder."""
+    (tmp_path / name).write_bytes(b"")
+    with pytest.raises(UserError, match=rf"{re.escape(name)}: its track name would be '\.{{0,2}}'.*rename the file"):
+        track_name(tmp_path / name)
+
+
+def test_extra_test_song_named_dots_is_refused_for_the_workflow_and_evaluation(musdb_like, real_clip, tmp_path,
+                                                                                params):
+    odd = tmp_path / "extra" / "...stem.mp4"
+    odd.parent.mkdir()
+    shutil.copyfile(real_clip, odd)
+    params = params.replace({"data": {"root": str(musdb_like), "extra_test": [str(odd.parent)]}})
+    with pytest.raises(UserError, match=r"extra/\.\.\.stem\.mp4: its track name would be '\.\.'"):
+        list_test_songs(params)  # the workflow's test songs: it planned estimates/no-mixer/test/../vocals.wav
+    with pytest.raises(UserError, match="rename the file"):
+        load_track(odd)  # every `mdxnet evaluate` command reads its reference through here
 
 
 def test_load_track_returns_five_stereo_float32_stems(musdb_like):

@@ -26,7 +26,7 @@ def write_song(path: Path, seconds: float = 1.0, seed: int = 0, value: float | N
     audio = 0.3 * np.random.default_rng(seed).standard_normal((int(RATE * seconds), 2)).astype(np.float32)
     if value is not None:
         audio[:] = value
-    sf.write(path, audio, RATE, subtype="FLOAT")
+    sf.write(path, audio, RATE, subtype="FLOAT", format="WAV")  # format: '...wav' has no extension
     return audio
 
 
@@ -139,6 +139,15 @@ def test_same_song_twice_is_refused(tiny, tmp_path, capsys):
     assert "is given twice" in err and "pass each song once" in err
 
 
+@pytest.mark.parametrize("name", ["...wav", "..wav"])
+def test_song_whose_name_is_dots_is_refused_before_writing_outside_out(tiny, tmp_path, capsys, name):
+    """'...wav' named the output folder '..': its stems landed beside -o, not in it."""
+    write_song(tmp_path / "dA" / name)
+    err = refused(tiny, tmp_path, capsys, str(tmp_path / "dA" / name), "-o", str(tmp_path / "out" / "sub"))
+    assert f"dA/{name}: its track name would be" in err and "rename the file" in err
+    assert not (tmp_path / "out").exists()
+
+
 # ---- output folders of same-named songs ------------------------------------------------------------------
 
 
@@ -166,6 +175,12 @@ def test_same_name_in_the_same_folder_is_refused_with_the_fix(tmp_path):
     songs = touch(tmp_path / "song.wav", tmp_path / "song.flac")
     with pytest.raises(UserError, match=r"song\.wav and .*song\.flac would both be written to out/song/: rename"):
         output_folders(songs, Path("out"))
+
+
+def test_output_folders_are_never_dots_even_when_songs_share_the_name(tmp_path):
+    for songs in (touch(tmp_path / "a" / "...wav"), touch(tmp_path / "a" / "..wav", tmp_path / "b" / "..wav")):
+        with pytest.raises(UserError, match=r"\.wav: its track name would be '\.\.?'.*rename the file"):
+            output_folders(songs, Path("out"))
 
 
 def test_same_named_songs_are_all_separated(tiny, tmp_path, capsys):

@@ -156,8 +156,12 @@ def train_tracks():
 @cache
 def _test_songs(checked_at):
     from mdxnet.data.musdb import list_test_songs, track_name
+    from mdxnet.errors import UserError
 
-    return {track_name(path): str(path) for path in list_test_songs(P)}
+    try:
+        return {track_name(path): str(path) for path in list_test_songs(P)}
+    except UserError as err:  # e.g. a data.extra_test song whose name cannot name its estimates folder
+        raise WorkflowError(str(err)) from None
 
 
 def test_songs():

@@ -34,6 +34,7 @@ from mdxnet.data.musdb import (
     is_stem_file,
     list_tracks,
     missing_dataset_message,
+    track_name,
 )
 from mdxnet.errors import UserError
 
@@ -242,6 +243,10 @@ def check_dataset(root: str | Path, params: dict, progress: bool = True) -> Chec
     for track in tqdm(tracks, desc="check tracks", unit="track", disable=not progress or len(tracks) < 2):
         check = check_stem_file if is_stem_file(track) else check_wav_track
         problems, seconds = check(track, min_snr)
+        try:
+            track_name(track)  # its results folder is named after it: '...stem.mp4' would give '..'
+        except UserError as err:
+            problems.append(str(err))
         result.problems += problems
         result.seconds += seconds
     result.tracks = len(tracks)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +61,23 @@ def track_name(path: str | Path) -> str:
     audio file loses its extension ('song.flac' -> 'song'). A folder keeps its whole name, dots included."""
     path = Path(path)
     if path.name.endswith(STEM_SUFFIX):
-        return path.name[: -len(STEM_SUFFIX)]
-    return path.stem if path.is_file() else path.name
+        name = path.name[: -len(STEM_SUFFIX)]
+    else:
+        name = path.stem if path.is_file() else path.name
+    problem = name_problem(name)
+    if problem:
+        raise UserError(f"{path}: {problem}")
+    return name
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot name a folder of results, with the fix; None when it can. Names become folders
+    (OUT/<name>/ of `mdxnet separate`, estimates/<run>/test/<name>/ of the workflow): '..' would put the results
+    in the parent folder ('...wav' -> '..'), '.' or '' in the folder itself, a separator in a subfolder."""
+    if name in ("", ".", "..") or os.sep in name or (os.altsep and os.altsep in name):
+        return (f"its track name would be {name!r}, which cannot name a results folder (they would land "
+                f"outside it): rename the file (e.g. to 'song.wav', or 'Artist - Title{STEM_SUFFIX}')")
+    return None
 
 
 def is_stem_file(path: Path) -> bool:
@@ -233,6 +249,7 @@ def load_track(track: str | Path, sample_rate: int = SAMPLE_RATE) -> dict[str, n
     MUSDB `.stem.mp4` (read as musdb reads it, see `to_musdb_pcm16`). Training, validation, augmentation and
     scoring all read tracks through here, so they read the same values."""
     track = Path(track)
+    track_name(track)  # a name that cannot name its results folder is refused before anything is read
     if is_stem_file(track):
         stems = {name: to_musdb_pcm16(audio) for name, audio in read_stem_file(track, sample_rate).items()}
     elif track.is_dir():
