@@ -163,3 +163,34 @@ def test_regenerated_results_do_not_make_the_checkout_dirty(tmp_path, monkeypatc
     assert gitinfo.git_dirty() is False
     (tmp_path / "src/code.py").write_text("v2\n")
     assert gitinfo.git_dirty() is True
+
+
+def test_a_model_is_refused_at_another_rate_than_it_was_trained_at(saved, params, tmp_path):
+    """Issue 24 item 3: `sample_rate: 22050` in params ran the 44.1 kHz models at that rate, exit 0. The rate of
+    the params a checkpoint was trained with is compared with the rate it is about to run at, before anything
+    is separated or exported."""
+    from mdxnet.separation import SeparationPipeline
+
+    path, _ = saved
+    assert params.sample_rate == 44100
+    load_separator(path, "vocals", sample_rate=44100)
+    with pytest.raises(UserError, match=r"trained at 44100 Hz, but params sample_rate is 22050 Hz: set "
+                                        r"sample_rate: 44100"):
+        load_separator(path, "vocals", sample_rate=22050)
+    models = tmp_path / "models"
+    init_models(models, params)
+    other_rate = params.replace({"sample_rate": 22050, "separate": {"onnx_cache": str(tmp_path / "onnx")}})
+    for use_mixer in (True, False):
+        with pytest.raises(UserError, match="22050"):
+            SeparationPipeline.from_dir(models, other_rate, device="cpu", use_mixer=use_mixer)
+    assert not (tmp_path / "onnx").exists()  # refused before any export
+
+
+def test_published_weights_are_not_imported_at_another_rate(tmp_path, params):
+    from mdxnet.weights_import import WeightsImportError, import_file
+
+    weights = tmp_path / "vocals.onnx"
+    weights.write_bytes(b"not looked at")
+    with pytest.raises(WeightsImportError, match="trained at 44100 Hz: set sample_rate: 44100"):
+        import_file(weights, "vocals", tmp_path / "imported", params.replace({"sample_rate": 22050}))
+    assert not (tmp_path / "imported").exists()

@@ -84,9 +84,10 @@ def with_arch(model, model_kwargs: dict) -> dict:
     return {"arch": arch, **model_kwargs}
 
 
-def load_checkpoint(path, *, kind: str, source: str | None = None,
-                    expect_kwargs: dict | None = None) -> dict[str, Any]:
-    """Read and validate a checkpoint: right kind, right source, and (if given) the expected model config."""
+def load_checkpoint(path, *, kind: str, source: str | None = None, expect_kwargs: dict | None = None,
+                    sample_rate: int | None = None) -> dict[str, Any]:
+    """Read and validate a checkpoint: right kind, right source, and (if given) the expected model config and the
+    sample rate the model is about to run at."""
     import pickle
 
     import torch
@@ -109,7 +110,20 @@ def load_checkpoint(path, *, kind: str, source: str | None = None,
         ckpt["model_kwargs"] = {"arch": ARCH_BEFORE_V1, **ckpt["model_kwargs"]}
     if expect_kwargs is not None:
         check_config(path, ckpt["model_kwargs"], expect_kwargs)
+    if sample_rate is not None:
+        check_rate(path, ckpt, sample_rate)
     return ckpt
+
+
+def check_rate(path: Path, ckpt: dict, sample_rate: int) -> None:
+    """A model learnt its filters at one rate: run at another (params sample_rate edited, e.g. 22050) it
+    separates the wrong frequencies, silently. The rate is the one of the params it was trained (or imported)
+    with; a checkpoint that does not record one is not judged."""
+    trained = (ckpt.get("params") or {}).get("sample_rate")
+    if trained is not None and int(trained) != int(sample_rate):
+        raise UserError(f"checkpoint {path} was trained at {trained} Hz, but params sample_rate is {sample_rate} "
+                        f"Hz: set sample_rate: {trained} in params.yaml (audio at other rates is resampled to it), "
+                        "or train models at the new rate")
 
 
 def check_config(path: Path, found: dict, expected: dict) -> None:
@@ -131,20 +145,22 @@ def _build(path: Path, ckpt: dict, factory):
     return model.eval()
 
 
-def load_separator(path, source: str, expect_kwargs: dict | None = None):
+def load_separator(path, source: str, expect_kwargs: dict | None = None, sample_rate: int | None = None):
     """The separator for `source` in eval mode, of the class its recorded arch names (v2 if none), built
-    from the checkpoint's own kwargs; `expect_kwargs` (mdxnet.config.separator_kwargs) includes the arch."""
+    from the checkpoint's own kwargs; `expect_kwargs` (mdxnet.config.separator_kwargs) includes the arch;
+    `sample_rate`: the rate it will run at (params sample_rate), checked against its training's."""
     from mdxnet.models import separator_from_kwargs
 
-    ckpt = load_checkpoint(path, kind="separator", source=source, expect_kwargs=expect_kwargs)
+    ckpt = load_checkpoint(path, kind="separator", source=source, expect_kwargs=expect_kwargs,
+                           sample_rate=sample_rate)
     return _build(Path(path), ckpt, separator_from_kwargs)
 
 
-def load_mixer(path, expect_kwargs: dict | None = None):
-    """The Mixer in eval mode."""
+def load_mixer(path, expect_kwargs: dict | None = None, sample_rate: int | None = None):
+    """The Mixer in eval mode (`sample_rate`: as for load_separator)."""
     from mdxnet.models import Mixer
 
-    ckpt = load_checkpoint(path, kind="mixer", expect_kwargs=expect_kwargs)
+    ckpt = load_checkpoint(path, kind="mixer", expect_kwargs=expect_kwargs, sample_rate=sample_rate)
     return _build(Path(path), ckpt, Mixer)
 
 

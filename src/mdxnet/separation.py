@@ -400,7 +400,7 @@ class SeparationPipeline:
             if not path.is_file():
                 raise UserError(f"Mixer checkpoint {path} not found: train it with `mdxnet train mixer` "
                                 f"or separate without it (--no-mixer)")
-            mixer = load_mixer(path, mixer_kwargs(params))
+            mixer = load_mixer(path, mixer_kwargs(params), params.sample_rate)
         separators = {}
         for source in params.sources:
             imported = imported_onnx_separator(models_dir, source, params, threads)  # `mdxnet models import` of an .onnx
@@ -408,7 +408,7 @@ class SeparationPipeline:
                 separators[source] = imported
                 continue
             path = separator_path(models_dir, source)
-            model = load_separator(path, source, separator_kwargs(params, source))
+            model = load_separator(path, source, separator_kwargs(params, source), params.sample_rate)
             frames = checked_chunk_frames(params, source)
             separators[source] = runnable(model, path, source, backend, cfg, frames, threads)
         batch = cfg.batch if batch is None else batch

@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 MANIFEST_FORMAT = 1
 MANIFEST_SUFFIX = ".import.json"
+# MUSDB18(-HQ)'s rate, which the authors trained at (kuielab/mdx-net@Leaderboard_A configs/datamodule/
+# musdb18_hq.yaml sample_rate: 44100)
+PUBLISHED_RATE = 44100
 # The authors' ConvTDFNet hyper-parameters (their __init__ arguments, saved by `save_hyperparameters`) and ours.
 AUTHORS_STFT_KEYS = {"n_fft": "n_fft", "hop_length": "hop", "dim_t": "dim_t"}
 AUTHORS_NET_KEYS = {"dim_f": "dim_f", "num_blocks": "num_blocks", "l": "num_convs", "g": "channels",
@@ -500,6 +503,10 @@ def import_file(path: str | Path, name: str, out_dir: str | Path, params, given:
     path, out_dir, given = Path(path), Path(out_dir), dict(given or {})
     if not path.is_file():
         raise WeightsImportError(f"{path} not found: download it first (README, 'Auditing the published models')")
+    if params.sample_rate != PUBLISHED_RATE:  # an import records the params' rate as the one it was trained at
+        raise WeightsImportError(f"params sample_rate is {params.sample_rate} Hz, but the published models were "
+                                 f"trained at {PUBLISHED_RATE} Hz: set sample_rate: {PUBLISHED_RATE} in params.yaml "
+                                 "before importing them")
     if name == "mixer":
         if path.suffix == ".onnx":
             raise WrongFileKind(f"{path}: the published Mixer is a PyTorch checkpoint (model/mixer.ckpt), not ONNX")

@@ -62,7 +62,8 @@ def load_frozen_separators(params: dict, models_dir: Path) -> dict:
 
     separators = {}
     for source in params.sources:
-        model = load_separator(separator_path(models_dir, source), source, separator_kwargs(params, source))
+        model = load_separator(separator_path(models_dir, source), source, separator_kwargs(params, source),
+                               params.sample_rate)
         model.eval().requires_grad_(False)
         separators[source] = model
     return separators
