@@ -115,3 +115,14 @@ def test_duplicate_track_across_folders_is_refused(scores_dir):
 def test_empty_folder_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="no per-track JSON"):
         aggregate([tmp_path])
+
+
+def test_a_track_file_that_scores_no_source_is_refused(scores_dir, tmp_path):
+    """Issue 24 item 12: a per-track JSON with `"targets": []` was counted as a track."""
+    import shutil
+
+    folder = tmp_path / "scores"
+    shutil.copytree(scores_dir, folder)
+    write_json_atomic(folder / "test" / "Empty.json", {"targets": []})
+    with pytest.raises(UserError, match=r"Empty.json scores no source .*re-run `mdxnet evaluate track`"):
+        aggregate([folder])

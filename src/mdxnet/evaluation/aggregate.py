@@ -27,6 +27,9 @@ def read_track_json(path: str | Path) -> dict:
     document = read_json(path, "per-track scores", "re-run `mdxnet evaluate track`")
     if not isinstance(document, dict) or not isinstance(document.get("targets"), list):
         raise UserError(f"{path} is not a museval per-track JSON (no 'targets' list)")
+    if not document["targets"]:  # it would count as a scored track in every source's track count
+        raise UserError(f"{path} scores no source ('targets' is empty): delete it and re-run `mdxnet evaluate "
+                        "track` for that track")
     return document
 
 
