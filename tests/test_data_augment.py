@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -132,6 +134,26 @@ def test_idempotent_and_resumes_after_interruption(setup, monkeypatch, params):
     calls.clear()
     augment_track(track, p, progress=False)
     assert calls == []  # complete: nothing to do
+
+
+def test_a_killed_runs_temp_files_are_removed_by_the_rerun(setup, monkeypatch):
+    """SIGKILL runs no cleanup: its .<stem>.flac.<host>-<pid>.XXXXXXXX.tmp files (up to 20 MB each) stayed for good."""
+    from mdxnet.atomic import HOST
+
+    p, track = setup
+    real = augment.transform
+    monkeypatch.setattr(augment, "transform", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):  # the variant folder is started (its render arguments written)
+        augment_track(track, p, progress=False)
+    monkeypatch.setattr(augment, "transform", real)
+    variant = track.parent / "aug" / "track" / "p+2_t1.25"
+    assert variant.is_dir()
+    killed = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftovers = [variant / f".{stem}.flac.{HOST}-{int(killed.stdout)}.abcd_123.tmp" for stem in STEM_HZ]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half a flac")
+    augment_track(track, p, progress=False)
+    assert not list(variant.parent.rglob("*.tmp"))
 
 
 def test_changed_grid_renders_only_what_changed(setup, monkeypatch):

@@ -5,6 +5,8 @@ same-named songs never overwrite each other."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -234,6 +236,22 @@ def test_song_that_separates_to_nan_is_refused_and_the_others_kept(tiny, tmp_pat
     assert err.strip().splitlines()[-1].startswith("mdxnet separate: error: 1 of 2 songs not separated")
     assert not (out / "huge").exists()
     assert sorted(p.name for p in all_files(out)) == sorted(f"{s}.wav" for s in SOURCES)  # good's four stems
+
+
+def test_a_rerun_removes_a_killed_runs_temp_files_and_keeps_a_live_writers(tiny, tmp_path, capsys):
+    """SIGKILL runs no cleanup: a killed run's .vocals.wav.<host>-<pid>.XXXXXXXX.tmp files stayed for good."""
+    from mdxnet.atomic import HOST
+
+    song, folder = tmp_path / "song.wav", tmp_path / "out" / "song"
+    write_song(song)
+    folder.mkdir(parents=True)
+    killed = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftovers = [folder / f".{source}.wav.{HOST}-{int(killed.stdout)}.abcd_123.tmp" for source in SOURCES]
+    live = folder / f".vocals.wav.{HOST}-{os.getpid()}.live_123.tmp"  # a writer still running
+    for tmp in [*leftovers, live]:
+        tmp.write_bytes(b"half a wav")
+    assert separate(tiny, str(song), "-o", str(tmp_path / "out"), "--no-mixer") == 0
+    assert sorted(p.name for p in all_files(folder)) == sorted([live.name, *(f"{s}.wav" for s in SOURCES)])
 
 
 def test_failed_group_write_leaves_no_file_and_no_folder(tmp_path, monkeypatch):

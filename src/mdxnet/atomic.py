@@ -1,24 +1,75 @@
 """Atomic file writes for every output of the pipeline: a temp file in the target folder, then os.replace.
 
-An interrupted run (Ctrl-C, SIGKILL, full disk) never leaves a half-written file under the final name.
+An interrupted run (Ctrl-C, SIGKILL, full disk) never leaves a half-written file under the final name. A killed
+run (SIGKILL: no cleanup runs) does leave its temp files; the next write of the same target removes them
+(`remove_stale_temps`).
 """
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
 import os
+import re
+import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+# Temp files are named .<target>.<host>-<pid>.<8 random characters>.tmp: the writer's machine (a short hash of its
+# host name) and process, so that a later run can tell a killed writer's leftovers from a live writer's file.
+HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+# A temp file untouched this long is a leftover whoever wrote it: a live writer writes its temp files within
+# seconds (or block by block, a block taking minutes at most), so even a writer on another machine (a shared
+# folder on a cluster) or in another container, whose process cannot be looked up from here, is long gone.
+STALE_SECONDS = 6 * 3600
+
 
 def _temp_beside(path: Path) -> Path:
-    """An empty temp file in `path`'s folder (created if needed): same file system, so os.replace is atomic."""
+    """An empty temp file in `path`'s folder (created if needed): same file system, so os.replace is atomic.
+    Leftovers of killed writes of the same target are removed first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{HOST}-{os.getpid()}.", suffix=".tmp")
     os.close(fd)
     return Path(tmp)
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Delete the temp files of `path` (beside it) that no live writer owns: those of a process of this machine
+    that has ended, and any untouched for STALE_SECONDS (older names without host and pid, other machines).
+    A temp file of another target ('.vocals.wav.bak.…') never matches. Returns what was removed."""
+    pattern = re.compile(re.escape(f".{path.name}.") + r"(?:(?P<host>[0-9a-f]{8})-(?P<pid>\d+)\.)?[a-z0-9_]{8}\.tmp")
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        match = pattern.fullmatch(tmp.name)
+        if match and _stale(tmp, match["host"], match["pid"]):
+            tmp.unlink(missing_ok=True)  # missing: another rerun removed it first
+            removed.append(tmp)
+    return removed
+
+
+def _stale(tmp: Path, host: str | None, pid: str | None) -> bool:
+    try:
+        if time.time() - tmp.stat().st_mtime > STALE_SECONDS:
+            return True
+    except FileNotFoundError:  # moved into place or removed meanwhile
+        return False
+    return host == HOST and not _alive(int(pid))
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        pass
+    return True
 
 
 def _written(tmp: Path, write: Callable[[str], None]) -> None:
