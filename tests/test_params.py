@@ -90,6 +90,10 @@ def test_every_command_stops_on_a_typo_inside_a_profile(tmp_path, capsys, monkey
         (lambda raw: raw["separate"].pop("backend"), "'backend' is a required property"),
         (lambda raw: raw["profiles"]["embedded"]["train"].update(mixer={"steps": 0}),
          "profiles.embedded.train.mixer.steps"),
+        # issue 24 item 7: NaN and infinities passed the schema and ended in a traceback mid-training
+        (lambda raw: raw["train"].update(lr_scale=float("nan")), "train.lr_scale: nan is not a finite number"),
+        (lambda raw: raw["profiles"]["ci"]["train"].update(lr_scale=float("inf")),
+         "profiles.ci.train.lr_scale: inf is not a finite number"),
     ],
 )
 def test_bad_values_name_their_key(tmp_path, capsys, edit, key):
@@ -112,3 +116,26 @@ def test_trace_records_the_keys_a_command_reads(tmp_path):
     assert record["argv"] == ["data", "list", "--planned"]
     assert {"data.origin", "data.synth.tracks", "data.synth.seed"} <= set(record["keys"])
     assert not any(key.startswith(("train", "model")) for key in record["keys"])
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path, capsys):
+    """Issue 24 item 7: `sample_rate:` twice was accepted silently, the last one winning."""
+    text = (REPO / "params.yaml").read_text()
+    path = tmp_path / "params.yaml"
+    path.write_text(text.replace("sample_rate: 44100\n", "sample_rate: 44100\nsample_rate: 22050\n", 1))
+    line = text[: text.index("sample_rate: 44100")].count("\n") + 1
+    assert main(["--params", str(path), "params"]) == 2
+    err = capsys.readouterr().err
+    assert f"found key 'sample_rate' twice (first line {line})" in err and f"line {line + 1}" in err
+
+
+def test_an_alias_bomb_is_refused_at_once(tmp_path, capsys):
+    """Issue 24 item 7: nested anchors expanding to billions of nodes (here 9**9 songs in data.extra_test) ended in
+    a MemoryError."""
+    bomb = ", ".join(["&a0 [x, x, x, x, x, x, x, x, x]"] + [f"&a{i} [{', '.join([f'*a{i - 1}'] * 9)}]"
+                                                           for i in range(1, 9)])
+    text = (REPO / "params.yaml").read_text()
+    path = tmp_path / "params.yaml"
+    path.write_text(text.replace("  extra_test: []\n", f"  extra_test: [{bomb}]\n", 1))
+    assert main(["--params", str(path), "params"]) == 2
+    assert "aliases expand to" in capsys.readouterr().err

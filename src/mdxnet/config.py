@@ -15,10 +15,12 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 import os
 import re
 import sys
 import typing
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,11 +34,52 @@ SCHEMA_PATH = Path(__file__).with_name("params.schema.yaml")
 TRACE_ENV = "MDXNET_PARAMS_TRACE"
 
 
+# Nodes a params document may hold once its aliases are expanded: params.yaml has ~500; an alias "bomb" (nested
+# anchors, each alias repeating the one before) expands to billions and ended in a MemoryError.
+MAX_EXPANDED_NODES = 100_000
+
+
 class YamlLoader(yaml.SafeLoader):
     """PyYAML's safe loader that also reads floats without a dot (`1e-4`, `5e-05`) as floats, as YAML 1.2 does.
 
     `dvc exp run -S train.lr.vocals=1e-4` writes such values; plain PyYAML (YAML 1.1) would read them as strings.
+    It refuses a key given twice in one mapping (PyYAML keeps the last one, silently) and a document whose aliases
+    expand beyond MAX_EXPANDED_NODES.
     """
+
+    def get_single_data(self):
+        node = self.get_single_node()
+        if node is None:
+            return None
+        size = expanded_size(node, {})
+        if size > MAX_EXPANDED_NODES:
+            raise yaml.YAMLError(f"its aliases expand to {size:,} nodes (more than {MAX_EXPANDED_NODES:,}): write "
+                                 "the values out instead of nesting anchors")
+        return self.construct_document(node)
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, Hashable) and key != "<<":
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping", node.start_mark,
+                        f"found key {key!r} twice (first {seen[key]}): keep one", key_node.start_mark)
+                seen[key] = f"line {key_node.start_mark.line + 1}"
+        return super().construct_mapping(node, deep=deep)
+
+
+def expanded_size(node: yaml.Node, sizes: dict) -> int:
+    """Nodes under `node` with every alias written out (an alias is the same node object reached twice)."""
+    if id(node) not in sizes:
+        children: list = []
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        sizes[id(node)] = 1 + sum(expanded_size(child, sizes) for child in children)
+    return sizes[id(node)]
 
 
 YamlLoader.add_implicit_resolver(
@@ -381,6 +424,18 @@ def schema_problems(validator, values: Any, prefix: str = "") -> list[str]:
     return sorted(set(problems))
 
 
+def non_finite(values: Any, prefix: str = "") -> list[str]:
+    """One line per key holding NaN or an infinity: no params key takes one, and JSON Schema's `number` (hence the
+    schema's minimum/maximum) lets them through (`train.lr_scale: .nan` ended in a traceback mid-training)."""
+    if isinstance(values, dict):
+        return [line for key, value in values.items() for line in non_finite(value, f"{prefix}{key}.")]
+    if isinstance(values, list):
+        return [line for index, value in enumerate(values) for line in non_finite(value, f"{prefix}{index}.")]
+    if isinstance(values, float) and not math.isfinite(values):
+        return [f"  {prefix[:-1]}: {values} is not a finite number"]
+    return []
+
+
 # ---- reading ---------------------------------------------------------------------------------------------------
 def deep_merge(base: dict, overlay: dict) -> dict:
     """Return a copy of `base` with `overlay` merged in; nested dicts merge, everything else replaces."""
@@ -419,7 +474,7 @@ def check_raw(raw: Any, where: str) -> dict:
     if not isinstance(raw, dict):
         raise ParamsError(f"{where} must hold a mapping at the top level")
     raw_validator, resolved_validator = _validators()
-    problems = schema_problems(raw_validator, raw)
+    problems = schema_problems(raw_validator, raw) + non_finite(raw)
     if not problems:  # every combination a user can switch to, not only the chosen one
         for recipe in raw.get("recipes") or {None: None}:
             for profile in raw.get("profiles") or {None: None}:
@@ -433,7 +488,7 @@ def check_raw(raw: Any, where: str) -> dict:
 
 def from_resolved(resolved: dict, where: str) -> Params:
     """Typed params from already-resolved values (a checkpoint's record, a test's edit), schema-checked."""
-    problems = schema_problems(_validators()[1], resolved)
+    problems = schema_problems(_validators()[1], resolved) + non_finite(resolved)
     if problems:
         raise ParamsError(f"{where} has bad values:\n" + "\n".join(problems))
     return Params.build(resolved)
