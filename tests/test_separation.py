@@ -560,3 +560,32 @@ def test_separate_peak_memory_does_not_grow_with_song_length(tmp_path):
                              capture_output=True, text=True, check=True)
         peaks[minutes] = int(run.stdout.split()[-1]) / 1024  # MB
     assert peaks[8] - peaks[1] < 30, peaks
+
+
+def test_an_onnx_cache_that_cannot_be_written_is_named_before_the_models_load(params, tmp_path, monkeypatch):
+    """Issue 24 item 13: an unwritable ONNX cache folder gave a traceback, after the models had loaded."""
+    import mdxnet.checkpoint
+
+    init_models(tmp_path / "models", params, seed=1)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    unwritable = params.replace({"separate": {"onnx_cache": str(blocker / "cache"), "backend": "onnx"}})
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded before the cache folder was checked")
+
+    monkeypatch.setattr(mdxnet.checkpoint, "load_separator", no_loading)
+    monkeypatch.setattr(mdxnet.checkpoint, "load_mixer", no_loading)
+    with pytest.raises(UserError, match=r"ONNX cache folder .*a-file/cache cannot be made .*separate.onnx_cache"):
+        SeparationPipeline.from_dir(tmp_path / "models", unwritable, device="cpu")
+
+
+def test_models_given_as_a_file_is_named(params, tmp_path, repo_root, capsys):
+    """Issue 24 item 13: `--models models/vocals.pt` said the folder does not exist."""
+    init_models(tmp_path / "models", params, seed=1)
+    song = tmp_path / "song.wav"
+    sf.write(song, np.zeros((44100, 2), dtype=np.float32), 44100)
+    code = main(["--params", str(repo_root / "params.yaml"), "separate", str(song), "--models",
+                 str(tmp_path / "models" / "vocals.pt"), "-o", str(tmp_path / "out")])
+    assert code == 2
+    assert f"--models {tmp_path / 'models' / 'vocals.pt'} is a file: pass the folder" in capsys.readouterr().err

@@ -33,6 +33,9 @@ HOW_TO_GET = (
 def require_models_folder(models_dir: str | Path) -> Path:
     """The models folder must exist (checked before anything is loaded, exported or separated)."""
     models_dir = Path(models_dir)
+    if models_dir.is_file():
+        raise UserError(f"--models {models_dir} is a file: pass the folder that holds it (--models "
+                        f"{models_dir.parent}), with <source>.pt for every source")
     if not models_dir.is_dir():
         raise UserError(f"models folder {models_dir} does not exist: {HOW_TO_GET}, or pass --models DIR")
     return models_dir

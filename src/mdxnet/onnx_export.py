@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mdxnet.errors import UserError
+
 log = logging.getLogger(__name__)
 
 INPUT_NAME, OUTPUT_NAME = "spec", "source_spec"
@@ -134,7 +136,7 @@ def cached_export(checkpoint: str | Path, model, source: str, cache_dir: str | P
     from this checkpoint (sha256), for this source, architecture and chunk: a file put there by other means, made
     from another checkpoint or cut short is exported again, with a warning."""
     digest = file_digest(checkpoint)
-    path = Path(cache_dir) / f"{source}-{digest[:16]}-t{frames}.onnx"
+    path = cache_path(cache_dir, source, digest, frames)
     expected = entry_metadata(model, source, frames, digest)
     if path.is_file() and cache_problem(path, expected) is None:
         return path
@@ -151,6 +153,29 @@ def cached_export(checkpoint: str | Path, model, source: str, cache_dir: str | P
                         checkpoint, problem)
         export_separator(model, path, frames, source, provenance={"arch": model.arch, "checkpoint_sha256": digest})
     return path
+
+
+def cache_path(cache_dir: str | Path, source: str, digest: str, frames: int) -> Path:
+    """Where the export of the checkpoint whose sha256 is `digest` lives in the cache, for `frames`-frame chunks."""
+    return Path(cache_dir) / f"{source}-{digest[:16]}-t{frames}.onnx"
+
+
+def require_writable_cache(cache_dir: str | Path, entries: list[Path]) -> None:
+    """Before any model loads: when one of the cache `entries` is still to be exported, the cache folder must be
+    one the export can be written into (an unwritable one gave a traceback after the models had loaded)."""
+    missing = [entry for entry in entries if not entry.is_file()]
+    if not missing:
+        return  # a read-only cache that holds every export is fine
+    folder = Path(cache_dir)
+    fix = "set separate.onnx_cache in params.yaml to a folder you can write to, or pass --backend torch"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"the ONNX cache folder {folder} cannot be made ({err.strerror}), and {missing[0].name} "
+                        f"must be exported into it: {fix}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"the ONNX cache folder {folder} is not writable, and {missing[0].name} must be exported "
+                        f"into it: {fix}")
 
 
 def entry_metadata(model, source: str, frames: int, digest: str) -> dict[str, str]:

@@ -306,6 +306,21 @@ def runnable(model, checkpoint: Path, source: str, backend: str, cfg, frames: in
     return fuse_for_inference(model)
 
 
+def require_export_room(models_dir: Path, params, cache_dir) -> None:
+    """The ONNX cache entries of the checkpoints in `models_dir`, and a cache folder they can be exported into
+    where one is missing: checked before any model loads (imported ONNX separators need no export)."""
+    from mdxnet.checkpoint import separator_path
+    from mdxnet.onnx_export import cache_path, file_digest, require_writable_cache
+
+    entries = []
+    for source in params.sources:
+        checkpoint = separator_path(models_dir, source)
+        if checkpoint.is_file():  # a missing one is named when it is loaded
+            frames = checked_chunk_frames(params, source)
+            entries.append(cache_path(cache_dir, source, file_digest(checkpoint), frames))
+    require_writable_cache(cache_dir, entries)
+
+
 def session_threads(parallel: int) -> int:
     """Intra-op threads per ONNX Runtime session when `parallel` separators run at once: the cores torch uses,
     shared out (at least one each)."""
@@ -394,6 +409,8 @@ class SeparationPipeline:
         backend = choose_backend(backend or cfg.backend, pick_device(device))
         parallel = cfg.parallel if parallel is None else parallel
         threads = session_threads(parallel)
+        if backend == "onnx":
+            require_export_room(models_dir, params, cfg.onnx_cache)
         mixer = None  # checked first: a missing Mixer should not wait for four ONNX exports
         if use_mixer:
             path = mixer_path(models_dir)
