@@ -225,7 +225,8 @@ def test_nan_sample_is_replaced_by_silence_with_a_notice(tiny, tmp_path, capsys,
     assert not [p for p in all_files(out) if p.name.startswith(".")]
 
 
-def test_song_that_separates_to_nan_is_refused_and_the_others_kept(tiny, tmp_path, capsys, caplog):
+def test_song_that_separates_to_nan_is_refused_and_the_others_kept(tiny, tmp_path, capsys, caplog, monkeypatch):
+    monkeypatch.setattr("mdxnet.audio.MAX_PEAK", float("inf"))  # past the check before the models load
     huge, good = tmp_path / "huge.wav", tmp_path / "good.wav"
     write_song(huge, value=3e38)  # finite, but the STFT's sums overflow float32
     write_song(good)
@@ -252,6 +253,67 @@ def test_a_rerun_removes_a_killed_runs_temp_files_and_keeps_a_live_writers(tiny,
         tmp.write_bytes(b"half a wav")
     assert separate(tiny, str(song), "-o", str(tmp_path / "out"), "--no-mixer") == 0
     assert sorted(p.name for p in all_files(folder)) == sorted([live.name, *(f"{s}.wav" for s in SOURCES)])
+
+
+# ---- songs far above full scale ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [RATE, 48000])  # streamed, and read whole (resampled)
+def test_song_far_above_full_scale_is_refused_before_any_model_loads(tiny, tmp_path, capsys, rate):
+    """Samples around 1e5 separated with exit 0 into stems peaking at 1e13."""
+    song = tmp_path / "loud.wav"
+    audio = 1e5 * write_song(song)
+    sf.write(song, audio, rate, subtype="FLOAT")
+    err = refused(tiny, tmp_path, capsys, str(song), "-o", str(tmp_path / "out"))
+    peak = f"{np.abs(audio).max():.3g}"
+    assert f"loud.wav peaks at {peak}, over 100 times full scale" in err and "pass --normalize" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("rate", [RATE, 48000])  # FileSong (streamed), ArraySong (read whole)
+def test_open_song_refuses_or_scales_a_song_far_above_full_scale(tmp_path, rate):
+    """The check where a song is read, for formats that only ffmpeg decodes (none is scanned before)."""
+    from mdxnet.audio import open_song
+
+    song = tmp_path / "loud.wav"
+    sf.write(song, 1e5 * write_song(song), rate, subtype="FLOAT")
+    with pytest.raises(UserError, match=r"loud\.wav peaks at .*over 100 times full scale"):
+        open_song(song)
+    with open_song(song, normalize=True) as opened:
+        assert opened.peak() == pytest.approx(1.0, rel=1e-6)
+
+
+def test_normalize_separates_the_scaled_down_song_and_scales_the_stems_back(tiny, tmp_path, capsys, caplog):
+    loud, quiet = tmp_path / "loud.wav", tmp_path / "quiet.wav"
+    audio = 1e5 * write_song(loud)
+    sf.write(loud, audio, RATE, subtype="FLOAT")
+    peak = float(np.abs(audio).max())
+    sf.write(quiet, audio * np.float32(1 / peak), RATE, subtype="FLOAT")
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING", logger="mdxnet.audio"):
+        assert separate(tiny, str(loud), "-o", str(out), "--normalize") == 0
+        assert separate(tiny, str(quiet), "-o", str(out)) == 0
+    assert f"loud.wav peaks at {peak:.3g}, above full scale (1.0): scaled to peak 1.0" in caplog.text
+    assert "quiet.wav" not in caplog.text
+    for source in SOURCES:
+        stem = sf.read(out / "loud" / f"{source}.wav", dtype="float32")[0]
+        expected = sf.read(out / "quiet" / f"{source}.wav", dtype="float32")[0] * peak
+        np.testing.assert_allclose(stem, expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max())
+
+
+def test_a_song_within_range_is_separated_as_stored_with_or_without_normalize(tiny, tmp_path, caplog):
+    song = tmp_path / "hot.wav"
+    sf.write(song, 2.0 * write_song(song), RATE, subtype="FLOAT")  # over full scale, as float mixes can be
+    normal = tmp_path / "normal.wav"
+    audio = write_song(normal, seed=1)
+    sf.write(normal, 0.9 * audio / np.abs(audio).max(), RATE, subtype="FLOAT")  # within full scale
+    with caplog.at_level("WARNING", logger="mdxnet.audio"):
+        assert separate(tiny, str(song), str(normal), "-o", str(tmp_path / "plain")) == 0
+        assert separate(tiny, str(normal), "-o", str(tmp_path / "normalized"), "--normalize") == 0
+    assert "peaks at" not in caplog.text
+    for source in SOURCES:
+        np.testing.assert_array_equal(sf.read(tmp_path / "plain" / "normal" / f"{source}.wav")[0],
+                                      sf.read(tmp_path / "normalized" / "normal" / f"{source}.wav")[0])
 
 
 def test_failed_group_write_leaves_no_file_and_no_folder(tmp_path, monkeypatch):

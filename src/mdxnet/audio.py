@@ -193,27 +193,81 @@ def write_wavs(files: dict[Path, np.ndarray], sample_rate: int = SAMPLE_RATE, su
 STREAMED_FORMATS = ("WAV", "WAVEX", "W64", "RF64", "AIFF", "CAF", "AU", "FLAC")
 # Frames per read when a streamed file is scanned whole (NaN count, peak): bounds that scan's memory.
 SCAN_FRAMES = 1 << 20
+# A song peaking above this (+40 dB over full scale) is refused unless --normalize asks to scale it. Audio is
+# expected within [-1, 1]; real float files exceed it by a few dB at most (inter-sample overs, an unlimited float
+# mix), while far above lie integer sample values stored as float (16-bit ones reach 32768) or a wrong gain,
+# which the models, trained on [-1, 1], turn into meaningless stems (songs at 1e5 gave stems at 1e13, exit 0).
+MAX_PEAK = 100.0
+
+
+def file_peak(path: str | Path) -> float | None:
+    """Largest finite |sample| of a song file, read SCAN_FRAMES at a time (memory stays one block's, whatever its
+    length); None where there is nothing to scan before decoding: integer PCM is within full scale by
+    construction, and a format only ffmpeg reads is checked once decoded (`open_song`)."""
+    try:
+        info = sf.info(path)
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        return None
+    if info.subtype.startswith("PCM"):
+        return None
+    with sf.SoundFile(path) as file:
+        return max((_finite_peak(block) for block in file.blocks(SCAN_FRAMES, dtype="float32", always_2d=True)),
+                   default=0.0)
+
+
+def _finite_peak(audio: np.ndarray) -> float:
+    """Largest |sample| that is finite (NaN/inf become 0 before separating: they are not the song's scale)."""
+    return float(np.abs(np.where(np.isfinite(audio), audio, np.float32(0))).max(initial=0.0))
+
+
+def input_scale(peak: float | None, path: str | Path, normalize: bool) -> float:
+    """What a song's samples are multiplied by for the models (its stems are divided by it): 1, or with
+    `normalize` 1/peak for a song above full scale. Without it, a peak above MAX_PEAK is refused."""
+    if peak is None or peak <= 1.0:
+        return 1.0
+    if normalize:
+        log.warning("%s peaks at %.3g, above full scale (1.0): scaled to peak 1.0 for the models (--normalize), "
+                    "its stems scaled back by the same factor", path, peak)
+        return 1.0 / peak
+    if peak > MAX_PEAK:
+        raise AudioError(f"{path} peaks at {peak:.3g}, over {MAX_PEAK:g} times full scale (audio is expected within "
+                         f"[-1, 1]; integer sample values stored as float look like this): rescale it to [-1, 1], "
+                         f"or pass --normalize to scale it for the models and its stems back")
+    return 1.0
+
+
+def check_song_peak(path: str | Path, normalize: bool) -> None:
+    """`mdxnet separate`'s check before any model loads: a song peaking above MAX_PEAK is refused (one streamed
+    pass over the file) unless `normalize` (then `open_song` scales it)."""
+    if not normalize:
+        input_scale(file_peak(path), path, normalize=False)
 
 
 class Song:
     """A stereo song at the model rate, read by sample ranges: `read(start, stop)` gives (2, stop - start)
-    float32 with zeros outside [0, length), the padding the chunking needs, and NaN/inf already replaced by 0.
+    float32 with zeros outside [0, length), the padding the chunking needs, and NaN/inf already replaced by 0,
+    multiplied by `scale` (set by `open_song`: 1 unless --normalize scales a song above full scale).
     A context manager (a streamed file is open until closed)."""
 
     length: int
+    scale: float = 1.0
+    # largest finite |sample| as read from the file, None when known to be within full scale (integer PCM)
+    raw_peak: float | None = None
 
     def read(self, start: int, stop: int) -> np.ndarray:
         out = np.zeros((2, stop - start), dtype=np.float32)
         lo, hi = max(start, 0), min(stop, self.length)
         if lo < hi:
             out[:, lo - start: hi - start] = self._read_inside(lo, hi)
+        if self.scale != 1.0:
+            out *= np.float32(self.scale)
         return out
 
     def _read_inside(self, start: int, stop: int) -> np.ndarray:
         raise NotImplementedError
 
     def peak(self) -> float:
-        """Largest absolute sample (after the NaN/inf repair)."""
+        """Largest absolute sample as the models see it (after the NaN/inf repair and `scale`)."""
         return max((float(np.abs(self.read(lo, min(lo + SCAN_FRAMES, self.length))).max())
                     for lo in range(0, self.length, SCAN_FRAMES)), default=0.0)
 
@@ -236,6 +290,10 @@ class ArraySong(Song):
             raise AudioError(f"expected a stereo (2, samples) mixture, got shape {self.audio.shape}")
         self.length = self.audio.shape[-1]
 
+    @property
+    def raw_peak(self) -> float:
+        return _finite_peak(self.audio)
+
     def _read_inside(self, start: int, stop: int) -> np.ndarray:
         return self.audio[:, start:stop]
 
@@ -243,7 +301,7 @@ class ArraySong(Song):
 class FileSong(Song):
     """A song streamed from a file libsndfile seeks exactly in (STREAMED_FORMATS) at the model rate: memory stays
     that of the ranges read, whatever the song's length. Mono is duplicated and NaN/inf become 0 (with the same
-    notice as `read_song`, given when the file is opened)."""
+    notice as `read_song`, given when the file is opened, whose scan also finds a float file's `raw_peak`)."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -257,8 +315,8 @@ class FileSong(Song):
                                  f"audio only")
             if self.file.channels == 1:
                 log.warning("%s is mono: duplicating it to stereo", path)
-            if self.file.subtype in ("FLOAT", "DOUBLE"):  # integer PCM cannot hold NaN/inf: no scan needed
-                self._notice_non_finite()
+            if self.file.subtype in ("FLOAT", "DOUBLE"):  # integer PCM: no NaN/inf, within full scale: no scan
+                self.raw_peak = self._scan()
         except BaseException:
             self.file.close()
             raise
@@ -271,15 +329,19 @@ class FileSong(Song):
                              f"(truncated file?): re-export it")
         return np.repeat(data, 2, axis=0) if data.shape[0] == 1 else data
 
-    def _notice_non_finite(self) -> None:
-        count, first = 0, None
+    def _scan(self) -> float:
+        """One pass over the file: the NaN/inf notice, and the largest finite |sample|."""
+        count, first, peak = 0, None, 0.0
         for lo in range(0, self.length, SCAN_FRAMES):
-            bad = ~np.isfinite(self._raw(lo, min(lo + SCAN_FRAMES, self.length)))
+            raw = self._raw(lo, min(lo + SCAN_FRAMES, self.length))
+            bad = ~np.isfinite(raw)
             if first is None and bad.any():
                 first = lo + int(np.flatnonzero(bad.any(axis=0))[0])
             count += int(np.count_nonzero(bad))
+            peak = max(peak, _finite_peak(raw))
         if count:
             _non_finite_notice(self.path, count, first, self.file.samplerate)
+        return peak
 
     def _read_inside(self, start: int, stop: int) -> np.ndarray:
         data = self._raw(start, stop)
@@ -289,11 +351,21 @@ class FileSong(Song):
         self.file.close()
 
 
-def open_song(path: str | Path, sample_rate: int = SAMPLE_RATE) -> Song:
+def open_song(path: str | Path, sample_rate: int = SAMPLE_RATE, normalize: bool = False) -> Song:
     """A song to separate, streamed (`FileSong`) where libsndfile seeks exactly in its format and it is already
     at `sample_rate`; otherwise (mp3/mp4/.stem.mp4/ogg, or another rate: the resampler needs the whole signal)
-    read whole with `read_song`, so its memory grows with its length, with a notice saying so."""
-    path = Path(path)
+    read whole with `read_song`, so its memory grows with its length, with a notice saying so. A song above
+    MAX_PEAK is refused, or with `normalize` scaled (`input_scale`); a song within full scale is read as stored."""
+    song = _open_song(Path(path), sample_rate)
+    try:
+        song.scale = input_scale(song.raw_peak, path, normalize)
+    except BaseException:
+        song.close()
+        raise
+    return song
+
+
+def _open_song(path: Path, sample_rate: int) -> Song:
     check_path(path)
     try:
         info = sf.info(path)

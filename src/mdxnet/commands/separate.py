@@ -2,8 +2,9 @@
 models_import.py) and `mdxnet export onnx`.
 
 `mdxnet separate` checks every input before it loads a model (loading and the ONNX export take a while):
-each song exists, is a file, is readable and holds audio; -o and every song's output folder can be written;
-no two songs would land in the same folder. A song that still fails later (e.g. it does not decode) is
+each song exists, is a file, is readable and holds audio; its name can name a folder; -o and every song's output
+folder can be written; no two songs would land in the same folder; no song peaks far above full scale
+(`mdxnet.audio.MAX_PEAK`) unless --normalize is given. A song that still fails later (e.g. it does not decode) is
 reported and the others are separated: the command then exits 2 naming it.
 """
 
@@ -54,6 +55,10 @@ def register(subparsers) -> None:
                      help="separators run at once on the CPU, sharing its cores (default: params separate.parallel)")
     sep.add_argument("--backend", choices=["onnx", "torch"], default=None,
                      help="run the separators in ONNX Runtime (CPU) or PyTorch (default: params separate.backend)")
+    sep.add_argument("--normalize", action="store_true",
+                     help="scale a song peaking above full scale (1.0) to peak 1.0 for the models, and its stems "
+                          "back by the same factor, with a notice; without it a song peaking far above full scale "
+                          "(mdxnet.audio.MAX_PEAK) is refused before any model loads")
     sep.set_defaults(func=run_separate)
 
     models = subparsers.add_parser("models", help="model checkpoint utilities")
@@ -168,7 +173,7 @@ def check_outputs(folder: Path, sources: tuple[str, ...] | list[str]) -> None:
 
 def plan(args) -> list[tuple[Path, Path]]:
     """(song, output folder) pairs, with every input checked; nothing is loaded or written here."""
-    from mdxnet.audio import check_audio_file
+    from mdxnet.audio import check_audio_file, check_song_peak
 
     require_models_folder(args.models)
     for song in args.songs:
@@ -177,28 +182,31 @@ def plan(args) -> list[tuple[Path, Path]]:
     folders = output_folders(list(args.songs), args.out)
     for folder in folders:
         check_outputs(folder, args.params.sources)
+    for song in args.songs:  # last: it reads each float file once through
+        check_song_peak(song, args.normalize)
     return list(zip(args.songs, folders, strict=True))
 
 
-def separate_song(pipeline, song: Path, folder: Path, rate: int) -> float:
+def separate_song(pipeline, song: Path, folder: Path, rate: int, normalize: bool = False) -> float:
     """Separate one song into `folder`; returns its duration in seconds. All four stems are written or none.
 
     The song is read, separated and written block by block (`SeparationPipeline.blocks`), so memory does not
     grow with its length; formats libsndfile cannot seek in exactly (mp3, mp4, .stem.mp4) and songs at another
-    rate are read whole first (`mdxnet.audio.open_song`)."""
+    rate are read whole first (`mdxnet.audio.open_song`). With `normalize`, a song above full scale is separated
+    scaled to peak 1 and its stems are scaled back (`mdxnet.audio.input_scale`)."""
     import numpy as np
 
     from mdxnet.audio import open_song, wav_group_writer
 
     paths = {source: folder / f"{source}.wav" for source in pipeline.separators}
-    with open_song(song, rate) as mixture, wav_group_writer(list(paths.values()), rate) as write:
+    with open_song(song, rate, normalize) as mixture, wav_group_writer(list(paths.values()), rate) as write:
         for start, block in pipeline.blocks(mixture):
             broken = [source for source, audio in block.items() if not np.isfinite(audio).all()]
             if broken:
                 raise UserError(f"separating {song} gave NaN/inf in {', '.join(broken)} from {start / rate:.1f} s "
                                 f"(its peak sample is {mixture.peak():.3g}; audio is expected within [-1, 1]): "
                                 f"scale it down and rerun; nothing was written for it")
-            write({paths[source]: audio for source, audio in block.items()})
+            write({paths[source]: audio / mixture.scale for source, audio in block.items()})
         return mixture.length / rate
 
 
@@ -216,7 +224,7 @@ def run_separate(args) -> int:
     for song, folder in jobs:
         started = time.perf_counter()
         try:
-            seconds = separate_song(pipeline, song, folder, params.sample_rate)
+            seconds = separate_song(pipeline, song, folder, params.sample_rate, args.normalize)
         except UserError as err:  # one bad song must not cost the others their result
             log.error("%s", err)
             failed.append(str(song))
