@@ -29,6 +29,7 @@ from mdxnet.weights_import import (
     MixerSourcesMismatch,
     ShapeMismatch,
     UnsafeCheckpoint,
+    WeightsImportError,
     WrongFileKind,
     file_sha256,
     import_file,
@@ -264,3 +265,43 @@ def test_onnx_shape_against_given_settings(tmp_path, params, ci_params_file, tin
     (tmp_path / "o/vocals.onnx").write_bytes(b"replaced")
     with pytest.raises(Exception, match="is not the file imported"):
         imported_onnx_separator(tmp_path / "o", "vocals", ci)
+
+
+# ---- files that import but would not run (issue 24 item 10) ----------------------------------------------------
+def test_weights_with_nan_are_refused_at_import(tmp_path, params, tiny):
+    weight = torch.randn(8, 10)
+    weight[3, 4] = float("nan")
+    with pytest.raises(WeightsImportError, match=r"mixer.ckpt: its weights .* hold NaN or infinite values"):
+        import_file(write_authors_mixer(weight, tmp_path / "mixer.ckpt"), "mixer", tmp_path / "o", params)
+    with torch.no_grad():
+        next(tiny.parameters()).view(-1)[0] = float("inf")
+    broken = write_lightning_separator(tiny, TINY, "vocals", tmp_path / "vocals.ckpt")
+    with pytest.raises(WeightsImportError, match="vocals.ckpt: its weights .* hold NaN or infinite values"):
+        import_file(broken, "vocals", tmp_path / "o", params)
+    assert not (tmp_path / "o").exists()
+
+
+def test_onnx_files_with_external_or_nan_weights_are_refused(tmp_path, params, tiny):
+    pytest.importorskip("onnxruntime")
+    import onnx
+    from onnx import numpy_helper
+
+    path = write_authors_onnx(tiny, 32, tmp_path / "vocals.onnx")
+    external = tmp_path / "split" / "vocals.onnx"
+    external.parent.mkdir()
+    onnx.save(onnx.load(str(path)), str(external), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="weights.bin", size_threshold=0)
+    with pytest.raises(WeightsImportError, match="keeps its weights in separate files"):
+        import_file(external, "vocals", tmp_path / "o", params)
+    proto = onnx.load(str(path))
+    first = next(t for t in proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT and t.dims)
+    values = numpy_helper.to_array(first).copy()
+    values.flat[0] = np.nan
+    first.CopyFrom(numpy_helper.from_array(values, first.name))
+    nan_file = tmp_path / "nan" / "vocals.onnx"
+    nan_file.parent.mkdir()
+    onnx.save(proto, str(nan_file))
+    with pytest.raises(WeightsImportError, match=f"its weights {first.name} hold NaN"):
+        import_file(nan_file, "vocals", tmp_path / "o", params)
+    assert not (tmp_path / "o").exists()
+    import_file(path, "vocals", tmp_path / "o", params, {"n_fft": 512, "hop": 128})  # the intact file imports

@@ -454,6 +454,7 @@ def import_separator_checkpoint(path: Path, source: str, out_dir: Path, params, 
     from mdxnet.checkpoint import save_checkpoint, separator_path
 
     state, hparams, meta = state_dict_of(path, read_torch_file(path))
+    require_finite(path, state.items())
     config = separator_config(path, state, hparams, given, params, source)
     target = hparams.get("target_name")
     if target is not None and target != source:
@@ -475,6 +476,7 @@ def import_mixer(path: Path, out_dir: Path, params, file_sources: list[str]) -> 
         raise MixerSourcesMismatch(f"the published Mixer is the linear one; params mixer.kind is "
                                    f"{params.mixer.kind!r}: set mixer.kind: linear to import it")
     state, hparams, meta = state_dict_of(path, read_torch_file(path))
+    require_finite(path, state.items())
     key, weight = mixer_weight(path, state, hparams, list(file_sources), list(params.sources))
     kwargs = mixer_kwargs(params)
     mixer = Mixer(**kwargs)
@@ -488,7 +490,36 @@ def import_mixer(path: Path, out_dir: Path, params, file_sources: list[str]) -> 
     return Imported(out, write_json_atomic(manifest_path(out_dir, "mixer"), record))
 
 
+def require_finite(path: Path, tensors) -> None:
+    """Weights holding NaN or an infinity (a damaged download, a diverged training) are refused at import: imported,
+    they made every song fail later with a message about the audio's level."""
+    for key, tensor in tensors:
+        tensor = torch.as_tensor(tensor)
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise WeightsImportError(f"{path}: its weights {key} hold NaN or infinite values: the file is damaged "
+                                     "or comes from a diverged training; download it again")
+
+
+def onnx_weights(path: Path) -> None:
+    """An ONNX file must hold its weights itself (only the .onnx is copied: external weight files were left
+    behind and `separate` then failed), and they must be finite."""
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # noqa: BLE001 - protobuf and onnx raise their own types for unreadable files
+        raise WrongFileKind(f"{path} is not an ONNX model: {str(err).splitlines()[0]}") from None
+    external = [t.name for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    if external:
+        raise WeightsImportError(f"{path} keeps its weights in separate files ({len(external)} tensors, e.g. "
+                                 f"{external[0]!r}): import a self-contained file (re-save it with onnx.save(model, "
+                                 "path, save_as_external_data=False))")
+    require_finite(path, ((t.name, numpy_helper.to_array(t).copy()) for t in proto.graph.initializer))
+
+
 def import_onnx(path: Path, source: str, out_dir: Path, params, given: dict) -> Imported:
+    onnx_weights(path)
     config = onnx_config(path, given, params, source)
     out = Path(out_dir) / f"{source}.onnx"
     record = _record(path, source, "separator", "onnx", out.name, config,
