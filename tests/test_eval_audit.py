@@ -179,6 +179,8 @@ BAD_CLAIMS = [
     ("claimed.md", b"no table here\n", "holds no pipe table"),
     ("per-track/Song.json", b'{"targets": [{"name": "vocals", "frames": [{"metrics": {}}]}]}', "malformed"),
     ("missing.json", None, "not found"),
+    # issue 24 item 11: a table without a usable row suggested --claimed-row, which cannot help
+    ("claimed.csv", b"method,voice,drum\ntheirs,9,7\n", "no row with an SDR number in each of the columns"),
 ]
 
 
@@ -202,3 +204,49 @@ def test_bad_claimed_file_fails_before_scoring_and_leaves_nothing(flawed, tmp_pa
     error = capsys.readouterr().err
     assert str(claimed) in error and fragment in error, error
     assert not (tmp_path / "out").exists() and not (flawed["estimates"] / "audit.json").exists()
+
+
+# ---- issue 24 item 11 --------------------------------------------------------------------------------------------
+def test_a_silent_or_all_nan_stem_is_flagged_and_the_other_tracks_are_scored(stems, tmp_path, fast_eval_params_file,
+                                                                            capsys):
+    """One silent stem aborted the whole audit, with no report and a message naming neither track nor file."""
+    good, bad = _segment(stems, 0.0), _segment(stems, 4.0)
+    _write(tmp_path / "data" / "test" / "Good", good)
+    _write(tmp_path / "data" / "test" / "Bad", bad)
+    _write(tmp_path / "est" / "test" / "Good", _noisy(good, 1), "FLOAT")
+    broken = _noisy(bad, 2)
+    broken["vocals"][:] = 0.0
+    broken["drums"][:] = np.nan
+    _write(tmp_path / "est" / "test" / "Bad", broken, "FLOAT")
+    argv = ["--params", str(fast_eval_params_file), "audit", str(tmp_path / "est"), "--references",
+            str(tmp_path / "data")]
+    assert main(argv) == 1
+    report = json.loads((tmp_path / "est" / "audit.json").read_text())
+    assert report["tracks_scored"] == 1 and list(report["per_track"]) == ["Good"]
+    silent = [(f["track"], f["source"]) for f in report["flags"] if f["kind"] == "silent_audio"]
+    assert silent == [("Bad", "vocals"), ("Bad", "drums")]
+    assert "Bad/vocals.wav is silent" in capsys.readouterr().out
+    # `mdxnet evaluate estimates` writes the scores of the tracks it can score and names the one it cannot
+    assert main(["--params", str(fast_eval_params_file), "evaluate", "estimates", str(tmp_path / "est"),
+                 "--references", str(tmp_path / "data"), "-o", str(tmp_path / "scores")]) == 2
+    assert [p.name for p in (tmp_path / "scores" / "test").iterdir()] == ["Good.json"]
+    assert "not scored (see the warnings above): Bad" in capsys.readouterr().err
+
+
+def test_estimates_at_another_rate_are_flagged(stems, tmp_path, fast_eval_params_file, capsys):
+    """48 kHz estimates gave "OK: nothing flagged" (a warning on stderr only)."""
+    from scipy.signal import resample_poly
+
+    track = _segment(stems, 2.0, 1.5)
+    _write(tmp_path / "data" / "test" / "Song", track)
+    for name, audio in _noisy(track, 5).items():
+        write_wav(tmp_path / "est" / "test" / "Song" / f"{name}.wav",
+                  resample_poly(audio, 160, 147, axis=-1).astype(np.float32), 48000, subtype="FLOAT")
+    argv = ["--params", str(fast_eval_params_file), "audit", str(tmp_path / "est"), "--references",
+            str(tmp_path / "data")]
+    assert main(argv) == 1
+    report = json.loads((tmp_path / "est" / "audit.json").read_text())
+    assert sorted(f["source"] for f in report["flags"] if f["kind"] == "wrong_rate") == sorted(SOURCES)
+    assert report["tracks_scored"] == 1
+    printed = capsys.readouterr().out
+    assert "OK: nothing flagged" not in printed and "Song/vocals.wav is at 48000 Hz" in printed

@@ -183,12 +183,18 @@ def run_estimates(args) -> int:
         raise UserError("cannot score the estimates: " + "; ".join(p["message"] for p in refused))
     for p in match.problems:
         log.warning("%s: not scored", p["message"])
+    unscored = []
     for name, document, problems in score_matched(match, params):
         for p in problems:
             log.warning("%s", p["message"])
+        if document is None:
+            unscored.append(name)
+            continue
         out = Path(args.out) / "test" / f"{name}.json"
         write_json_atomic(out, document)
         _log_medians(document, out)
+    if unscored:  # the others are written: each track's scores stand on their own
+        raise UserError(f"not scored (see the warnings above): {', '.join(unscored)}")
     return 0
 
 

@@ -79,6 +79,10 @@ def _pick_row(rows: list[dict], sources: list[str], row_name: str | None, path: 
         if len(chosen) != 1:
             raise UserError(f"--claimed-row {row_name!r} matches {len(chosen)} rows of {path}; rows: {labels}")
         return values(chosen[0])
+    if not candidates:  # --claimed-row cannot help: no row has the numbers
+        columns = [k.strip() for k in (rows[0] if rows else {}) if k]
+        raise UserError(f"{path} has no row with an SDR number in each of the columns {', '.join(sources)} "
+                        f"(its columns: {', '.join(columns) or 'none'}): claim one number per source in a row")
     if len(candidates) != 1:
         raise UserError(f"{path} has {len(candidates)} rows with SDR for {sources}; pick one with --claimed-row "
                         f"(rows: {labels})")
@@ -279,7 +283,8 @@ def run_audit_checks(
     flags = list(match.problems)
     per_track = {}
     for name, document, problems in score_matched(match, params, desc="audit: scoring"):
-        per_track[name] = track_medians(document)
+        if document is not None:
+            per_track[name] = track_medians(document)
         flags += problems
     summary = summarize(per_track)
     flags += nan_score_flags(per_track)

@@ -8,7 +8,8 @@ Two steps, so that a caller can refuse bad input before any audio is read:
    is not a reference (extra_track), an estimates folder without one of the sources' wav files (missing_source);
 2. `score_matched` scores each pair with BSS Eval v4 (`mdxnet.evaluation.scoring`) and names what was scored
    despite a fault: an estimate of another length than the reference (wrong_length: zero-padded or cut, as
-   museval does) and NaN/inf samples (nan_audio: scored as 0, so that the other sources still get scores).
+   museval does), NaN/inf samples (nan_audio: scored as 0, so that the other sources still get scores) and
+   another sample rate (wrong_rate: resampled), and what kept a track from being scored (silent_audio).
 
 Each problem is a dict {"kind", "message", "track", ...details}: `mdxnet evaluate estimates` logs or refuses them,
 `mdxnet audit` reports them as flags.
@@ -80,6 +81,30 @@ def match_estimates(estimates: str | Path, references_root: str | Path, sources,
     return match
 
 
+def rate_problems(name: str, folder: Path, sources, sample_rate: int) -> list[dict]:
+    """wrong_rate problems: estimates at another rate are resampled to be scored, so their scores are not those
+    of the files as submitted (MUSDB estimates are at the references' rate)."""
+    import soundfile as sf
+
+    problems = []
+    for source in sources:
+        rate = sf.info(str(Path(folder) / f"{source}.wav")).samplerate
+        if rate != sample_rate:
+            problems.append(problem("wrong_rate", f"{name}/{source}.wav is at {rate} Hz, not the references' "
+                                    f"{sample_rate} Hz: resampled to be scored", track=name, source=source,
+                                    rate=rate))
+    return problems
+
+
+def silent_problems(name: str, estimates: dict[str, np.ndarray]) -> list[dict]:
+    """silent_audio problems: BSS Eval v4 is undefined for an all-zero estimate (museval refuses it), so a track
+    with one is not scored; it is named instead of stopping every other track's scoring."""
+    return [problem("silent_audio", f"{name}/{source}.wav is silent (all zeros, or NaN/inf only, scored as 0): "
+                    f"BSS Eval is undefined for a silent estimate, so track {name!r} is not scored",
+                    track=name, source=source)
+            for source, audio in estimates.items() if not np.any(audio)]
+
+
 def audio_problems(name: str, estimates: dict[str, np.ndarray], length: int) -> list[dict]:
     """wrong_length and nan_audio problems of one track's estimates (`length`: the reference's samples)."""
     problems = []
@@ -96,10 +121,11 @@ def audio_problems(name: str, estimates: dict[str, np.ndarray], length: int) -> 
     return problems
 
 
-def score_track_estimates(folder: str | Path, reference: str | Path, params) -> tuple[dict, list[dict]]:
+def score_track_estimates(folder: str | Path, reference: str | Path, params) -> tuple[dict | None, list[dict]]:
     """Score `<folder>/<source>.wav` against one reference track: (museval per-track document, problems).
 
-    Problems (wrong_length, nan_audio) are also recorded in the document's "mdxnet" metadata.
+    Problems (wrong_rate, wrong_length, nan_audio) are also recorded in the document's "mdxnet" metadata. A track
+    with a silent estimate is not scored: (None, problems with its silent_audio).
     """
     from mdxnet.config import params_hash
     from mdxnet.data.musdb import load_track, track_name
@@ -108,10 +134,14 @@ def score_track_estimates(folder: str | Path, reference: str | Path, params) -> 
     sample_rate = params.sample_rate
     track = load_track(reference, sample_rate)
     length = track["mixture"].shape[-1]
-    estimates = read_estimates_folder(folder, list(params.sources), sample_rate)
     name = track_name(reference)
-    problems = audio_problems(name, estimates, length)
+    problems = rate_problems(name, Path(folder), params.sources, sample_rate)
+    estimates = read_estimates_folder(folder, list(params.sources), sample_rate)
+    problems += audio_problems(name, estimates, length)
     estimates = {s: np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0) for s, a in estimates.items()}
+    silent = silent_problems(name, estimates)
+    if silent:
+        return None, problems + silent
     started = time.monotonic()
     scores = score_estimates(track, estimates, params)
     evaluation = params.evaluate
@@ -130,8 +160,10 @@ def score_track_estimates(folder: str | Path, reference: str | Path, params) -> 
     return track_document(scores, evaluation.win, evaluation.hop, metadata), problems
 
 
-def score_matched(match: EstimatesMatch, params, desc: str = "scoring estimates") -> Iterator[tuple[str, dict, list]]:
-    """(track, per-track document, problems) for every matched pair, in name order, as each is scored."""
+def score_matched(match: EstimatesMatch, params,
+                  desc: str = "scoring estimates") -> Iterator[tuple[str, dict | None, list]]:
+    """(track, per-track document, problems) for every matched pair, in name order, as each is scored (document
+    None: the track could not be scored, its problems say why)."""
     from tqdm import tqdm
 
     for name in tqdm(sorted(match.pairs), desc=desc, unit="track", disable=len(match.pairs) < 2):
