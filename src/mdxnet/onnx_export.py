@@ -166,16 +166,15 @@ def require_writable_cache(cache_dir: str | Path, entries: list[Path]) -> None:
     missing = [entry for entry in entries if not entry.is_file()]
     if not missing:
         return  # a read-only cache that holds every export is fine
-    folder = Path(cache_dir)
+    folder = Path(cache_dir).absolute()
     fix = "set separate.onnx_cache in params.yaml to a folder you can write to, or pass --backend torch"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"the ONNX cache folder {folder} cannot be made ({err.strerror}), and {missing[0].name} "
-                        f"must be exported into it: {fix}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"the ONNX cache folder {folder} is not writable, and {missing[0].name} must be exported "
-                        f"into it: {fix}")
+    existing = next(p for p in (folder, *folder.parents) if p.exists())  # made by the export, not by this check
+    if not existing.is_dir():
+        raise UserError(f"the ONNX cache folder {folder} cannot be made ({existing} is a file), and "
+                        f"{missing[0].name} must be exported into it: {fix}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"the ONNX cache folder {folder} is not writable ({existing}), and {missing[0].name} must "
+                        f"be exported into it: {fix}")
 
 
 def entry_metadata(model, source: str, frames: int, digest: str) -> dict[str, str]:
