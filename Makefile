@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 
-.PHONY: all setup test lint gpu-rehearsal
+.PHONY: all setup test test-fast lint gpu-rehearsal
 all: setup
 	$(BIN)/snakemake --cores $(CORES) all
 
@@ -14,6 +14,10 @@ $(VENV)/.installed: requirements.txt pyproject.toml scripts/setup.sh
 
 test: setup
 	$(BIN)/python -m pytest
+
+# The edit loop's tier: every test but the slow ones (whole workflow runs, DVC, SLURM, the paper rehearsal)
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow and not gpu"
 
 lint: setup
 	$(BIN)/ruff check src tests bench

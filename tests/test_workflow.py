@@ -158,6 +158,7 @@ def test_lint_is_clean():
     assert "in a good condition" in result.stdout + result.stderr
 
 
+@pytest.mark.slow  # the ci chain first (~1.5 min)
 def test_slurm_profile_dry_run(ci_run, tmp_path):
     """The SLURM profile parses and applies its resources (a dry run needs no cluster; tests/test_slurm.py runs
     one); a GPU is requested only where params.yaml says cuda, and profiles/slurm-small shrinks the sizes."""
@@ -314,6 +315,7 @@ def is_declared(key: str, declared: list[str]) -> bool:
     return any(key == d or key.startswith(d + ".") or d.startswith(key + ".") for d in declared)
 
 
+@pytest.mark.slow  # the ci chain first (~1.5 min)
 def test_every_command_reads_only_keys_its_stage_declares(ci_run):
     records = [json.loads(line) for line in ci_run["trace"].read_text().splitlines()]
     stages = {stage_of(record["argv"])[0] for record in records}
@@ -330,6 +332,7 @@ def test_every_command_reads_only_keys_its_stage_declares(ci_run):
 
 
 # ---- the chain, end to end on the ci profile -----------------------------------------------------------------
+@pytest.mark.slow  # the ci chain first (~1.5 min)
 def test_ci_chain_ends_with_the_results_table(ci_run):
     folder = ci_run["folder"]
     print(f"ci chain: {ci_run['seconds']:.0f} s")
@@ -355,6 +358,7 @@ def test_ci_chain_ends_with_the_results_table(ci_run):
     assert len(list((folder / "benchmarks").rglob("*.tsv"))) == len(list((folder / "logs").rglob("*.log")))
 
 
+@pytest.mark.slow  # the ci chain first (~1.5 min)
 def test_each_test_song_is_separated_once_for_every_model_run(ci_run):
     """Must-show (performance issue, item 3): the evaluation runs the separators once per test song. Before, the
     `mixer` and `no-mixer` jobs each ran them: twice the separator forward passes counted here."""
@@ -395,6 +399,7 @@ def test_each_test_song_is_separated_once_for_every_model_run(ci_run):
         assert json.loads((folder / "evaluation" / run_name / "summary.json").read_text())["crosscheck"]
 
 
+@pytest.mark.slow  # the ci chain first (~1.5 min)
 def test_second_run_does_nothing(ci_run):
     folder = ci_run["folder"]
     start = time.perf_counter()
@@ -404,6 +409,7 @@ def test_second_run_does_nothing(ci_run):
     assert "Nothing to be done" in result.stderr + result.stdout
 
 
+@pytest.mark.slow  # the ci chain first (~1.5 min)
 def test_one_learning_rate_reruns_its_separator_the_mixer_and_evaluation_only(ci_run, tmp_path):
     folder = tmp_path / "copy"
     shutil.copytree(ci_run["folder"], folder, symlinks=True)
@@ -427,6 +433,7 @@ def test_one_learning_rate_reruns_its_separator_the_mixer_and_evaluation_only(ci
     assert planned_jobs(folder, "all") == {}
 
 
+@pytest.mark.slow  # the ci chain first (~1.5 min)
 def test_blend_second_systems_add_runs_and_bad_folders_stop_before_scoring(ci_run, tmp_path):
     """blend.second: {} removes the blend run (nothing else reruns but the report); a second system's folder that
     lacks a test track or a source file stops the workflow, named, before any job; a profile may not set it."""
@@ -463,6 +470,7 @@ def test_blend_second_systems_add_runs_and_bad_folders_stop_before_scoring(ci_ru
     assert result.returncode != 0 and "not in a profile" in result.stdout + result.stderr
 
 
+@pytest.mark.slow  # the ci chain first (~1.5 min)
 def test_files_restored_with_new_times_do_not_rerun(ci_run, tmp_path):
     """What `dvc checkout` does to a lost file: same content, new modification time."""
     folder = tmp_path / "copy"
@@ -589,6 +597,7 @@ def test_a_code_change_reruns_exactly_the_steps_it_can_affect(ci_run, tmp_path):
     assert stages == ["augment", "mixer", "train@bass", "train@drums", "train@other", "train@vocals"]
 
 
+@pytest.mark.slow  # the ci chain first (~1.5 min)
 def test_html_report_holds_the_table_the_box_plot_and_the_training_curves(ci_run, tmp_path):
     """`snakemake --report results/report.html` after a finished run: one self-contained HTML file (every
     result embedded, nothing loaded from elsewhere) showing the results table as a page, the box plot and the

@@ -39,6 +39,7 @@ def write_published(folder, params) -> dict[str, str]:
     return {name: file_sha256(folder / file) for name, file in FILES.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth is not installed")
 def test_imported_models_are_separated_scored_and_labelled(tmp_path):
     from mdxnet.config import load_params
