@@ -211,9 +211,11 @@ class TFCTDFUNetV1(SpectrogramUNet):
     - a decoder block takes concat(upsampled, encoder output), 2 x channels, and its first conv brings it
       back to `channels`;
     - 24 channels: README's TFC-TDF command and the `--internal_channels` default; the notebook
-      "deprecated/[Table-3] TFC_TDF (large SDR 7.98).ipynb" builds this very configuration (9 blocks, 5
-      convs, bottleneck 16, 24 channels, 2048 bins x 128 frames) with biased TDF Linear layers and prints
-      2,232,132 parameters, matching the MDX table's 2.2M.
+      ".deprecated/[Table-3] TFC_TDF (large SDR 7.98).ipynb" builds this network (9 blocks, 5 convs,
+      bottleneck 16, 24 channels, 2048 bins x 128 frames) with biased TDF Linear layers and prints 2,232,132
+      parameters, matching the MDX table's 2.2M. Its STFT is not the table's: n_fft 4096 with hop 2048
+      (`MusdbLoaer(n_fft=4096, hop_factor=2, dim_t=128)`; .deprecated/utils_ismir.py, hop_length = n_fft //
+      hop_factor), where the MDX table gives hop 1024 (kept by profiles.v1).
 
     Our reading, where the texts are silent or that code differs from this project's front end:
     - "all skip connections were removed" in v2 means the dense ones: the authors' v2 code

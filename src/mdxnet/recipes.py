@@ -5,9 +5,10 @@ References (read for this table; nothing here is from memory):
 - the authors' code: kuielab/mdx-net, branch Leaderboard_A (training), and kuielab/mdx-net-submission, branch
   leaderboard_A (inference: models.py, predict_blend.py);
 - the paper's text: KUIELAB-MDX-Net, ISMIR 2021 MDX workshop version (mdx-workshop/mdx-submissions21, paper.md
-  at 836a682, dated 10 August 2021). Its later revisions (98c4390, 26 Oct 2021; 97b6502, 1 Nov 2021, whose
-  numbers are those of arXiv 2111.12203, see evaluation/references.py) rewrite the introduction and add the
-  Demucs blend to the method, but state the same values as compared here; the loss is worded "time-domain l1
+  at 836a682: a commit of 24 Oct 2021 whose front matter is dated 10 August 2021). Its later revisions (98c4390,
+  26 Oct 2021, still with the workshop numbers; f4022cf and 97b6502, 1 Nov 2021, front matter dated 26 October
+  2021, where the numbers of arXiv 2111.12203 first appear, see evaluation/references.py) rewrite the
+  introduction and add the Demucs blend to the method, but state the same values as compared here; the loss is worded "time-domain l1
   loss" instead of "waveform L1 loss". Where the paper is silent, its reference is the authors' value, marked
   "silent".
 
@@ -37,7 +38,7 @@ from typing import Any
 
 AUTHORS = "kuielab/mdx-net@Leaderboard_A"
 SUBMISSION = "kuielab/mdx-net-submission@leaderboard_A"
-PAPER = "KUIELAB-MDX-Net, ISMIR 2021 MDX workshop paper (mdx-submissions21 paper.md, 10 Aug 2021)"
+PAPER = "KUIELAB-MDX-Net, ISMIR 2021 MDX workshop paper (mdx-submissions21 paper.md at 836a682, dated 10 Aug 2021)"
 SILENT = "silent (the authors' value)"
 
 KIND_PAPER = "recipe (paper's text)"
@@ -299,12 +300,6 @@ FIXED: tuple[Deviation, ...] = (
               "train mode: Lightning's model.train() reaches the frozen separators (batch statistics, running "
               "statistics updated)", authors("src/models/mdxnet.py Mixer (separators are submodules)"),
               SILENT, SILENT, KIND_BUG, True, False),
-    Deviation("Mixer: training data", "MUSDB train split only (the test set never trains)",
-              "one Mixer config adds MUSDB's test set (datamodule.external_datasets: [test]); on Leaderboard_A "
-              "removed by commit 97ea1df",
-              "kuielab/mdx-net@main:configs/experiment/mixer.yaml",
-              "\"Only models for Leaderboard A were evaluated\" (Leaderboard B trains on the test set)",
-              paper("Performance on the MUSDB Benchmark"), KIND_BUG, True, False),
 )
 
 

@@ -4,11 +4,13 @@ Two versions of the KUIELAB-MDX-Net paper print different numbers for the same s
 version that quotes it. Where the numbers were checked (and against what):
 
 - ISMIR 2021 MDX workshop version: `paper.md` of the KUIELAB-MDX-Net submission in the public repository
-  mdx-workshop/mdx-submissions21 (revision dated 10 August 2021, title "KUIELAB-MDX-Net"), table "Performance on
-  the MUSDB Benchmark". Its "KUIELAB-MDX-Net" row is the model with Mixer, "w/o Mixer" without, and
+  mdx-workshop/mdx-submissions21 at 836a682 (a commit of 24 Oct 2021 whose front matter is dated 10 August 2021;
+  title "KUIELAB-MDX-Net"), table "Performance on the MUSDB Benchmark"; 98c4390 (26 Oct 2021) still prints
+  these numbers. Its "KUIELAB-MDX-Net" row is the model with Mixer, "w/o Mixer" without, and
   "+ Demucs_v2" the blend submitted to the challenge.
-- arXiv 2111.12203 version: the later revision of the same `paper.md` (dated 26 October 2021, title
-  "KUIELab-MDX-Net: Finding a Balance between Performance and Resources ..."), whose ablation rows
+- arXiv 2111.12203 version: the later revision of the same `paper.md` (commits f4022cf and 97b6502 of 1 Nov
+  2021, where these numbers first appear; front matter dated 26 October 2021; title "KUIELab-MDX-Net: Finding a
+  Balance between Performance and Resources ..."), whose ablation rows
   (TFC-TDF-U-Net v2 = without Mixer, v2 + Mixer, v2 + Demucs, KUIELab-MDX-Net = v2 + Mixer + Demucs) carry the
   numbers the project's developer guide attributes to arXiv 2111.12203 (8.81/6.52/7.65/5.70 and
   8.91/7.07/7.33/5.81). The arXiv PDF itself was not read; the agreement is with that revision.
@@ -26,8 +28,10 @@ SOURCES = ("vocals", "drums", "bass", "other")
 WORKSHOP = "ismir2021-mdx-workshop"
 ARXIV = "arxiv-2111.12203"
 VERSIONS = {
-    WORKSHOP: "KUIELAB-MDX-Net, ISMIR 2021 MDX workshop paper (mdx-workshop/mdx-submissions21 paper.md, 10 Aug 2021)",
-    ARXIV: "KUIELab-MDX-Net, arXiv 2111.12203 (as in mdx-workshop/mdx-submissions21 paper.md, 26 Oct 2021)",
+    WORKSHOP: "KUIELAB-MDX-Net, ISMIR 2021 MDX workshop paper (mdx-workshop/mdx-submissions21 paper.md at 836a682, "
+              "dated 10 Aug 2021)",
+    ARXIV: "KUIELab-MDX-Net, arXiv 2111.12203 (as in mdx-workshop/mdx-submissions21 paper.md at f4022cf/97b6502, "
+           "1 Nov 2021)",
 }
 _QUOTED = "as quoted in both paper versions' table"
 
