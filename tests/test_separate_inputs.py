@@ -5,6 +5,7 @@ same-named songs never overwrite each other."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -341,3 +342,34 @@ def test_failed_group_write_leaves_no_file_and_no_folder(tmp_path, monkeypatch):
         audio_module.write_wavs({tmp_path / "out2" / "song" / f"{s}.wav": np.zeros((2, 100), np.float32)
                                  for s in SOURCES}, RATE)
     assert all_files(tmp_path / "out2") == [old] and old.read_bytes() == b"previous result"
+
+
+# ---- issue 24 item 14: late checks ----------------------------------------------------
+
+
+def test_six_channel_96k_song_is_refused_before_any_model_loads(tiny, tmp_path, capsys):
+    """It was refused only once the models had loaded (with a cold cache, after four ONNX exports)."""
+    song = tmp_path / "surround.wav"
+    sf.write(song, np.zeros((9600, 6), np.float32), 96000, subtype="FLOAT")
+    err = refused(tiny, tmp_path, capsys, str(song), "-o", str(tmp_path / "out"))
+    assert "surround.wav has 6 channels" in err and "downmix it to stereo" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not shutil.which("ffmpeg"), reason="ffmpeg makes the AAC file")
+def test_six_channel_file_only_ffmpeg_reads_is_refused_before_any_model_loads(tiny, tmp_path, capsys):
+    song = tmp_path / "surround.m4a"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=duration=0.5", "-ac", "6", "-c:a", "aac",
+                    str(song)], check=True)
+    err = refused(tiny, tmp_path, capsys, str(song), "-o", str(tmp_path / "out"))
+    assert "surround.m4a has 6 channels" in err
+
+
+def test_truncated_wav_is_refused_before_any_model_loads(tiny, tmp_path, capsys):
+    """It separated silently into stems of its first half, although `data check` calls it truncated."""
+    song = tmp_path / "cut.wav"
+    write_song(song)
+    song.write_bytes(song.read_bytes()[: song.stat().st_size // 2])
+    err = refused(tiny, tmp_path, capsys, str(song), "-o", str(tmp_path / "out"))
+    assert "cut.wav is truncated (header declares" in err and "copy it again" in err
+    assert not (tmp_path / "out").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
@@ -36,12 +37,19 @@ def to_stereo(audio: np.ndarray, path: str | Path = "<array>") -> np.ndarray:
     if audio.ndim == 1:
         audio = audio[None, :]
     channels = audio.shape[0]
+    check_channels(channels, path)
     if channels == 1:
         log.warning("%s is mono: duplicating it to stereo", path)
         return np.repeat(audio, 2, axis=0)
-    if channels != 2:
-        raise AudioError(f"{path} has {channels} channels; mdxnet separates mono or stereo audio only")
     return audio
+
+
+def check_channels(channels: int, path: str | Path) -> None:
+    """Mono or stereo only: the models take two channels, and which two of a surround file (or what downmix) is
+    the user's choice, not ours."""
+    if channels > 2:
+        raise AudioError(f"{path} has {channels} channels; mdxnet separates mono or stereo audio only: downmix it "
+                         f"to stereo first (e.g. ffmpeg -i IN -ac 2 OUT.wav)")
 
 
 def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
@@ -88,32 +96,70 @@ def _example_song(folder: Path) -> Path:
     return audio[0] if audio else folder / "<song>.wav"
 
 
-def _probe_with_ffprobe(path: Path) -> None:
-    """Formats libsndfile cannot read: ffprobe must find an audio stream (what `_decode_with_ffmpeg` decodes)."""
+def _probe_with_ffprobe(path: Path) -> int:
+    """Formats libsndfile cannot read: ffprobe must find an audio stream (what `_decode_with_ffmpeg` decodes).
+    Returns its channel count (0 where ffprobe does not say)."""
     if shutil.which("ffprobe") is None:
         raise AudioError(f"cannot read {path}: it needs ffmpeg, which is not installed (apt-get install ffmpeg)")
-    cmd = ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=codec_type",
+    cmd = ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=codec_type,channels",
            "-of", "csv=p=0", str(path)]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0 or "audio" not in result.stdout:
         raise AudioError(f"{path} is not audio that mdxnet can read (neither libsndfile nor ffmpeg finds an "
                          f"audio stream in it): convert it to wav or flac")
+    fields = result.stdout.strip().splitlines()[0].split(",")
+    return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
+
+
+def wav_truncation(path: str | Path) -> str | None:
+    """Why a RIFF/WAVE file is cut short (its 'data' chunk claims more bytes than the file holds, as after an
+    interrupted copy or download), or None. libsndfile reads such a file without complaint, as shorter than its
+    header says, so only this look at the header tells. `mdxnet data check` and `mdxnet separate` both ask here."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None  # not plain RIFF (RF64, other formats): leave it to libsndfile
+        offset = 12
+        while offset + 8 <= size:
+            handle.seek(offset)
+            chunk_id, chunk_size = struct.unpack("<4sI", handle.read(8))
+            if chunk_id == b"data":
+                available = size - offset - 8
+                if chunk_size > available and chunk_size != 0xFFFFFFFF:  # 0xFFFFFFFF: written as a stream
+                    return f"header declares {chunk_size} bytes of audio, file holds {available}"
+                return None
+            offset += 8 + chunk_size + (chunk_size & 1)
+    return "no audio data chunk"
 
 
 def check_audio_file(path: str | Path) -> None:
-    """Everything about a song that can be known without decoding it (exists, is a file, readable, holds audio):
-    `mdxnet separate` calls it on every song before loading any model, so a typo never costs a long wait."""
+    """Everything about a song that can be known without decoding it (exists, is a file, readable, holds audio,
+    mono or stereo, not cut short): `mdxnet separate` calls it on every song before loading any model, so a typo
+    never costs a long wait."""
     path = Path(path)
     check_path(path)
     if not os.access(path, os.R_OK):
         raise AudioError(f"cannot read {path} (permission denied): check its permissions (chmod +r)")
     try:
-        frames = sf.info(path).frames
+        info = sf.info(path)
     except (sf.LibsndfileError, RuntimeError, TypeError):
-        _probe_with_ffprobe(path)
+        check_channels(_probe_with_ffprobe(path), path)
         return
-    if frames == 0:
+    if info.frames == 0:
         raise AudioError(f"{path} holds no audio samples: pass a non-empty recording")
+    check_channels(info.channels, path)
+    check_not_truncated(path)
+
+
+def check_not_truncated(path: Path) -> None:
+    """A cut-short wav is refused rather than separated: its stems would look like a whole song's result while
+    missing its end, and the fix (copy it again) is cheap; rewriting it keeps just the part it holds."""
+    why = wav_truncation(path)
+    if why:
+        raise AudioError(f"{path} is truncated ({why}; cut short by a copy or download?): copy it again, or to "
+                         f"separate the part it holds, rewrite it first (e.g. ffmpeg -i IN OUT.wav)")
 
 
 def _read_native(path: Path) -> tuple[np.ndarray, int]:
@@ -310,9 +356,7 @@ class FileSong(Song):
         try:
             if self.length == 0:
                 raise AudioError(f"{path} holds no audio samples: pass a non-empty recording")
-            if self.file.channels > 2:
-                raise AudioError(f"{path} has {self.file.channels} channels; mdxnet separates mono or stereo "
-                                 f"audio only")
+            check_channels(self.file.channels, path)
             if self.file.channels == 1:
                 log.warning("%s is mono: duplicating it to stereo", path)
             if self.file.subtype in ("FLOAT", "DOUBLE"):  # integer PCM: no NaN/inf, within full scale: no scan

@@ -18,7 +18,6 @@ removed, renamed, resized or its beginning (header and first ~0.4 s) changes; re
 from __future__ import annotations
 
 import hashlib
-import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import numpy as np
 import soundfile as sf
 
 from mdxnet.atomic import write_json_atomic
-from mdxnet.audio import SAMPLE_RATE, STEM_NAMES
+from mdxnet.audio import SAMPLE_RATE, STEM_NAMES, wav_truncation
 from mdxnet.data.musdb import (
     SUBSETS,
     DatasetMissingError,
@@ -56,26 +55,6 @@ class CheckResult:
     @property
     def ok(self) -> bool:
         return not self.problems and self.tracks > 0
-
-
-def _wav_truncation(path: Path) -> str | None:
-    """A RIFF/WAVE file whose 'data' chunk claims more bytes than the file holds (cut short by a copy)."""
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
-        head = handle.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None  # not plain RIFF (RF64, other formats): leave it to libsndfile
-        offset = 12
-        while offset + 8 <= size:
-            handle.seek(offset)
-            chunk_id, chunk_size = struct.unpack("<4sI", handle.read(8))
-            if chunk_id == b"data":
-                available = size - offset - 8
-                if chunk_size > available and chunk_size != 0xFFFFFFFF:
-                    return f"{path}: truncated: header declares {chunk_size} bytes of audio, file holds {available}"
-                return None
-            offset += 8 + chunk_size + (chunk_size & 1)
-    return f"{path}: truncated: no audio data chunk"
 
 
 def _mix_snr_db(mixture: np.ndarray, stems: list[np.ndarray]) -> float:
@@ -116,9 +95,9 @@ def check_wav_track(track: Path, min_snr_db: float) -> tuple[list[str], float]:
         except (sf.LibsndfileError, RuntimeError) as err:
             problems.append(f"{path}: unreadable ({err})")
             continue
-        truncated = _wav_truncation(path)
+        truncated = wav_truncation(path)
         if truncated:
-            problems.append(truncated)
+            problems.append(f"{path}: truncated: {truncated}")
         if info.samplerate != SAMPLE_RATE:
             problems.append(f"{path}: sample rate {info.samplerate} Hz, expected {SAMPLE_RATE} Hz")
         if info.channels != 2:
