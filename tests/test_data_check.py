@@ -114,3 +114,40 @@ def test_every_problem_is_reported(broken_copy, params):
 def test_absent_dataset_exits_2(tmp_path, capsys):
     assert main(["data", "check", str(tmp_path / "nope")]) == 2
     assert "mdxnet data synth" in capsys.readouterr().err
+
+
+# ---- links that lead nowhere (issue 24 item 8) ---------------------------------------------------------------
+
+
+def test_stem_that_is_a_symlink_loop_is_a_problem_not_a_traceback(broken_copy, params, capsys):
+    root, track = broken_copy
+    stem = track / "bass.wav"
+    stem.unlink()
+    stem.symlink_to("bass.wav")  # itself: the checksum's stat raised ELOOP
+    _assert_fails(root, params, f"{stem}: a symlink loop")
+    assert main(["data", "check", str(root)]) == 2
+    captured = capsys.readouterr()
+    assert f"PROBLEM {stem}: a symlink loop" in captured.out and "Traceback" not in captured.err
+
+
+def test_dangling_stem_symlink_is_in_the_problem_list_with_the_others(broken_copy, params, capsys):
+    root, track = broken_copy
+    stem = track / "vocals.wav"
+    stem.unlink()
+    stem.symlink_to(root / "gone" / "vocals.wav")  # stopped the check with a bare '[Errno 2]'
+    other = sorted((root / "train").iterdir())[1]
+    audio, rate = sf.read(other / "drums.wav")
+    sf.write(other / "drums.wav", audio[:, 0], rate)
+    assert main(["data", "check", str(root)]) == 2
+    captured = capsys.readouterr()
+    assert f"PROBLEM {stem}: a symlink to {root / 'gone' / 'vocals.wav'}, which does not exist" in captured.out
+    assert f"PROBLEM {other / 'drums.wav'}: 1 channel" in captured.out and "Errno" not in captured.err
+
+
+def test_a_track_that_is_a_broken_link_is_a_problem(broken_copy, params):
+    """A track folder linked from elsewhere whose target is gone was skipped without a word."""
+    root, _ = broken_copy
+    (root / "test" / "Linked Track").symlink_to(root / "elsewhere" / "Linked Track")
+    (root / "train" / "Looped Track").symlink_to("Looped Track")
+    _assert_fails(root, params, f"{root / 'test' / 'Linked Track'}: a symlink to", "which does not exist",
+                  f"{root / 'train' / 'Looped Track'}: a symlink loop")

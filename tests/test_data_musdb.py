@@ -151,6 +151,17 @@ def test_load_track_names_missing_stems_and_bad_paths(tmp_path, write_track):
         load_track(tmp_path / "song.flac")
 
 
+@pytest.mark.parametrize("target", ["vocals.wav", "/nonexistent/vocals.wav"])  # a loop, a dangling link
+def test_load_track_names_a_stem_link_that_leads_nowhere(tmp_path, write_track, target):
+    """Training reads through load_track: such a link read as a missing stem, the link itself unnamed."""
+    write_track(tmp_path / "track")
+    stem = tmp_path / "track" / "vocals.wav"
+    stem.unlink()
+    stem.symlink_to(target)
+    with pytest.raises(UserError, match=rf"{re.escape(str(stem))}: a symlink (loop|to {target}, which does not)"):
+        load_track(tmp_path / "track")
+
+
 def test_track_index_maps_names_and_refuses_a_name_twice(musdb_like, tmp_path):
     assert track_index(musdb_like, "test") == {MUSDB_LIKE_TEST: musdb_like / "test" / MUSDB_LIKE_TEST}
     assert set(track_index(musdb_like / "test", "test")) == {MUSDB_LIKE_TEST}  # a folder of tracks itself

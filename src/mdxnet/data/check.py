@@ -5,7 +5,8 @@ Accepted inputs: a dataset folder (<root>/{train,test}/<track>/{mixture,drums,ba
 <root>/{train,test}/<track>.stem.mp4), a folder of `.stem.mp4` files, or one `.stem.mp4` file.
 
 Per track: all five stems present and readable, 44.1 kHz, stereo, the wav not truncated (its header's data size
-fits the file), equal lengths, and the mixture within data.check.mix_snr_db of the sum of the stems. The
+fits the file), equal lengths, and the mixture within data.check.mix_snr_db of the sum of the stems. A stem or
+track that is a symbolic link leading nowhere (dangling, or a loop) is a problem naming the link. The
 report's subset counts (train, valid, test) are those training uses: the dataset's recorded split, else
 data.valid_split (`mdxnet.data.musdb.list_tracks`).
 
@@ -27,9 +28,11 @@ import soundfile as sf
 from mdxnet.atomic import write_json_atomic
 from mdxnet.audio import SAMPLE_RATE, STEM_NAMES, wav_truncation
 from mdxnet.data.musdb import (
+    STEM_SUFFIX,
     SUBSETS,
     DatasetMissingError,
     _tracks_in,
+    broken_link,
     is_stem_file,
     list_tracks,
     missing_dataset_message,
@@ -88,7 +91,7 @@ def check_wav_track(track: Path, min_snr_db: float) -> tuple[list[str], float]:
     for name in STEM_NAMES:
         path = track / f"{name}.wav"
         if not path.is_file():
-            problems.append(f"{path}: missing stem '{name}'")
+            problems.append(broken_link(path) or f"{path}: missing stem '{name}'")
             continue
         try:
             info = sf.info(path)
@@ -155,10 +158,20 @@ def check_stem_file(path: Path, min_snr_db: float) -> tuple[list[str], float]:
 
 
 def _audio_files(tracks: list[Path]) -> list[Path]:
+    """The files the checksum covers; a link leading nowhere is left out (it is reported as a problem)."""
     files = []
     for track in tracks:
-        files += [track] if is_stem_file(track) else sorted(p for p in track.iterdir() if p.suffix == ".wav")
+        files += [track] if is_stem_file(track) else sorted(p for p in track.iterdir()
+                                                            if p.suffix == ".wav" and p.is_file())
     return files
+
+
+def _broken_entries(folder: Path, suffix: str = "") -> list[str]:
+    """Links in `folder` (named ...`suffix`, not hidden: what could be a track) that lead nowhere: a track or stem
+    file linked from elsewhere whose target is gone would otherwise be skipped without a word (it is neither a
+    folder nor a file)."""
+    return [problem for path in sorted(folder.iterdir())
+            if path.name.endswith(suffix) and not path.name.startswith(".") and (problem := broken_link(path))]
 
 
 def dataset_checksum(files: list[Path], base: Path) -> str:
@@ -180,9 +193,10 @@ def _collect(root: Path, result: CheckResult, valid_split: str) -> list[Path]:
         result.subsets = {"stems": 1}
         return [root]
     if not root.is_dir():
-        raise DatasetMissingError(missing_dataset_message(root))
+        raise DatasetMissingError(broken_link(root) or missing_dataset_message(root))
     if not (root / "train").is_dir() and not (root / "test").is_dir():
         stems = [p for p in sorted(root.iterdir()) if is_stem_file(p)]
+        result.problems += _broken_entries(root, STEM_SUFFIX)
         if not stems:
             result.problems.append(f"{root}: no train/ and test/ folders (MUSDB18-HQ layout) and no .stem.mp4 files")
         result.subsets = {"stems": len(stems)}
@@ -194,6 +208,7 @@ def _collect(root: Path, result: CheckResult, valid_split: str) -> list[Path]:
             result.problems.append(f"{folder}: missing (MUSDB18-HQ layout has train/ and test/)")
             continue
         found = _tracks_in(folder)
+        result.problems += _broken_entries(folder)
         if not found:
             result.problems.append(f"{folder}: holds no tracks")
         result.subsets[subset] = len(found)

@@ -11,6 +11,7 @@ Layout: <root>/{train,test}/<track>/{mixture,drums,bass,other,vocals}.wav. MUSDB
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
@@ -82,6 +83,25 @@ def name_problem(name: str) -> str | None:
 
 def is_stem_file(path: Path) -> bool:
     return path.is_file() and path.name.endswith(STEM_SUFFIX)
+
+
+def broken_link(path: Path) -> str | None:
+    """Why `path`, a symbolic link, leads to no file (its target is missing, or the links lead back to themselves),
+    as "<path>: <why>: <fix>"; None when it is no link or leads somewhere. Path.is_file answers False for both,
+    which reads as a missing file and hides the link, and following it raises."""
+    if not path.is_symlink():
+        return None
+    try:
+        path.stat()
+    except FileNotFoundError:
+        why = f"a symlink to {os.readlink(path)}, which does not exist (dangling)"
+    except OSError as err:
+        loop = err.errno == errno.ELOOP
+        why = (f"a symlink loop (to {os.readlink(path)}; following the links never reaches a file)" if loop
+               else f"a symlink to {os.readlink(path)} that cannot be followed ({err.strerror})")
+    else:
+        return None
+    return f"{path}: {why}: point it at the real file or folder, or put that there instead"
 
 
 # ---- listing -----------------------------------------------------------------------------------------------------
@@ -236,6 +256,9 @@ def to_musdb_pcm16(audio: np.ndarray) -> np.ndarray:
 
 def _read_track_folder(folder: Path, sample_rate: int) -> dict[str, np.ndarray]:
     missing = [name for name in STEM_NAMES if not (folder / f"{name}.wav").is_file()]
+    broken = [problem for name in missing if (problem := broken_link(folder / f"{name}.wav"))]
+    if broken:
+        raise UserError(broken[0])
     if missing:
         raise UserError(
             f"track folder {folder} lacks {', '.join(n + '.wav' for n in missing)}: a MUSDB18-HQ track holds "
