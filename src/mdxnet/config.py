@@ -243,6 +243,12 @@ class Health(Section):
 
 
 @dataclass(frozen=True)
+class EarlyStoppingParams(Section):
+    patience: int | None
+    min_delta: float
+
+
+@dataclass(frozen=True)
 class Train(Section):
     seed: int
     loss: str
@@ -252,6 +258,8 @@ class Train(Section):
     batch_size: PerSource
     steps: int
     valid_every: int
+    early_stopping: EarlyStoppingParams
+    deterministic: bool
     valid_sdr: str
     valid_reduce: str
     amp: bool

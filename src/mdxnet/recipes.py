@@ -166,6 +166,11 @@ GOVERNED: tuple[Governed, ...] = (
     _row("train.valid_every", NO_PARAMS_VALUE, authors("configs/trainer/minimal.yaml "
                                                        "(check_val_every_n_epoch: 10)"),
          shown="every 10 epochs", epochs=True),
+    _row("train.early_stopping.patience", 50,
+         authors("configs/experiment/multigpu_default.yaml (callbacks.early_stopping.patience: 50, validations)")),
+    _row("train.early_stopping.min_delta", 0.05,
+         authors("configs/callbacks/default.yaml (EarlyStopping on val/sdr, mode max, min_delta 0.05)")),
+    _row("train.deterministic", True, authors("configs/trainer/minimal.yaml (deterministic: True)")),
     _row("train.valid_sdr", "authors", authors("src/utils/utils.py sdr(), per validation track")),
     _row("train.valid_reduce", "mean", authors("src/models/mdxnet.py validation_step (Lightning on_epoch mean)")),
     # ---- Mixer ------------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from mdxnet.training import ddp, health
 from mdxnet.training.ddp import DistContext
 from mdxnet.training.monitor import Monitor
 from mdxnet.training.state import capture_rng, restore_rng
+from mdxnet.training.stopping import EarlyStopping
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,9 @@ class LoopConfig:
     best_path: Path  # the output: the best model, written when the run finishes (models/<source>.pt)
     live_dir: Path
     resume_key: str
+    patience: int | None = None  # train.early_stopping (mdxnet.training.stopping); None: the step budget only
+    min_delta: float = 0.0
+    deterministic: bool = False  # train.deterministic: cuDNN's deterministic algorithms on CUDA
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -185,6 +189,10 @@ class Trainer:
         self.amp = Amp(cfg.amp, cfg.amp_dtype, device)
         self.loss_fn = LOSSES[cfg.loss]
         self.progress = Progress()
+        self.stopping = EarlyStopping(cfg.patience, cfg.min_delta)
+        if device.type == "cuda":  # as the authors' Trainer(deterministic=True) under Lightning 1.3.8
+            torch.backends.cudnn.deterministic = cfg.deterministic
+            torch.backends.cudnn.benchmark = False
         self._resume()
         self.ddp_model = ddp.wrap_model(self.model, dist, device)
 
@@ -211,6 +219,7 @@ class Trainer:
         restore_rng(extra["rng"])
         self.progress = Progress(ckpt["step"], extra["best_score"], extra["best_step"], extra["best_state"],
                                  extra.get("best_metrics"))
+        self.stopping.load(extra.get("early_stopping"))
         log.info("resuming %s from %s at step %d", self.cfg.name, path, ckpt["step"])
 
     def _save(self, path: Path, step: int, extra: dict) -> None:
@@ -238,7 +247,7 @@ class Trainer:
             "resume_key": self.cfg.resume_key, "optimizer": self.optimizer.state_dict(),
             "scaler": self.amp.scaler.state_dict(), "rng": capture_rng(),
             "best_score": p.best_score, "best_step": p.best_step, "best_state": p.best_state,
-            "best_metrics": p.best_metrics,
+            "best_metrics": p.best_metrics, "early_stopping": self.stopping.state(),
         })
 
     def _best_extra(self) -> dict:
@@ -312,7 +321,16 @@ class Trainer:
                 monitor.log(step, metrics, summary=summary)
                 monitor.note(f"step {step}: validation SDR {score:.3f} dB (best {p.best_score:.3f} dB "
                              f"at step {p.best_step})" + ("; NOT HEALTHY: " + "; ".join(warnings) if warnings else ""))
+                if self.stopping.update(score):
+                    monitor.note(f"step {step}: {self.stopping.describe()}")
         ddp.barrier(self.dist)
+        self._share_stop()
+
+    def _share_stop(self) -> None:
+        """Only the main rank validates: every rank learns whether it stopped, so that all leave the loop."""
+        if self.dist.world > 1:
+            flag = torch.tensor(float(self.stopping.stopped), device=self.device)
+            self.stopping.stopped = bool(ddp.mean_across_ranks(flag, self.dist) > 0)
 
     # ---- training ----------------------------------------------------------------------------------------
 
@@ -349,7 +367,10 @@ class Trainer:
         try:
             self.model.train()
             tick = time.perf_counter()  # step time includes waiting for data, excludes validation/saving
-            for step, batch in zip(range(start, cfg.steps), self._loader(start), strict=True):
+            # a run that stopped early stays stopped: rerun, it trains no further
+            steps, batches = (range(0), []) if self.stopping.stopped else (range(start, cfg.steps),
+                                                                           self._loader(start))
+            for step, batch in zip(steps, batches, strict=True):
                 loss = self._train_step(batch, step)
                 done = step + 1
                 window.add(loss, time.perf_counter() - tick)
@@ -359,11 +380,13 @@ class Trainer:
                 validate = done % cfg.valid_every == 0 or done == cfg.steps
                 if validate:
                     self._validate(done, monitor)
-                if validate or done % cfg.checkpoint_every == 0:
+                if validate or done % cfg.checkpoint_every == 0 or self.stopping.stopped:
                     self._save_last(done)
                 self.progress.step = done
                 if done == kill_after and self.dist.is_main:
                     os.kill(os.getpid(), signal.SIGKILL)
+                if self.stopping.stopped:
+                    break
                 tick = time.perf_counter()
         finally:
             monitor.close()

@@ -76,6 +76,9 @@ def shared_loop_settings(train: dict) -> dict:
         amp_dtype=train.amp_dtype,
         seed=int(train.seed),
         num_workers=int(train.num_workers),
+        patience=train.early_stopping.patience,
+        min_delta=float(train.early_stopping.min_delta),
+        deterministic=bool(train.deterministic),
     )
 
 
