@@ -344,7 +344,7 @@ def test_failed_group_write_leaves_no_file_and_no_folder(tmp_path, monkeypatch):
     assert all_files(tmp_path / "out2") == [old] and old.read_bytes() == b"previous result"
 
 
-# ---- issue 24 item 14: late checks ----------------------------------------------------
+# ---- issue 24 items 13 and 14: late checks and tracebacks ----------------------------------------------------
 
 
 def test_six_channel_96k_song_is_refused_before_any_model_loads(tiny, tmp_path, capsys):
@@ -373,3 +373,73 @@ def test_truncated_wav_is_refused_before_any_model_loads(tiny, tmp_path, capsys)
     err = refused(tiny, tmp_path, capsys, str(song), "-o", str(tmp_path / "out"))
     assert "cut.wav is truncated (header declares" in err and "copy it again" in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("make_out", [
+    lambda tmp: tmp / ("x" * 300) / "out",  # one name over NAME_MAX (255 bytes)
+    lambda tmp: tmp.joinpath(*["y" * 250] * 17),  # each name fits, the whole path is over PATH_MAX (4096)
+], ids=["long-name", "long-path"])
+def test_over_long_out_is_refused_before_any_model_loads(tiny, tmp_path, capsys, make_out):
+    """Both gave an OSError 'File name too long' traceback."""
+    write_song(tmp_path / "song.wav")
+    err = refused(tiny, tmp_path, capsys, str(tmp_path / "song.wav"), "-o", str(make_out(tmp_path)))
+    assert "over the" in err and "pass a shorter -o" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["song.wav"]
+
+
+def messages(err: str) -> list[str]:
+    """stderr without tqdm's progress bar (redrawn with carriage returns)."""
+    lines = err.replace("\r", "\n").splitlines()
+    return [line for line in lines if line.strip() and not line.startswith("separating:")]
+
+
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), sf.LibsndfileError(2)],
+                         ids=["ENOSPC", "libsndfile"])
+def test_disk_full_while_writing_stems_is_one_line_and_keeps_nothing_of_that_song(tiny, tmp_path, capsys,
+                                                                                 monkeypatch, failure):
+    """A full disk gave a LibsndfileError traceback. The run stops there: the songs before are kept."""
+    write_song(tmp_path / "first.wav")
+    write_song(tmp_path / "second.wav", seed=1)
+    write_song(tmp_path / "third.wav", seed=2)
+    real_write = sf.SoundFile.write
+
+    def full_for_second(self, data):
+        if "second" in str(self.name):
+            raise failure
+        return real_write(self, data)
+
+    monkeypatch.setattr(sf.SoundFile, "write", full_for_second)
+    out = tmp_path / "out"
+    songs = [str(tmp_path / f"{name}.wav") for name in ("first", "second", "third")]
+    assert separate(tiny, *songs, "-o", str(out)) == 2
+    err = capsys.readouterr().err
+    assert len(messages(err)) == 1, err
+    assert f"cannot write {out / 'second'}/" in err and "MB free on its disk" in err, err
+    assert "nothing new was kept" in err and "rerun it and the 1 song after it" in err
+    assert [p.relative_to(out) for p in all_files(out)] == [Path("first") / f"{s}.wav" for s in sorted(SOURCES)]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting a tmpfs needs root")
+def test_a_really_full_disk_is_one_line_and_leaves_nothing(tiny, tmp_path, capsys):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        write_song(tmp_path / "long.wav", seconds=5)  # 4 stems x 1.7 MB of float32
+        assert separate(tiny, str(tmp_path / "long.wav"), "-o", str(disk / "out")) == 2
+        err = capsys.readouterr().err
+        assert len(messages(err)) == 1 and f"cannot write {disk / 'out' / 'long'}/" in err, err
+        assert list(disk.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_callers_own_error_inside_the_writer_is_not_called_a_write_failure(tmp_path):
+    """A song that fails to read mid-way (libsndfile raises for reading too) is the song's fault, not the disk's."""
+    from mdxnet.audio import wav_group_writer
+
+    with pytest.raises(sf.LibsndfileError), wav_group_writer([tmp_path / "o" / "vocals.wav"], RATE) as write:
+        write({tmp_path / "o" / "vocals.wav": np.zeros((2, 10), np.float32)})
+        raise sf.LibsndfileError(2)
+    assert not (tmp_path / "o").exists()

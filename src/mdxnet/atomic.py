@@ -26,6 +26,9 @@ HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 # seconds (or block by block, a block taking minutes at most), so even a writer on another machine (a shared
 # folder on a cluster) or in another container, whose process cannot be looked up from here, is long gone.
 STALE_SECONDS = 6 * 3600
+# Bytes a temp file's path has beyond its target's: the leading '.' and '.<host>-<pid>.<8 random>.tmp' (a Linux pid
+# has at most 7 digits). Callers checking up front that a path fits the system's limit add it.
+TEMP_NAME_EXTRA = 1 + 1 + 8 + 1 + 7 + 1 + 8 + 4
 
 
 def _temp_beside(path: Path) -> Path:

@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from mdxnet.atomic import atomic_group, write_atomic, write_atomic_group
-from mdxnet.errors import AudioError
+from mdxnet.errors import AudioError, WriteError
 
 log = logging.getLogger(__name__)
 
@@ -423,21 +423,55 @@ def _open_song(path: Path, sample_rate: int) -> Song:
     return ArraySong(read_song(path, sample_rate))
 
 
+# What a full disk, a quota or an I/O error raise while writing: libsndfile says only "System error."
+WRITE_FAILURES = (OSError, sf.LibsndfileError)
+
+
 @contextmanager
 def wav_group_writer(paths: list[Path], sample_rate: int = SAMPLE_RATE,
                      subtype: str = "FLOAT") -> Iterator[Callable[[dict[Path, np.ndarray]], None]]:
     """Write several wavs block by block as one unit (mdxnet.atomic.atomic_group): yields `write({path: (2, n)
     block})`, to call with consecutive blocks; the files appear under their names only if the whole `with`
-    succeeds, otherwise none of them (nor their temp files) is left."""
-    with atomic_group(list(paths)) as staged, ExitStack() as files:
-        opened = {Path(path): files.enter_context(sf.SoundFile(tmp, "w", sample_rate, 2, subtype, format="WAV"))
-                  for path, tmp in staged.items()}
+    succeeds, otherwise none of them (nor their temp files) is left. A failure to write them (disk full, quota,
+    I/O error) raises WriteError naming their folder; an exception of the caller's passes through as it is."""
+    paths = [Path(path) for path in paths]
+    caller_failed = False
+    try:
+        with atomic_group(paths) as staged, ExitStack() as files:
+            opened = {path: files.enter_context(sf.SoundFile(tmp, "w", sample_rate, 2, subtype, format="WAV"))
+                      for path, tmp in staged.items()}
 
-        def write(blocks: dict[Path, np.ndarray]) -> None:
-            for path, block in blocks.items():
-                opened[Path(path)].write(np.asarray(block, dtype=np.float32).T)
+            def write(blocks: dict[Path, np.ndarray]) -> None:
+                try:
+                    for path, block in blocks.items():
+                        opened[Path(path)].write(np.asarray(block, dtype=np.float32).T)
+                except WRITE_FAILURES as err:
+                    raise _write_error(paths, err) from err
 
-        yield write
+            try:
+                yield write
+            except BaseException:
+                caller_failed = True  # e.g. a song that fails to decode: not the output's fault
+                raise
+    except WRITE_FAILURES as err:  # opening the temp files, or closing (flushing) and moving them into place
+        if caller_failed:
+            raise
+        raise _write_error(paths, err) from err
+
+
+def _write_error(paths: list[Path], err: BaseException) -> WriteError:
+    """One line naming the folder, why, and the free space left (libsndfile's "System error." does not say that
+    the disk is full); `atomic_group` has removed every temp file by the time it is read."""
+    folder = Path(os.path.commonpath(paths)) if len(paths) > 1 else paths[0].parent
+    why = err.strerror if isinstance(err, OSError) and err.strerror else str(err).strip()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        free = f"{shutil.disk_usage(existing).free / 1e6:.1f} MB free on its disk"
+    except OSError:
+        free = "free space unknown"
+    return WriteError(f"cannot write {folder}/ ({why}; {free}): nothing new was kept (no file, no temp file)")
 
 
 def read_stem_file(path: str | Path, sample_rate: int = SAMPLE_RATE) -> dict[str, np.ndarray]:

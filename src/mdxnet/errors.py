@@ -13,6 +13,10 @@ class AudioError(UserError):
     """An audio file that cannot be read or has the wrong shape."""
 
 
+class WriteError(UserError):
+    """An output that could not be written (disk full, quota, I/O error), of which nothing was kept."""
+
+
 def read_json(path: str | Path, what: str, fix: str):
     """The JSON document in `path`, or a UserError "<what> <path> cannot be read (<why>): <fix>" when the file is
     missing, unreadable or not JSON. Checking the document's shape is the caller's job."""

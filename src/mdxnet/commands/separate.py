@@ -2,10 +2,12 @@
 models_import.py) and `mdxnet export onnx`.
 
 `mdxnet separate` checks every input before it loads a model (loading and the ONNX export take a while):
-each song exists, is a file, is readable and holds audio; its name can name a folder; -o and every song's output
-folder can be written; no two songs would land in the same folder; no song peaks far above full scale
-(`mdxnet.audio.MAX_PEAK`) unless --normalize is given. A song that still fails later (e.g. it does not decode) is
-reported and the others are separated: the command then exits 2 naming it.
+each song exists, is a file, is readable, holds mono or stereo audio and is not a cut-short wav; its name can name
+a folder; -o and every song's output folder can be written and their paths fit the file system's length limits; no
+two songs would land in the same folder; no song peaks far above full scale (`mdxnet.audio.MAX_PEAK`) unless
+--normalize is given. A song that still fails later (e.g. it does not decode) is reported and the others are
+separated: the command then exits 2 naming it. A failure to write the stems (disk full) stops the run: nothing of
+that song is kept, and the later songs would fail the same way.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
+from mdxnet.atomic import TEMP_NAME_EXTRA
 from mdxnet.checkpoint import require_models_folder
 from mdxnet.commands.models_import import register_import
-from mdxnet.errors import UserError
+from mdxnet.errors import UserError, WriteError
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +148,7 @@ def _same_folder_pair(group: list[int], parents: dict[int, tuple[str, ...]]) -> 
 
 def check_out_folder(out: Path) -> None:
     """-o must be a folder, or creatable as one."""
+    check_path_lengths(out, [])
     if out.exists() and not out.is_dir():
         raise UserError(f"-o {out} is a file, not a folder: pass a folder (it is created when missing)")
     check_writable(out, "-o")
@@ -162,8 +166,43 @@ def check_writable(folder: Path, what: str) -> None:
                         f"pass another -o")
 
 
+def check_path_lengths(folder: Path, names: list[str]) -> None:
+    """`folder` and the files `names` in it (and their temp files) fit the file system's limits on a name's and a
+    path's length: beyond them every call fails with 'File name too long', even asking whether the path exists."""
+    name_max, path_max = _length_limits(folder)
+    for part in folder.parts:
+        if len(os.fsencode(part)) > name_max:
+            raise UserError(f"cannot create output folder {_shortened(folder)}: its name {_shortened(part)} is "
+                            f"{len(os.fsencode(part))} bytes long, over the {name_max} a name may have there: "
+                            f"pass a shorter -o")
+    longest = max((len(os.fsencode(folder / name)) for name in names), default=len(os.fsencode(folder)))
+    if longest + TEMP_NAME_EXTRA >= path_max:  # PATH_MAX counts the terminating NUL
+        raise UserError(f"cannot write into {_shortened(folder)}/: its files' paths would be up to "
+                        f"{longest + TEMP_NAME_EXTRA} bytes long, over the system's limit of {path_max - 1}: "
+                        f"pass a shorter -o")
+
+
+def _length_limits(folder: Path) -> tuple[int, int]:
+    """(longest name, longest path + 1) in bytes on the file system that would hold `folder`: that of its nearest
+    existing parent (os.path.exists, unlike Path.exists, answers False for a path too long to ask about)."""
+    existing = folder
+    while not os.path.exists(existing) and existing != existing.parent:
+        existing = existing.parent
+    try:
+        return os.pathconf(existing, "PC_NAME_MAX"), os.pathconf(existing, "PC_PATH_MAX")
+    except (OSError, ValueError):  # a system that does not say: Linux's values
+        return 255, 4096
+
+
+def _shortened(path: Path | str, keep: int = 60) -> str:
+    """A path of thousands of characters would flood the one-line error: its start and its end."""
+    text = str(path)
+    return text if len(text) <= keep else f"{text[: keep - 20]}...{text[-17:]}"
+
+
 def check_outputs(folder: Path, sources: tuple[str, ...] | list[str]) -> None:
     """A song's output folder can be written, and no stem's name is taken by a folder."""
+    check_path_lengths(folder, [f"{source}.wav" for source in sources])
     check_writable(folder, "output")
     for source in sources:
         stem = folder / f"{source}.wav"
@@ -221,10 +260,13 @@ def run_separate(args) -> int:
     pipeline = SeparationPipeline.from_dir(args.models, params, device=device, use_mixer=not args.no_mixer,
                                            batch=args.batch, backend=args.backend, parallel=args.parallel)
     failed = []
-    for song, folder in jobs:
+    for index, (song, folder) in enumerate(jobs):
         started = time.perf_counter()
         try:
             seconds = separate_song(pipeline, song, folder, params.sample_rate, args.normalize)
+        except WriteError as err:  # the output's disk, not the song: every later song would fail the same way
+            raise UserError(f"separating {song}: {err}; free space on that disk or pass another -o, then rerun "
+                            f"{_songs_left(jobs, index)}") from None
         except UserError as err:  # one bad song must not cost the others their result
             log.error("%s", err)
             failed.append(str(song))
@@ -236,3 +278,9 @@ def run_separate(args) -> int:
         raise UserError(f"{len(failed)} of {len(jobs)} songs not separated ({', '.join(failed)}): see the errors "
                         f"above, fix those files and rerun them")
     return 0
+
+
+def _songs_left(jobs: list[tuple[Path, Path]], index: int) -> str:
+    """What a run stopped at jobs[index] still has to separate (the songs before it were written)."""
+    left = len(jobs) - index
+    return "it" if left == 1 else f"it and the {left - 1} song{'s' if left > 2 else ''} after it"
