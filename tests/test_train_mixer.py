@@ -224,7 +224,9 @@ def no_training_data(monkeypatch):
 def test_separator_validation_uses_the_configured_score(params, monkeypatch, no_training_data):
     from mdxnet.training import separator
 
-    tiny = params.replace({"model": TINY_MODEL, "train": {"valid_sdr": "authors", "valid_reduce": "mean"}})
+    # whole tracks as `mdxnet separate` cuts them (train.valid_chunks inference): `separate_track` is the stand-in
+    tiny = params.replace({"model": TINY_MODEL, "train": {"valid_sdr": "authors", "valid_reduce": "mean",
+                                                          "valid_chunks": "inference"}})
     task = separator.SeparatorTask(tiny, "bass", seed=0, items=1)
     task._valid = tracks = four_source_tracks(3)
     # a stand-in for separation: half the track's reference, 10 log10(4) = 6.02 dB
@@ -239,7 +241,7 @@ def test_mixer_validation_is_the_mean_over_sources_of_the_configured_score(tmp_p
     from mdxnet.training.mixer import MixerTask
 
     tiny = params.replace({"model": TINY_MODEL, "train": {"valid_sdr": "authors", "valid_reduce": "median",
-                                                          "mixer": {"edge_trim": 256}}})
+                                                          "valid_chunks": "inference", "mixer": {"edge_trim": 256}}})
     init_models(tmp_path, tiny)
     task = MixerTask(tiny, tmp_path, seed=0, items=1)
     task._valid = tracks = four_source_tracks(3)

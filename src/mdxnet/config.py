@@ -262,6 +262,7 @@ class Train(Section):
     deterministic: bool
     valid_sdr: str
     valid_reduce: str
+    valid_chunks: str
     amp: bool
     amp_dtype: str
     checkpoint_every: int

@@ -172,6 +172,9 @@ GOVERNED: tuple[Governed, ...] = (
          authors("configs/callbacks/default.yaml (EarlyStopping on val/sdr, mode max, min_delta 0.05)")),
     _row("train.deterministic", True, authors("configs/trainer/minimal.yaml (deterministic: True)")),
     _row("train.valid_sdr", "authors", authors("src/utils/utils.py sdr(), per validation track")),
+    _row("train.valid_chunks", "training", authors(f"{_DATASET} MusdbValidDataset (chunks of the training size, "
+                                                   "n_fft/2 overlap) and src/models/mdxnet.py validation_step, "
+                                                   "Mixer.validation_step (per chunk, overlap 8192)")),
     _row("train.valid_reduce", "mean", authors("src/models/mdxnet.py validation_step (Lightning on_epoch mean)")),
     # ---- Mixer ------------------------------------------------------------------------------------------------
     _row("mixer.kind", "linear", authors("src/models/mdxnet.py Mixer (nn.Linear(10, 8, bias=False))"),

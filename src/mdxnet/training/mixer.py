@@ -23,8 +23,14 @@ import torch
 
 from mdxnet.config import separator_kwargs
 from mdxnet.errors import UserError
-from mdxnet.training.loop import LOSSES, Trainer
-from mdxnet.training.validation import ValidTrack, load_valid_tracks, separate_track, source_score
+from mdxnet.training.loop import LOSSES, Amp, Trainer
+from mdxnet.training.validation import (
+    ValidTrack,
+    load_valid_tracks,
+    run_training_chunks,
+    separate_track,
+    source_score,
+)
 
 
 def check_edge_trim(edge_trim: int, chunk: int) -> None:
@@ -118,7 +124,6 @@ class MixerTask:
 
     def _prepare_validation(self, device: torch.device) -> None:
         """Separator estimates of the validation tracks, once: the separators are frozen."""
-        self._valid = load_valid_tracks(self.params, self.params.sources)
         separators = self._on(device)
         self._valid_estimates = [
             torch.stack([separate_track(model, t.mixture, self.stitchings[s], self.batch, device)
@@ -131,16 +136,43 @@ class MixerTask:
         return {source: source_score(self.params, self._valid, source, [e[index].numpy() for e in estimates])
                 for index, source in enumerate(self.params.sources)}
 
-    def validate(self, model, device: torch.device) -> dict[str, float] | None:
+    def _validate_as_inference(self, model, device: torch.device) -> tuple[list, list]:
+        """train.valid_chunks inference: the whole tracks separated as `mdxnet separate` does (once), then the
+        Mixer over them. Returns (with the Mixer, separators alone), one (sources, 2, n) tensor per track."""
         from mdxnet.separation import apply_mixer
 
-        if self._valid is None:
+        if not self._valid_estimates:
             self._prepare_validation(device)
-        if not self._valid:
-            return None
         mixed = [apply_mixer(model, e, t.mixture, self.chunk, device) for t, e in
                  zip(self._valid, self._valid_estimates, strict=True)]
-        with_mixer, alone = self._scores(mixed), self._scores(self._valid_estimates)
+        return mixed, self._valid_estimates
+
+    def _validate_as_training(self, model, device: torch.device) -> tuple[list, list]:
+        """train.valid_chunks training: the authors' Mixer.validation_step (kuielab/mdx-net@Leaderboard_A
+        src/models/mdxnet.py): each training-size chunk through the four separators and the Mixer, its
+        train.mixer.edge_trim samples (their Mixer `overlap`) cut at both edges, under the training's autocast."""
+        sources = len(self.params.sources)
+
+        def through(chunks: torch.Tensor) -> torch.Tensor:  # (B, 2, L) -> (B, 2 x sources, 2, L)
+            estimates = self._estimate_chunks(chunks)
+            return torch.cat([model(estimates, chunks).float(), estimates.float()], dim=1)
+
+        self._on(device)
+        batch = int(self.params.train.mixer.batch_size)
+        with Amp(self.params.train.amp, self.params.train.amp_dtype, device).autocast():
+            both = [run_training_chunks(through, t.mixture, self.chunk, self.edge_trim, batch, device)
+                    for t in self._valid]
+        return [b[:sources] for b in both], [b[sources:] for b in both]
+
+    def validate(self, model, device: torch.device) -> dict[str, float] | None:
+        if self._valid is None:
+            self._valid = load_valid_tracks(self.params, self.params.sources)
+        if not self._valid:
+            return None
+        run = self._validate_as_training if self.params.train.valid_chunks == "training" else \
+            self._validate_as_inference
+        mixed, alone = run(model, device)
+        with_mixer, alone = self._scores(mixed), self._scores(alone)
         # the Mixer's score: the mean over sources of the per-source scores
         metrics = {"valid_sdr": float(np.mean(list(with_mixer.values()))),
                    "valid_sdr_separators": float(np.mean(list(alone.values())))}

@@ -8,7 +8,14 @@ import torch
 
 from mdxnet.config import per_source, separator_kwargs
 from mdxnet.training.health import level_db, warnings_for
-from mdxnet.training.validation import ValidTrack, load_valid_tracks, separate_track, source_score
+from mdxnet.training.loop import Amp
+from mdxnet.training.validation import (
+    ValidTrack,
+    load_valid_tracks,
+    run_training_chunks,
+    separate_track,
+    source_score,
+)
 
 
 class SeparatorTask:
@@ -25,6 +32,8 @@ class SeparatorTask:
         self.stitching = stitching_for(params, source)  # validation stitches tracks as `mdxnet separate` does
         self.model_kwargs = separator_kwargs(params, source)
         self.model = build_separator(params, source)
+        # the authors' validation chunks (train.valid_chunks training): the training chunk, n_fft/2 cut at each edge
+        self.valid_chunk, self.valid_trim = self.model.chunk_samples, self.model.stft.n_fft // 2
         self.dataset = build_train_dataset(params, self.model.chunk_samples, seed, length=items)
         self.index = params.sources.index(source)
         self.batch = int(params.separate.batch)
@@ -39,9 +48,19 @@ class SeparatorTask:
             self._valid = load_valid_tracks(self.params, [self.source])
         if not self._valid:
             return None
-        estimates = [separate_track(model, t.mixture, self.stitching, self.batch, device).numpy() for t in self._valid]
+        with Amp(self.params.train.amp, self.params.train.amp_dtype, device).autocast():
+            estimates = [self._separate(model, t.mixture, device).numpy() for t in self._valid]
         return {"valid_sdr": source_score(self.params, self._valid, self.source, estimates),
                 "valid_level_db": level_db([t.sources[self.source] for t in self._valid], estimates)}
+
+    def _separate(self, model, mixture: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """One validation track through the separator, cut as train.valid_chunks says: `training`, the authors'
+        chunks of the training size with n_fft/2 trimmed at both edges (their datamodule `overlap`, n_fft/2 in
+        configs/experiment/multigpu_*.yaml), their training batch at a time; `inference`, as `mdxnet separate`."""
+        if self.params.train.valid_chunks == "inference":
+            return separate_track(model, mixture, self.stitching, self.batch, device)
+        batch = int(per_source(self.params.train.batch_size, self.source))
+        return run_training_chunks(model, mixture, self.valid_chunk, self.valid_trim, batch, device)
 
     def health_warnings(self, metrics: dict | None) -> list[str]:
         """Why this separator's validation `metrics` look collapsed (params train.health); empty = healthy."""

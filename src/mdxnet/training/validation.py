@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mdxnet.errors import UserError
+
 log = logging.getLogger(__name__)
 
 # The MDX challenge's stabiliser: a silent reference with a silent estimate scores 0 dB, not NaN.
@@ -90,3 +92,35 @@ def source_score(params, tracks: list[ValidTrack], source: str, estimates: list[
     formula = SDR_FORMULAS[params.train.valid_sdr]
     reduce = REDUCTIONS[params.train.valid_reduce]
     return float(reduce([formula(t.sources[source], e) for t, e in zip(tracks, estimates, strict=True)]))
+
+
+# ---- the authors' validation chunks (train.valid_chunks: training) -----------------------------------------------
+def training_chunks(mixture: torch.Tensor, chunk: int, overlap: int) -> torch.Tensor:
+    """(2, n) track -> (num, 2, chunk) chunks cut as the authors' MusdbValidDataset cuts a validation track
+    (kuielab/mdx-net@Leaderboard_A src/datamodules/datasets/musdb.py): `overlap` zeros before, zeros after up to
+    a whole number of (chunk - 2 overlap) steps plus `overlap` (a full extra step when n divides evenly, as there),
+    chunk i starting at i (chunk - 2 overlap)."""
+    step = chunk - 2 * overlap
+    if 2 * overlap >= step:  # the authors' chunks would then run past the padding (ragged, unbatchable)
+        raise UserError(f"train.valid_chunks training cuts {overlap} samples at each edge of {chunk}-sample chunks: "
+                        "that must stay below a quarter of the chunk (raise model.dim_t, lower model.n_fft, or "
+                        "set train.valid_chunks: inference)")
+    length = mixture.shape[-1]
+    padded = torch.nn.functional.pad(mixture, (overlap, overlap + step - length % step))
+    return torch.stack([padded[:, i * step: i * step + chunk] for i in range(padded.shape[-1] // step)])
+
+
+def join_training_chunks(outputs: torch.Tensor, overlap: int, length: int) -> torch.Tensor:
+    """(num, ..., 2, chunk) outputs -> (..., 2, length): each chunk's middle (`overlap` samples cut at both edges),
+    laid end to end and cut to the track, as the authors' validation_step joins them."""
+    kept = outputs[..., overlap: outputs.shape[-1] - overlap]
+    return torch.cat(list(kept), dim=-1)[..., :length]
+
+
+def run_training_chunks(fn, mixture: torch.Tensor, chunk: int, overlap: int, batch: int,
+                        device: torch.device) -> torch.Tensor:
+    """`fn` ((B, 2, chunk) -> (B, ..., 2, chunk)) over a whole track in the authors' validation chunks, `batch`
+    chunks at a time (their training batch size); returns (..., 2, n) on the CPU, float32."""
+    chunks = training_chunks(mixture.float(), chunk, overlap)
+    outputs = torch.cat([fn(part.to(device)).float().cpu() for part in chunks.split(batch)])
+    return join_training_chunks(outputs, overlap, mixture.shape[-1])
