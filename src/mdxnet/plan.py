@@ -281,6 +281,8 @@ def train_stage(params: Params, songs: Songs, cost: CostModel, importing: bool) 
     note = (f"{len(params.sources)} x {train.steps:,} steps = {chunks:,} chunks of "
             f"{chunk_seconds(params, params.sources[0]):.2f} s, {forward_flop(params, params.sources[0]) / 1e9:.4g} "
             f"GFLOP forward each; {validations} validation(s) over the validation songs")
+    if train.early_stopping.patience is not None:  # the budget is then a maximum
+        note += f"; at most: early stopping (patience {train.early_stopping.patience} validations) may end it sooner"
     if gpu_missing:
         note += f"; no GPU figure for {', '.join(sorted(set(gpu_missing)))}"
     return Stage("train separators", len(params.sources), disk, cpu, None if gpu_missing else gpu, True, note)
