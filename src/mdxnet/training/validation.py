@@ -17,12 +17,11 @@ that the Mixer's score and the separators' are on the same footing.)
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-from mdxnet.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -97,17 +96,18 @@ def source_score(params, tracks: list[ValidTrack], source: str, estimates: list[
 # ---- the authors' validation chunks (train.valid_chunks: training) -----------------------------------------------
 def training_chunks(mixture: torch.Tensor, chunk: int, overlap: int) -> torch.Tensor:
     """(2, n) track -> (num, 2, chunk) chunks cut as the authors' MusdbValidDataset cuts a validation track
-    (kuielab/mdx-net@Leaderboard_A src/datamodules/datasets/musdb.py): `overlap` zeros before, zeros after up to
-    a whole number of (chunk - 2 overlap) steps plus `overlap` (a full extra step when n divides evenly, as there),
-    chunk i starting at i (chunk - 2 overlap)."""
+    (kuielab/mdx-net@Leaderboard_A src/datamodules/datasets/musdb.py): `overlap` zeros before, chunk i starting at
+    i (chunk - 2 overlap), zeros after as far as the last chunk reaches. Theirs pads to a whole number of steps
+    plus `overlap` and cuts one more chunk when n divides evenly, whose output is cut off; and where 2 overlap is
+    a step or more (the embedded Mixer's 8192 of 31744) their last chunks come out short and cannot be batched.
+    Here exactly the chunks that hold the track are cut, each whole: the same kept samples wherever theirs runs."""
     step = chunk - 2 * overlap
-    if 2 * overlap >= step:  # the authors' chunks would then run past the padding (ragged, unbatchable)
-        raise UserError(f"train.valid_chunks training cuts {overlap} samples at each edge of {chunk}-sample chunks: "
-                        "that must stay below a quarter of the chunk (raise model.dim_t, lower model.n_fft, or "
-                        "set train.valid_chunks: inference)")
+    if step <= 0:
+        raise ValueError(f"{overlap} samples cut at each edge of {chunk}-sample chunks leave nothing")
     length = mixture.shape[-1]
-    padded = torch.nn.functional.pad(mixture, (overlap, overlap + step - length % step))
-    return torch.stack([padded[:, i * step: i * step + chunk] for i in range(padded.shape[-1] // step)])
+    count = max(1, math.ceil(length / step))
+    padded = torch.nn.functional.pad(mixture, (overlap, (count - 1) * step + chunk - overlap - length))
+    return torch.stack([padded[:, i * step: i * step + chunk] for i in range(count)])
 
 
 def join_training_chunks(outputs: torch.Tensor, overlap: int, length: int) -> torch.Tensor:
