@@ -2,6 +2,9 @@
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
+# pytest-xdist workers: whole test files spread over the cores (tests/conftest.py shares the cores out)
+TEST_JOBS ?= $(CORES)
+PYTEST := $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile
 
 .PHONY: all setup test test-fast lint gpu-rehearsal
 all: setup
@@ -13,11 +16,11 @@ $(VENV)/.installed: requirements.txt pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
 
 test: setup
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 # The edit loop's tier: every test but the slow ones (whole workflow runs, DVC, SLURM, the paper rehearsal)
 test-fast: setup
-	$(BIN)/python -m pytest -m "not slow and not gpu"
+	$(PYTEST) -m "not slow and not gpu"
 
 lint: setup
 	$(BIN)/ruff check src tests bench

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -42,14 +43,29 @@ def params() -> dict:
     return load_params(REPO_ROOT / "params.yaml")
 
 
+def worker_threads() -> int:
+    """Torch threads per test process: the cores shared out between pytest-xdist's workers (`make test` runs
+    `-n 2`), so that two workers on two cores do not each run two threads."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, min(2, (os.cpu_count() or 1) // workers))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _torch_threads():
-    """Two cores shared by everything: keep torch from oversubscribing them."""
+    """Few cores shared by everything: keep torch from oversubscribing them."""
     try:
         import torch
     except ImportError:
         return
-    torch.set_num_threads(2)
+    torch.set_num_threads(worker_threads())
+
+
+def pytest_collection_modifyitems(items):
+    """The files holding slow tests first, each file kept whole and in order: under `--dist loadfile` the
+    minutes-long workflow files then start at once instead of being the last on one worker while the other
+    idles."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
 
 
 @pytest.fixture(scope="session")
