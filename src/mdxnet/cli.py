@@ -16,7 +16,7 @@ from mdxnet import __version__
 from mdxnet.config import ParamsError, load_params, start_trace
 from mdxnet.errors import UserError
 
-COMMAND_MODULES = ["separate", "data", "train", "evaluate", "render", "info", "plan"]
+COMMAND_MODULES = ["separate", "data", "train", "evaluate", "render", "info", "plan", "compare"]
 
 
 def build_parser() -> argparse.ArgumentParser:

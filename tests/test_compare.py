@@ -1,0 +1,192 @@
+"""`mdxnet compare` (mdxnet.evaluation.compare): paired per-song differences between experiments, their interval
+and p, seed groups, and the refusals; `mdxnet metrics`, the compact metrics DVC shows.
+
+The fast tests plant per-song scores; the slow one runs the ci chain twice, differing in one learning rate, and
+checks the comparison against a hand computation.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from mdxnet.config import load_params
+from mdxnet.errors import UserError
+from mdxnet.evaluation import compare as cmp
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = ["bass", "drums", "other", "vocals"]
+CHECKSUM = "43db5b30fa30 (sha256 ...)"
+SCORING = "BSS Eval v4 as museval computes it (SiSEC2018): win 1.0 s, hop 1.0 s"
+
+
+@pytest.fixture(scope="module")
+def bootstrap():
+    return load_params(REPO / "params.yaml").evaluate.bootstrap
+
+
+def table(per_song: dict[str, dict[str, float]], run: str = "mixer", checksum: str = CHECKSUM,
+          scoring: str = SCORING) -> dict:
+    """A results/table.json with one run's per-song scores (what `mdxnet compare` reads)."""
+    return {"per_track_sdr": {run: per_song},
+            "provenance": {"dataset_checksum": checksum, "scoring": scoring}}
+
+
+def side(name: str, per_song, params: dict | None = None, **kwargs) -> cmp.Side:
+    return cmp.Side(name, f"test {name}", table(per_song, **kwargs), params)
+
+
+def planted(shift: float, songs: int = 20, seed: int = 1, noise: float = 0.3):
+    """Per-song scores of A (songs of varied difficulty) and B = A + shift + small per-song noise."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(4.0, 2.0, size=songs)  # song difficulty: far larger than the planted shift
+    a = {f"song{i:02d}": {s: float(base[i] + k) for k, s in enumerate(SOURCES)} for i in range(songs)}
+    b = {song: {s: v + shift + float(rng.normal(0, noise)) for s, v in scores.items()} for song, scores in a.items()}
+    return a, b
+
+
+def test_a_real_difference_is_flagged_and_a_null_one_is_not(bootstrap):
+    a, b = planted(shift=0.5)
+    result = cmp.compare([side("A", a)], [side("B", b)], bootstrap)
+    assert len(result["rows"]) == 4
+    for row in result["rows"]:
+        assert row["flagged"] and row["verdict"] == "B better"
+        assert row["low"] > 0 and row["p_value"] < 0.01 and row["songs"] == 20
+        assert row["low"] <= 0.5 <= row["high"]  # the interval holds the planted shift
+    worse = cmp.compare([side("A", b)], [side("B", a)], bootstrap)
+    assert {r["verdict"] for r in worse["rows"]} == {"B worse"}
+
+    a, b = planted(shift=0.0)
+    # a null difference as large as the planted one in the group medians: B's songs are shuffled noise only
+    result = cmp.compare([side("A", a)], [side("B", b)], bootstrap)
+    for row in result["rows"]:
+        assert not row["flagged"] and row["verdict"] == "no clear difference"
+        assert row["low"] <= 0 <= row["high"]
+
+
+def test_the_statistics_are_the_paired_ones(bootstrap):
+    """Median of B - A over songs, its bootstrap interval of those differences, the signed-rank p of the pairs."""
+    from scipy.stats import wilcoxon
+
+    from mdxnet.evaluation.stats import bootstrap_median_ci
+
+    a, b = planted(shift=0.2, songs=9, noise=0.5)
+    b["song03"]["vocals"] = float("nan")  # a song B did not score is left out of that source only
+    row = next(r for r in cmp.compare([side("A", a)], [side("B", b)], bootstrap)["rows"] if r["source"] == "vocals")
+    songs = [s for s in a if s != "song03"]
+    differences = [b[s]["vocals"] - a[s]["vocals"] for s in songs]
+    assert row["songs"] == 8
+    assert row["median_difference"] == pytest.approx(np.median(differences))
+    interval = bootstrap_median_ci(differences, bootstrap.resamples, bootstrap.confidence, bootstrap.seed)
+    assert (row["low"], row["high"]) == pytest.approx((interval.low, interval.high))
+    assert row["p_value"] == pytest.approx(wilcoxon(differences).pvalue)
+
+
+def test_seed_groups_report_the_spread_and_say_when_a_difference_is_within_it(bootstrap):
+    a, _ = planted(shift=0.0)
+    # three seeds of A and three of B: B's seeds move every song by +0.1 dB, the seeds by -1, 0, +1 dB
+    a_seeds = [side(f"a{k}", {s: {src: v + d for src, v in sc.items()} for s, sc in a.items()}, {"train": {"seed": k}})
+               for k, d in enumerate((-1.0, 0.0, 1.0))]
+    b_seeds = [side(f"b{k}", {s: {src: v + d + 0.1 for src, v in sc.items()} for s, sc in a.items()},
+                    {"train": {"seed": k}}) for k, d in enumerate((-0.5, 0.0, 0.5))]
+    result = cmp.compare(a_seeds, b_seeds, bootstrap)
+    for row in result["rows"]:
+        assert row["median_difference"] == pytest.approx(0.1)  # means over the seeds, per song
+        assert row["a_seed_spread"] == pytest.approx(2.0) and row["b_seed_spread"] == pytest.approx(1.0)
+        assert row["within_seed_spread"] is True and "within seed spread" in row["verdict"]
+    text = cmp.render_markdown(result)
+    assert "3 seeds: a0 (seed 0)" in text and "2.00/1.00" in text
+    assert result["params_diff"] == []  # the seeds are what a group differs in: not listed as a params change
+
+
+def test_seed_group_members_must_differ_only_in_the_seed(tmp_path):
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    for name, edit in (("s0", {}), ("s1", {"seed": 1}), ("l1", {"seed": 2, "loss": "l1"})):
+        folder = tmp_path / name
+        (folder / "results").mkdir(parents=True)
+        raw = json.loads(json.dumps(base))
+        raw["train"].update(edit)
+        raw["recipe"] = "authors"  # the recipe paper would set train.loss back to l1: the values are resolved
+        (folder / "params.yaml").write_text(yaml.safe_dump(raw))
+        (folder / "results/table.json").write_text(json.dumps(table({"x": {"vocals": 1.0}})))
+    assert len(cmp.load_group(f"{tmp_path}/s0,{tmp_path}/s1")) == 2
+    with pytest.raises(UserError, match="differ in train.loss, not only in train.seed"):
+        cmp.load_group(f"{tmp_path}/s0,{tmp_path}/l1")
+
+
+def test_different_songs_datasets_or_scoring_are_refused_by_name(bootstrap):
+    a, b = planted(shift=0.0, songs=5)
+    with pytest.raises(UserError, match=r"different songs in run mixer: only in A: \['song04'\]"):
+        cmp.compare([side("A", a)], [side("B", {k: v for k, v in b.items() if k != "song04"})], bootstrap)
+    with pytest.raises(UserError, match="different datasets"):
+        cmp.compare([side("A", a)], [side("B", b, checksum="ffff")], bootstrap)
+    with pytest.raises(UserError, match="scored differently"):
+        cmp.compare([side("A", a)], [side("B", b, scoring=SCORING.replace("hop 1.0", "hop 0.5"))], bootstrap)
+    with pytest.raises(UserError, match="evaluate.win 1.0 against 2.0"):
+        cmp.compare([side("A", a, {"evaluate": {"win": 1.0}})], [side("B", b, {"evaluate": {"win": 2.0}})],
+                    bootstrap)
+
+
+def git(folder: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=folder, check=True,
+                          capture_output=True, text=True).stdout
+
+
+def test_revisions_experiments_and_folders_are_read_from_git_with_resolved_params(tmp_path, bootstrap):
+    """A git revision, a DVC experiment (refs/exps/...) and a folder; the params diff is recipe-resolved:
+    switching the recipe from paper to authors shows as train.loss l1 -> mse."""
+    repo = tmp_path / "repo"
+    (repo / "results").mkdir(parents=True)
+    git(repo, "init", "-q")
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    a, b = planted(shift=0.5)
+    raw["recipe"] = "paper"
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw))
+    (repo / "results/table.json").write_text(json.dumps(table(a)))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "A")
+    raw["recipe"] = "authors"
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw))
+    (repo / "results/table.json").write_text(json.dumps(table(b)))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "B")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "update-ref", f"refs/exps/{head[:2]}/{head[2:]}/loss-mse", head)  # as `dvc exp run -n loss-mse`
+
+    result = cmp.compare([cmp.load_side("HEAD~1", repo)], [cmp.load_side("loss-mse", repo)], bootstrap)
+    assert {(d["key"], d["a"], d["b"]) for d in result["params_diff"]} == {("recipe", "paper", "authors"),
+                                                                         ("train.loss", "l1", "mse")}
+    assert "DVC experiment loss-mse" in result["b"][0]["where"]
+    assert all(r["verdict"] == "B better" for r in result["rows"])
+    folder = cmp.load_side(str(repo / "results"), repo)  # a results folder: params.yaml a level above
+    assert folder.params["train"]["loss"] == "mse"
+    with pytest.raises(UserError, match="neither a folder, a DVC experiment"):
+        cmp.load_side("no-such-thing", repo)
+
+    # the command: markdown on stdout, JSON with -o, the paired plot
+    out, plot = tmp_path / "compare.json", tmp_path / "compare.png"
+    done = subprocess.run([sys.executable, "-m", "mdxnet.cli", "--params", str(REPO / "params.yaml"), "compare",
+                           "HEAD~1", "loss-mse", "--repo", str(repo), "-o", str(out), "--plot", str(plot)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "| train.loss | l1 | mse |" in done.stdout and "| mixer | vocals |" in done.stdout
+    assert json.loads(out.read_text())["rows"][0]["flagged"] is True
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compact_metrics_hold_a_median_and_interval_per_run_and_source():
+    document = json.loads((REPO / "results/table.json").read_text())
+    metrics = cmp.compact_metrics(document)
+    assert set(metrics) == set(document["sdr"])
+    for run, values in metrics.items():
+        for source in SOURCES:
+            assert values[source] == round(document["sdr"][run][source], 3)
+            assert values["lo"][source] <= values[source] <= values["hi"][source]
+    leaves = len(cmp.flatten(metrics))
+    assert leaves == 12 * len(document["sdr"]) and leaves < len(cmp.flatten(document)) / 3
