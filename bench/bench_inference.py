@@ -2,7 +2,7 @@
 
 Prints, for each variant, the time of one chunk forward (STFT -> net -> iSTFT) on the inference chunk
 (`separate.chunk_frames` frames), the resulting speed in seconds of audio per second for all four sources (new
-samples per chunk from each source's `separate.stitch` and `separate.overlap`: mdxnet.separation.Stitching.step),
+samples per chunk from each source's `separate.stitch` and `separate.overlap`: mdxnet.inference.stitching.Stitching.step),
 the FLOP count per second of audio (torch.utils.flop_counter.FlopCounterMode; the FFTs are not counted) and the
 achieved fraction of the machine's measured matmul peak.
 
@@ -23,8 +23,9 @@ from pathlib import Path
 import torch
 
 from mdxnet.config import load_params
+from mdxnet.inference.separation import SeparationPipeline
+from mdxnet.inference.stitching import stitching_for
 from mdxnet.models import build_mixer, build_separator, fuse_for_inference
-from mdxnet.separation import SeparationPipeline, stitching_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,7 +102,8 @@ def chunk_fn(model, x: torch.Tensor, variant: str):
     elif variant == "onnx":
         import tempfile
 
-        from mdxnet.onnx_export import export_separator, onnx_session
+        from mdxnet.inference.onnx_export import export_separator
+        from mdxnet.inference.onnx_runtime import onnx_session
 
         with tempfile.TemporaryDirectory() as tmp:  # the session keeps the graph in memory
             frames = x.shape[-1] // model.stft.hop + 1

@@ -4,7 +4,7 @@
 
 Any exported separator (`mdxnet export-onnx`, or the cache `mdxnet separate` fills) runs `--reps` times (after
 one warm-up) on a random input of its own shape (batch 1 where the batch is free) with ORT's profiler on, 2
-threads, spinning off as `mdxnet.onnx_export.onnx_session`; the profile's kernel times are summed per operator
+threads, spinning off as `mdxnet.inference.onnx_runtime.onnx_session`; the profile's kernel times are summed per operator
 type. The profiler's JSON is written to the working folder (onnxruntime_profile_*.json) and removed after.
 """
 

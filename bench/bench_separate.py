@@ -73,8 +73,9 @@ def variant_params(params, spec: dict):
 def build_pipeline(params, models: Path, spec: dict):
     from mdxnet.checkpoint import load_mixer, load_separator, mixer_path, separator_path
     from mdxnet.config import separator_kwargs
+    from mdxnet.inference.separation import SeparationPipeline, session_threads
+    from mdxnet.inference.stitching import stitching_for
     from mdxnet.models import mixer_kwargs
-    from mdxnet.separation import SeparationPipeline, session_threads, stitching_for
 
     if spec["kind"] != "eager":
         pipeline = SeparationPipeline.from_dir(models, params, device="cpu", backend=params.separate.backend)

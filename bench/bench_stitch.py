@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from mdxnet.config import load_params
-from mdxnet.separation import STITCHES, SeparationPipeline, stitching_for
+from mdxnet.inference.separation import SeparationPipeline
+from mdxnet.inference.stitching import STITCHES, stitching_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -274,7 +274,7 @@ def separation_speed(torch, scratch: Path, seconds: float = 240.0) -> list[dict]
 
     from mdxnet.checkpoint import init_models
     from mdxnet.config import load_params
-    from mdxnet.separation import SeparationPipeline
+    from mdxnet.inference.separation import SeparationPipeline
 
     params = load_params(ROOT / "params.yaml", profile="paper")
     models = scratch / "random-models"

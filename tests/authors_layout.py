@@ -115,7 +115,7 @@ def authors_mixer_forward(weight: torch.Tensor, estimates: dict, mixture: torch.
 
 
 def write_authors_onnx(model, frames: int, path: Path) -> Path:
-    from mdxnet.onnx_export import SpecNet
+    from mdxnet.inference.onnx_export import SpecNet
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

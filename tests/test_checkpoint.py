@@ -169,7 +169,7 @@ def test_a_model_is_refused_at_another_rate_than_it_was_trained_at(saved, params
     """Issue 24 item 3: `sample_rate: 22050` in params ran the 44.1 kHz models at that rate, exit 0. The rate of
     the params a checkpoint was trained with is compared with the rate it is about to run at, before anything
     is separated or exported."""
-    from mdxnet.separation import SeparationPipeline
+    from mdxnet.inference.separation import SeparationPipeline
 
     path, _ = saved
     assert params.sample_rate == 44100

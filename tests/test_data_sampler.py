@@ -21,7 +21,7 @@ from mdxnet.data.sampler import (
     sampler_config,
     track_variants,
 )
-from mdxnet.data.transforms import SwapChannels, build_transforms
+from mdxnet.transforms import SwapChannels, build_transforms
 
 CHUNK = 8192
 SOURCES = ["vocals", "drums", "bass", "other"]

@@ -6,7 +6,7 @@ from mdxnet.data.musdb import DATASET_FILE, read_dataset_file
 from mdxnet.errors import UserError, read_json
 from mdxnet.evaluation.aggregate import read_track_json
 from mdxnet.evaluation.report import dataset_checksum
-from mdxnet.weights_import import read_manifest
+from mdxnet.inference.imported import read_manifest
 
 BAD = [(b"{not json", "Expecting property name"), (b"\xff\xfe\x81", "codec can't decode"), (None, "No such file")]
 

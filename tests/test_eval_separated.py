@@ -42,7 +42,7 @@ def test_one_separation_feeds_both_runs_exactly(torch_params, track, tmp_path):
     Mixer, sample for sample; the separators ran once (their chunks counted), the Mixer step runs none."""
     from mdxnet.data.musdb import load_track
     from mdxnet.evaluation.separated import mix_folder, separate_to_folder
-    from mdxnet.separation import SeparationPipeline
+    from mdxnet.inference.separation import SeparationPipeline
 
     params = torch_params
     init_models(tmp_path / "models", params, seed=1)

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from mdxnet.cli import main
+from mdxnet.inference.onnx_export import export_separator
+from mdxnet.inference.onnx_runtime import onnx_session
 from mdxnet.models import TFCTDFUNet
-from mdxnet.onnx_export import export_separator, onnx_session
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -47,7 +48,7 @@ def test_onnx_runtime_matches_torch(tmp_path, frames):
 
 
 def test_onnx_chunk_model_runs_the_exported_chunk_only(tmp_path):
-    from mdxnet.onnx_export import OnnxChunkModel
+    from mdxnet.inference.onnx_runtime import OnnxChunkModel
 
     torch.manual_seed(0)
     model = trained_looking(TFCTDFUNet(**TINY))
@@ -82,7 +83,7 @@ def test_jobs_exporting_the_same_checkpoint_at_once_export_it_once(tmp_path, mon
     import threading
     import time
 
-    from mdxnet import onnx_export
+    from mdxnet.inference import onnx_export
 
     checkpoint, model = tmp_path / "vocals.pt", trained_looking(TFCTDFUNet(**TINY))
     checkpoint.write_bytes(b"weights")
@@ -118,7 +119,7 @@ def _cached(tmp_path, source="vocals", weights=b"vocals weights", seed=0):
 def test_a_cache_entry_is_used_only_when_its_metadata_names_its_checkpoint(tmp_path, caplog):
     """Issue 24 item 2: the cache was trusted by file name. A file of another source (drums' export copied to
     vocals' name) or of another checkpoint is exported again, with a warning; the right one is used as it is."""
-    from mdxnet import onnx_export
+    from mdxnet.inference import onnx_export
 
     cache = tmp_path / "cache"
     drums_ckpt, drums = _cached(tmp_path, "drums", b"drums weights", seed=1)
@@ -129,12 +130,12 @@ def test_a_cache_entry_is_used_only_when_its_metadata_names_its_checkpoint(tmp_p
     assert onnx_export.cached_export(vocals_ckpt, vocals, "vocals", cache, 32) == vocals_file
     assert vocals_file.stat().st_mtime_ns == before  # a good entry is not exported again
     vocals_file.write_bytes(drums_file.read_bytes())  # drums' net in vocals' place
-    with caplog.at_level("WARNING", logger="mdxnet.onnx_export"):
+    with caplog.at_level("WARNING", logger="mdxnet.inference.onnx_export"):
         onnx_export.cached_export(vocals_ckpt, vocals, "vocals", cache, 32)
     assert "exporting it again" in caplog.text and "source 'drums' where 'vocals' is expected" in caplog.text
     session = onnx_session(vocals_file)
     meta = session.get_modelmeta().custom_metadata_map
-    assert meta["source"] == "vocals" and meta["checkpoint_sha256"] == onnx_export.file_digest(vocals_ckpt)
+    assert meta["source"] == "vocals" and meta["checkpoint_sha256"] == onnx_export.file_sha256(vocals_ckpt)
     spec = torch.randn(1, 4, TINY["dim_f"], 32)
     (out,) = session.run(None, {session.get_inputs()[0].name: spec.numpy()})
     np.testing.assert_allclose(out, vocals.spec_forward(spec).detach().numpy(), atol=1e-4)
@@ -142,12 +143,12 @@ def test_a_cache_entry_is_used_only_when_its_metadata_names_its_checkpoint(tmp_p
 
 def test_a_truncated_cache_entry_is_exported_again(tmp_path, caplog):
     """Issue 24 item 6: a cut-short cache file raised InvalidProtobuf on every later run until deleted by hand."""
-    from mdxnet import onnx_export
+    from mdxnet.inference import onnx_export
 
     checkpoint, model = _cached(tmp_path)
     path = onnx_export.cached_export(checkpoint, model, "vocals", tmp_path / "cache", 32)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
-    with caplog.at_level("WARNING", logger="mdxnet.onnx_export"):
+    with caplog.at_level("WARNING", logger="mdxnet.inference.onnx_export"):
         assert onnx_export.cached_export(checkpoint, model, "vocals", tmp_path / "cache", 32) == path
     assert "does not load" in caplog.text
     onnx_session(path)  # loads again

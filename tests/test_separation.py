@@ -13,15 +13,9 @@ from torch import nn
 from mdxnet.checkpoint import init_models
 from mdxnet.cli import main
 from mdxnet.errors import UserError
+from mdxnet.inference.separation import SeparationPipeline, apply_mixer
+from mdxnet.inference.stitching import ChunkPlan, Stitching, overlap_add, stitching_for
 from mdxnet.models import Mixer, TFCTDFUNet
-from mdxnet.separation import (
-    ChunkPlan,
-    SeparationPipeline,
-    Stitching,
-    apply_mixer,
-    overlap_add,
-    stitching_for,
-)
 from mdxnet.stft import CutSTFT
 
 SOURCES = ["vocals", "drums", "bass", "other"]
@@ -283,21 +277,20 @@ def test_bad_stitch_settings_are_refused_at_start_naming_the_key(overlay, messag
     with pytest.raises(UserError, match=message):  # before the models folder is even looked at
         SeparationPipeline.from_dir(tmp_path / "nope", bad)
     if "chunk_frames" in message:  # the ONNX export's input size is the chunk: checked the same way
-        from mdxnet.onnx_export import export_models
+        from mdxnet.inference.onnx_export import export_models
 
         with pytest.raises(UserError, match=message):
             export_models(tmp_path / "nope", tmp_path / "onnx", bad)
 
 
 def test_training_validation_stitches_like_separate(params, monkeypatch):
-    from mdxnet.data import sampler
     from mdxnet.training import separator, validation
 
-    monkeypatch.setattr(sampler, "build_train_dataset", lambda *args, **kwargs: [])  # no training data needed
+    monkeypatch.setattr(separator, "build_train_dataset", lambda *args, **kwargs: [])  # no training data needed
     task = separator.SeparatorTask(params, "bass", seed=0, items=1)
     assert task.stitching == stitching_for(params, "bass") and task.stitching.method == params.separate.stitch
     seen = []  # validation's whole-track separation hands that stitching to the same overlap_add
-    monkeypatch.setattr("mdxnet.separation.overlap_add", lambda model, mix, stitching, *a: seen.append(stitching))
+    monkeypatch.setattr("mdxnet.training.validation.overlap_add", lambda model, mix, stitching, *a: seen.append(stitching))
     validation.separate_track(None, torch.zeros(2, 5), task.stitching, 1, CPU)
     assert seen == [task.stitching]
     with pytest.raises(UserError, match=r"separate\.chunk_frames for bass is 66"):
@@ -527,7 +520,8 @@ import sys, numpy as np, soundfile as sf, torch
 from pathlib import Path
 from mdxnet.commands.separate import separate_song
 from mdxnet.models import Mixer
-from mdxnet.separation import SeparationPipeline, Stitching
+from mdxnet.inference.separation import SeparationPipeline
+from mdxnet.inference.stitching import Stitching
 torch.set_num_threads(1)
 seconds, folder = float(sys.argv[1]), Path(sys.argv[2])
 wav = folder / "song.wav"
@@ -564,7 +558,7 @@ def test_separate_peak_memory_does_not_grow_with_song_length(tmp_path):
 
 def test_an_onnx_cache_that_cannot_be_written_is_named_before_the_models_load(params, tmp_path, monkeypatch):
     """Issue 24 item 13: an unwritable ONNX cache folder gave a traceback, after the models had loaded."""
-    import mdxnet.checkpoint
+    import mdxnet.inference.separation
 
     init_models(tmp_path / "models", params, seed=1)
     blocker = tmp_path / "a-file"
@@ -574,8 +568,8 @@ def test_an_onnx_cache_that_cannot_be_written_is_named_before_the_models_load(pa
     def no_loading(*args, **kwargs):
         raise AssertionError("a model was loaded before the cache folder was checked")
 
-    monkeypatch.setattr(mdxnet.checkpoint, "load_separator", no_loading)
-    monkeypatch.setattr(mdxnet.checkpoint, "load_mixer", no_loading)
+    monkeypatch.setattr(mdxnet.inference.separation, "load_separator", no_loading)
+    monkeypatch.setattr(mdxnet.inference.separation, "load_mixer", no_loading)
     with pytest.raises(UserError, match=r"ONNX cache folder .*a-file/cache cannot be made \(.*a-file is a file\)"
                                         r".*separate.onnx_cache"):
         SeparationPipeline.from_dir(tmp_path / "models", unwritable, device="cpu")

@@ -47,7 +47,7 @@ def task(params, monkeypatch):
     (so that a scale of 1 is a perfect separator), without any training data."""
     from mdxnet.training import separator
 
-    monkeypatch.setattr("mdxnet.data.sampler.build_train_dataset", lambda *args, **kwargs: None)
+    monkeypatch.setattr(separator, "build_train_dataset", lambda *args, **kwargs: None)
     # whole tracks as `mdxnet separate` cuts them: `separate_track` is the stand-in's way in
     tiny = params.replace({"model": TINY_MODEL, "train": {"valid_chunks": "inference"}})
     task = separator.SeparatorTask(tiny, "other", seed=0, items=1)

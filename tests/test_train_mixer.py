@@ -218,7 +218,8 @@ def four_source_tracks(count: int) -> list[ValidTrack]:
 @pytest.fixture
 def no_training_data(monkeypatch):
     """Tasks built without a dataset: these tests only validate."""
-    monkeypatch.setattr("mdxnet.data.sampler.build_train_dataset", lambda *args, **kwargs: None)
+    for task_module in ("mdxnet.training.separator", "mdxnet.training.mixer"):
+        monkeypatch.setattr(f"{task_module}.build_train_dataset", lambda *args, **kwargs: None)
 
 
 def test_separator_validation_uses_the_configured_score(params, monkeypatch, no_training_data):

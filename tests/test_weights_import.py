@@ -258,7 +258,7 @@ def test_onnx_shape_against_given_settings(tmp_path, params, ci_params_file, tin
     # imported with its own STFT, but params (ci) cut other chunks: `mdxnet separate` names the keys to set
     ci = load_params(ci_params_file)
     import_file(path, "vocals", tmp_path / "o", ci, {"n_fft": 512, "hop": 128})
-    from mdxnet.weights_import import imported_onnx_separator
+    from mdxnet.inference.imported import imported_onnx_separator
 
     with pytest.raises(Exception, match=r"set model.n_fft.vocals: 512 \(params: 1024\), model.hop: 128"):
         imported_onnx_separator(tmp_path / "o", "vocals", ci)

@@ -364,7 +364,7 @@ def test_each_test_song_is_separated_once_for_every_model_run(ci_run):
     `mixer` and `no-mixer` jobs each ran them: twice the separator forward passes counted here."""
     from mdxnet.config import load_params
     from mdxnet.data.musdb import load_track
-    from mdxnet.separation import ChunkPlan, stitching_for
+    from mdxnet.inference.stitching import ChunkPlan, stitching_for
 
     folder = ci_run["folder"]
     params = load_params(folder / "params.yaml")

@@ -17,9 +17,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mdxnet import __version__
 from mdxnet.atomic import write_atomic
+from mdxnet.config import as_plain, params_hash, separator_kwargs
 from mdxnet.errors import UserError
 from mdxnet.gitinfo import git_commit
+from mdxnet.models import Mixer, mixer_kwargs, separator_from_kwargs
 
 FORMAT = 1
 KINDS = ("separator", "mixer")
@@ -54,8 +57,6 @@ def save_checkpoint(path, model, *, kind: str, source: str | None, model_kwargs:
     """Write a checkpoint atomically: a run killed mid-write keeps the previous file intact."""
     import torch
 
-    from mdxnet import __version__
-    from mdxnet.config import as_plain, params_hash
 
     if kind not in KINDS:
         raise ValueError(f"checkpoint kind must be one of {KINDS}, not {kind!r}")
@@ -152,8 +153,6 @@ def load_separator(path, source: str, expect_kwargs: dict | None = None, sample_
     """The separator for `source` in eval mode, of the class its recorded arch names (v2 if none), built
     from the checkpoint's own kwargs; `expect_kwargs` (mdxnet.config.separator_kwargs) includes the arch;
     `sample_rate`: the rate it will run at (params sample_rate), checked against its training's."""
-    from mdxnet.models import separator_from_kwargs
-
     ckpt = load_checkpoint(path, kind="separator", source=source, expect_kwargs=expect_kwargs,
                            sample_rate=sample_rate)
     return _build(Path(path), ckpt, separator_from_kwargs)
@@ -161,8 +160,6 @@ def load_separator(path, source: str, expect_kwargs: dict | None = None, sample_
 
 def load_mixer(path, expect_kwargs: dict | None = None, sample_rate: int | None = None):
     """The Mixer in eval mode (`sample_rate`: as for load_separator)."""
-    from mdxnet.models import Mixer
-
     ckpt = load_checkpoint(path, kind="mixer", expect_kwargs=expect_kwargs, sample_rate=sample_rate)
     return _build(Path(path), ckpt, Mixer)
 
@@ -171,8 +168,6 @@ def init_models(models_dir, params: dict, seed: int = 0) -> list[Path]:
     """Randomly initialised checkpoints (step 0) for every source and the Mixer: for tests and benchmarks."""
     import torch
 
-    from mdxnet.config import separator_kwargs
-    from mdxnet.models import Mixer, mixer_kwargs, separator_from_kwargs
 
     written = []
     for index, source in enumerate(params.sources):

@@ -191,8 +191,8 @@ class Sampler(Section):
         # (audiomentations is imported only when the list is not empty: it takes ~1 s).
         specs = object.__getattribute__(self, "transforms")  # not a traced read (see TRACE_ENV)
         if specs:
-            from mdxnet.data.transforms import build_transforms
             from mdxnet.errors import UserError
+            from mdxnet.transforms import build_transforms
 
             try:
                 build_transforms(specs, "sampler.transforms")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mdxnet.config import separator_kwargs
+from mdxnet.errors import UserError
 from mdxnet.stft import CutSTFT
 
 NUM_SOURCES = 4
@@ -363,9 +365,6 @@ def separator_from_kwargs(arch: str, **kwargs) -> SpectrogramUNet:
 def build_separator(params: dict, source: str) -> SpectrogramUNet:
     """The separator for `source` as params.yaml's `model` section describes it (`model.arch` picks the
     class)."""
-    from mdxnet.config import separator_kwargs
-    from mdxnet.errors import UserError
-
     try:
         return separator_from_kwargs(**separator_kwargs(params, source))
     except ValueError as err:

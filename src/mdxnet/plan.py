@@ -27,9 +27,9 @@ from mdxnet.config import Params, per_source, separator_kwargs
 from mdxnet.data import diskspace
 from mdxnet.data.augment import variants
 from mdxnet.data.musdb import DATASET_FILE, extra_test_songs, list_tracks, track_seconds
+from mdxnet.inference.stitching import stitching_for
 from mdxnet.models import SPEC_CHANNELS, separator_from_kwargs
 from mdxnet.runs import blend_runs, mixer_runs, model_runs, scored_runs
-from mdxnet.separation import stitching_for
 
 ON_DISK, PLANNED_SYNTH, ASSUMED_MUSDB = "on disk", "planned synth", "assumed MUSDB18-HQ"
 WAV_BYTES_PER_S = SAMPLE_RATE * 2 * 2  # one 16-bit stereo wav

@@ -33,16 +33,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
+from mdxnet import __version__
 from mdxnet.atomic import write_atomic, write_json_atomic
-from mdxnet.errors import UserError, read_json
-from mdxnet.training.state import file_sha256
+from mdxnet.checkpoint import mixer_path, save_checkpoint, separator_path
+from mdxnet.config import per_source, separator_kwargs
+from mdxnet.digest import file_sha256
+from mdxnet.errors import UserError
+from mdxnet.inference.imported import MANIFEST_FORMAT, manifest_path
+from mdxnet.inference.onnx_runtime import onnx_session
+from mdxnet.models import Mixer, mixer_kwargs, separator_from_kwargs
 
 log = logging.getLogger(__name__)
 
-MANIFEST_FORMAT = 1
-MANIFEST_SUFFIX = ".import.json"
 # MUSDB18(-HQ)'s rate, which the authors trained at (kuielab/mdx-net@Leaderboard_A configs/datamodule/
 # musdb18_hq.yaml sample_rate: 44100)
 PUBLISHED_RATE = 44100
@@ -241,8 +244,6 @@ def separator_config(path: Path, state: dict, hparams: dict, given: dict, params
     """Our separator kwargs for the authors' weights: shapes from the weights, checked against their
     hyper-parameters; n_fft, hop and dim_t (not in the weights) from the hyper-parameters, else `given`, else
     params `model` for `source`."""
-    from mdxnet.config import separator_kwargs
-
     from_weights = network_from_weights(state, path)
     for theirs, ours in AUTHORS_NET_KEYS.items():
         if theirs in hparams and hparams[theirs] != from_weights[ours]:
@@ -265,7 +266,6 @@ def separator_config(path: Path, state: dict, hparams: dict, given: dict, params
 
 
 def build_imported_separator(path: Path, config: dict, state: dict):
-    from mdxnet.models import separator_from_kwargs
 
     try:
         model = separator_from_kwargs(**config)
@@ -317,8 +317,6 @@ def mixer_weight(path: Path, state: dict, hparams: dict, file_sources: list[str]
 # ---- ONNX separators -------------------------------------------------------------------------------------------
 def onnx_signature(path: Path):
     """(session, input, output) of a one-input, one-output ONNX model, or WrongFileKind."""
-    from mdxnet.onnx_export import onnx_session
-
     try:
         session = onnx_session(path, threads=1)
     except Exception as err:  # noqa: BLE001 - ORT raises its own exception types for unreadable files
@@ -338,8 +336,6 @@ def _fixed(value) -> int | None:
 def onnx_config(path: Path, given: dict, params, source: str) -> dict[str, Any]:
     """n_fft, hop, dim_f, dim_t, frames of an ONNX separator: dim_f and frames from its input shape where fixed
     (and its metadata when mdxnet exported it), else given, else params."""
-    from mdxnet.config import per_source, separator_kwargs
-
     session, spec_in, spec_out = onnx_signature(path)
     batch, channels, dim_f, frames = spec_in.shape
     if _fixed(channels) not in (None, 4):
@@ -378,50 +374,7 @@ def _trial_run(path: Path, session, config: dict) -> None:
                             f"spectrogram-to-spectrogram separator")
 
 
-class ImportedOnnxSeparator(nn.Module):
-    """An imported ONNX separator behind our STFT: (B, 2, chunk_samples) mixture chunks -> source estimates.
-
-    The STFT runs on the CPU beside ONNX Runtime whatever device the pipeline uses (the result is moved back).
-    """
-
-    def __init__(self, onnx_path: str | Path, manifest: dict, threads: int | None = None):
-        super().__init__()
-        from mdxnet.onnx_export import onnx_session
-        from mdxnet.stft import CutSTFT
-
-        c = manifest["config"]
-        self.__dict__["cpu_stft"] = CutSTFT(c["n_fft"], c["hop"], c["dim_f"], c["frames"])  # not moved by .to()
-        self.session = onnx_session(onnx_path, threads or torch.get_num_threads())
-        self.frames, self.batch = c["frames"], c.get("batch")
-        self.input_name, self.output_name = c["input_name"], c["output_name"]
-
-    @property
-    def chunk_samples(self) -> int:
-        return self.cpu_stft.chunk_samples
-
-    def run_spec(self, spec: torch.Tensor) -> torch.Tensor:
-        if self.batch is None:
-            (out,) = self.session.run([self.output_name], {self.input_name: spec.numpy()})
-            return torch.from_numpy(out)
-        parts = []
-        for first in range(0, spec.shape[0], self.batch):  # a file exported for a fixed batch: zero-padded
-            part = spec[first: first + self.batch]
-            padded = nn.functional.pad(part, (0, 0, 0, 0, 0, 0, 0, self.batch - part.shape[0]))
-            (out,) = self.session.run([self.output_name], {self.input_name: padded.numpy()})
-            parts.append(torch.from_numpy(out)[: part.shape[0]])
-        return torch.cat(parts)
-
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        if wave.shape[-1] != self.chunk_samples:
-            raise ValueError(f"this ONNX separator takes chunks of {self.chunk_samples} samples ({self.frames} "
-                             f"frames), got {wave.shape[-1]}")
-        spec = self.cpu_stft(wave.float().cpu())
-        return self.cpu_stft.inverse(self.run_spec(spec)).to(wave.device)
-
-
 # ---- the records and the command's work ------------------------------------------------------------------------
-def manifest_path(models_dir: str | Path, name: str) -> Path:
-    return Path(models_dir) / f"{name}{MANIFEST_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -432,8 +385,6 @@ class Imported:
 
 def _record(path: Path, name: str, kind: str, runtime: str, model_file: str, config: dict, read_as: str,
             extra: dict | None = None) -> dict:
-    from mdxnet import __version__
-
     return {
         "format": MANIFEST_FORMAT,
         "name": name,
@@ -451,7 +402,6 @@ def _record(path: Path, name: str, kind: str, runtime: str, model_file: str, con
 
 
 def import_separator_checkpoint(path: Path, source: str, out_dir: Path, params, given: dict) -> Imported:
-    from mdxnet.checkpoint import save_checkpoint, separator_path
 
     state, hparams, meta = state_dict_of(path, read_torch_file(path))
     require_finite(path, state.items())
@@ -469,8 +419,6 @@ def import_separator_checkpoint(path: Path, source: str, out_dir: Path, params, 
 
 
 def import_mixer(path: Path, out_dir: Path, params, file_sources: list[str]) -> Imported:
-    from mdxnet.checkpoint import mixer_path, save_checkpoint
-    from mdxnet.models import Mixer, mixer_kwargs
 
     if params.mixer.kind != "linear":
         raise MixerSourcesMismatch(f"the published Mixer is the linear one; params mixer.kind is "
@@ -551,47 +499,5 @@ def import_file(path: str | Path, name: str, out_dir: str | Path, params, given:
 
 
 # ---- loading (separation) and reading the records (report) ------------------------------------------------------
-def read_manifest(path: str | Path) -> dict:
-    record = read_json(path, "import record", "import the file again")
-    if not isinstance(record, dict) or record.get("format") != MANIFEST_FORMAT:
-        raise UserError(f"{path} is not an mdxnet import record (format {MANIFEST_FORMAT}): import the file again")
-    return record
 
 
-def imported_onnx_separator(models_dir: str | Path, source: str, params,
-                            threads: int | None = None) -> nn.Module | None:
-    """The ONNX separator imported for `source` into `models_dir` (None when it holds no such import), checked
-    against the file's checksum and against params (the STFT and the chunk the pipeline cuts); its session runs
-    `threads` intra-op threads (default torch's)."""
-    from mdxnet.config import per_source, separator_kwargs
-
-    record_path = manifest_path(models_dir, source)
-    if not record_path.is_file():
-        return None
-    record = read_manifest(record_path)
-    if record.get("runtime") != "onnx":
-        return None
-    onnx_path = Path(models_dir) / record["file"]
-    if not onnx_path.is_file() or file_sha256(onnx_path) != record["sha256"]:
-        raise UserError(f"{onnx_path} is missing or is not the file imported ({record['original_file']}, sha256 "
-                        f"{record['sha256'][:16]}...): import it again with `mdxnet models import`")
-    config, model = record["config"], separator_kwargs(params, source)
-    wanted = {"n_fft": ("model.n_fft", model["n_fft"]), "hop": ("model.hop", model["hop"]),
-              "dim_f": ("model.dim_f", model["dim_f"]),
-              "frames": ("separate.chunk_frames", int(per_source(params.separate.chunk_frames, source)))}
-    differ = {k: (key, value) for k, (key, value) in wanted.items() if config[k] != value}
-    if differ:
-        fix = ", ".join(f"{key}{'' if key == 'model.hop' else '.' + source}: {config[k]} (params: {value})"
-                        for k, (key, value) in differ.items())
-        raise UserError(f"the imported {source} separator {onnx_path} runs with other settings than params: set "
-                        f"{fix} in the params file")
-    return ImportedOnnxSeparator(onnx_path, record, threads)
-
-
-def imported_records(models_dir: str | Path) -> list[dict]:
-    """Every import record in a models folder, by name."""
-    paths = sorted(Path(models_dir).glob(f"*{MANIFEST_SUFFIX}"))
-    if not paths:
-        raise UserError(f"{models_dir} holds no import records (*{MANIFEST_SUFFIX}): run `mdxnet models import` "
-                        f"first")
-    return [read_manifest(path) for path in paths]

@@ -16,7 +16,7 @@ continues from item `step * batch_size` sees exactly the batches it would have s
    probability sampler.silent_redraw_prob, at most sampler.max_redraws times; otherwise the silent target is
    kept (a separator must also learn to output silence). The authors never re-draw (probability 0);
 4. sampler.transforms (mdxnet's own; the authors have none): waveform transforms applied to each stem in list
-   order (`mdxnet.data.transforms`: audiomentations classes such as Gain, and SwapChannels), their random draws
+   order (`mdxnet.transforms`: audiomentations classes such as Gain, and SwapChannels), their random draws
    seeded from the item's generator;
 5. the mixture is the sum of the (transformed) targets, computed after 4, so it is exact.
 
@@ -39,8 +39,8 @@ from torch.utils.data import Dataset
 from mdxnet.audio import SAMPLE_RATE
 from mdxnet.data.augment import cached_variants, stem_path, variants
 from mdxnet.data.musdb import is_stem_file, split_tracks, track_name
-from mdxnet.data.transforms import apply_transforms, build_transforms, seeded_global_random
 from mdxnet.errors import UserError
+from mdxnet.transforms import apply_transforms, build_transforms, seeded_global_random
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ VARIANT_DRAWS = ("pairs", "per_track")
 class SamplerConfig:
     variant_draw: str  # one of VARIANT_DRAWS
     remix_prob: float
-    transforms: tuple  # built waveform transforms (mdxnet.data.transforms), applied per stem in order
+    transforms: tuple  # built waveform transforms (mdxnet.transforms), applied per stem in order
     silence_db: float
     silent_redraw_prob: float
     max_redraws: int

@@ -23,7 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mdxnet.audio import read_audio
+from mdxnet.data.musdb import load_track, pcm16, track_index
 from mdxnet.errors import UserError
+from mdxnet.evaluation.aggregate import load_track_medians, read_track_json, summarize, track_medians
+from mdxnet.evaluation.estimates import match_estimates, score_matched
 from mdxnet.evaluation.estimates import problem as _flag
 from mdxnet.evaluation.stats import median_ci
 
@@ -66,6 +70,7 @@ def _to_float(cell) -> float | None:
 
 def _pick_row(rows: list[dict], sources: list[str], row_name: str | None, path: Path) -> dict[str, float]:
     """SDR per source from the table row named `row_name` (or the only row with numbers for every source)."""
+
     def values(row):
         lowered = {k.strip().lower(): v for k, v in row.items() if k}
         return {s: _to_float(lowered.get(s)) for s in sources}
@@ -95,7 +100,6 @@ CLAIM_FORMATS = ("a folder of museval per-track JSON, a per-track JSON, a summar
 
 
 def _read_claims(path: Path, sources: list[str], row_name: str | None) -> dict:
-    from mdxnet.evaluation.aggregate import load_track_medians, read_track_json, summarize, track_medians
 
     if path.is_dir():
         per_track = load_track_medians([path])
@@ -121,6 +125,7 @@ def _read_claims(path: Path, sources: list[str], row_name: str | None) -> dict:
 
 def _is_medians(value) -> bool:
     """{target: {metric: number or null}}, as our summaries and per-track medians are."""
+
     def number(v):
         return v is None or (isinstance(v, int | float) and not isinstance(v, bool))
 
@@ -228,14 +233,10 @@ def claim_intervals(per_track: dict, summary: dict, claims: dict, tolerance: flo
 
 def mixture_fingerprint(mixture: np.ndarray) -> str:
     """Hash of the mixture quantised to 16-bit PCM: identical audio under another name gives the same value."""
-    from mdxnet.data.musdb import pcm16
-
     return hashlib.sha256(pcm16(mixture).astype("<i2").tobytes()).hexdigest()
 
 
 def _mixture(path: Path, sample_rate: int) -> np.ndarray:
-    from mdxnet.audio import read_audio
-    from mdxnet.data.musdb import load_track
 
     return read_audio(path / "mixture.wav", sample_rate) if path.is_dir() else load_track(path, sample_rate)["mixture"]
 
@@ -270,10 +271,6 @@ def run_audit_checks(
     train_root: str | Path | None = None,
 ) -> dict:
     """Every audit check; the returned report's "flags" list is empty when nothing is wrong."""
-    from mdxnet.data.musdb import track_index
-    from mdxnet.evaluation.aggregate import summarize, track_medians
-    from mdxnet.evaluation.estimates import match_estimates, score_matched
-
     sources = list(params.sources)
     # Every input is read and checked before the scoring, which takes minutes per track: a claimed file that
     # cannot be understood must fail now, not after the work, and leave no report.

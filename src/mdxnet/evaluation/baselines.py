@@ -15,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mdxnet.errors import UserError
+from mdxnet.inference.separation import SeparationPipeline
+
 ESTIMATORS = ("model", "mixture", "irm")
 
 
@@ -51,8 +54,6 @@ def model_estimates(
     device: str | None = None,
 ) -> tuple[dict[str, np.ndarray], str]:
     """Separate the mixture with the trained models; returns (estimates, device actually used)."""
-    from mdxnet.separation import SeparationPipeline
-
     device = device or params.separate.device
     pipeline = SeparationPipeline.from_dir(models_dir, params, device=device, use_mixer=use_mixer)
     estimates = pipeline.separate(track["mixture"], progress=True)
@@ -76,8 +77,6 @@ def estimates_for(
         irm = params.evaluate.irm
         return irm_estimates(track, sources, irm.n_fft, irm.hop, irm.alpha), "cpu"
     if estimator == "model":
-        from mdxnet.errors import UserError
-
         if models_dir is None:
             raise UserError("--estimator model needs --models DIR (the folder holding <source>.pt and mixer.pt)")
         return model_estimates(track, params, models_dir, use_mixer, device)

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mdxnet.data.musdb import load_track
 from mdxnet.errors import UserError
+from mdxnet.evaluation.separated import read_checked_estimates
 
 
 def blend(ours: dict[str, np.ndarray], second: dict[str, np.ndarray], weights: dict[str, float],
@@ -58,9 +60,6 @@ def missing_tracks(root: str | Path, tracks, sources) -> list[str]:
 def blend_track(track_path: str | Path, ours_dir: str | Path, second_dir: str | Path, name: str,
                 params) -> tuple[dict, dict[str, np.ndarray]]:
     """(the loaded track, its blended estimates): `ours_dir` and `second_dir` hold this track's estimates."""
-    from mdxnet.data.musdb import load_track
-    from mdxnet.evaluation.separated import read_checked_estimates
-
     sources = list(params.sources)
     track = load_track(track_path, params.sample_rate)
     length = track["mixture"].shape[-1]

@@ -24,7 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mdxnet.config import params_hash
+from mdxnet.data.musdb import load_track, track_index, track_name
 from mdxnet.errors import UserError
+from mdxnet.evaluation.scoring import score_estimates, track_document
+from mdxnet.evaluation.separated import read_estimates_folder
 
 
 def problem(kind: str, message: str, **details) -> dict:
@@ -57,8 +61,6 @@ def match_estimates(estimates: str | Path, references_root: str | Path, sources,
     `tracks`: only these names (each must then exist on both sides); default every name on either side.
     Reads no audio.
     """
-    from mdxnet.data.musdb import track_index
-
     references = track_index(references_root, "test")
     folders = estimate_folders(estimates)
     match = EstimatesMatch(Path(estimates), references)
@@ -127,10 +129,6 @@ def score_track_estimates(folder: str | Path, reference: str | Path, params) -> 
     Problems (wrong_rate, wrong_length, nan_audio) are also recorded in the document's "mdxnet" metadata. A track
     with a silent estimate is not scored: (None, problems with its silent_audio).
     """
-    from mdxnet.config import params_hash
-    from mdxnet.data.musdb import load_track, track_name
-    from mdxnet.evaluation.scoring import read_estimates_folder, score_estimates, track_document
-
     sample_rate = params.sample_rate
     track = load_track(reference, sample_rate)
     length = track["mixture"].shape[-1]

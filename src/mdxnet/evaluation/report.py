@@ -547,7 +547,7 @@ IMPORTED_PREFIX = "published weights (imported): "
 
 def imported_weights(models_dir) -> list[dict]:
     """What `mdxnet models import` recorded for each file in `models_dir`: name, original file, sha256, how read."""
-    from mdxnet.weights_import import imported_records
+    from mdxnet.inference.imported import imported_records
 
     keys = ("name", "kind", "runtime", "original_file", "sha256", "size", "read_as")
     return [{k: record.get(k) for k in keys} for record in imported_records(models_dir)]

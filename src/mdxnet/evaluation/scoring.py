@@ -16,7 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from mdxnet.config import params_hash
+from mdxnet.data.musdb import load_track, track_name
 from mdxnet.errors import UserError
+from mdxnet.evaluation import fast_bsseval
+from mdxnet.evaluation.baselines import estimates_for
+from mdxnet.evaluation.separated import read_checked_estimates
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +85,7 @@ def bss_eval_v4(
 
         evaluate = museval.evaluate
     elif backend == "fast":
-        from mdxnet.evaluation.fast_bsseval import evaluate
+        evaluate = fast_bsseval.evaluate
     else:
         raise UserError(f"unknown scoring backend {backend!r} in params evaluate.backend; use one of {BACKENDS}")
     sdr, isr, sir, sar = evaluate(refs, ests, win=int(win * sample_rate), hop=int(hop * sample_rate))
@@ -142,14 +147,9 @@ def score_track(
     """Load one track, build the estimator's estimates (or read them from `estimates_dir`, the run's stored
     estimates of this track), score them; returns the per-track JSON document. `cross_check`: also score with
     museval and record the largest per-frame difference (see `cross_check_scores`)."""
-    from mdxnet.data.musdb import load_track
-    from mdxnet.evaluation.baselines import estimates_for
-
     track = load_track(track_path, params.sample_rate)
     started = time.monotonic()
     if estimates_dir is not None:
-        from mdxnet.evaluation.separated import read_checked_estimates
-
         estimates = read_checked_estimates(estimates_dir, list(params.sources), params.sample_rate,
                                            track["mixture"].shape[-1], f"the {estimator} estimates")
         used_device = None
@@ -169,9 +169,6 @@ def score_track(
 def scored_document(track_path: str | Path, track: dict[str, np.ndarray], estimates: dict[str, np.ndarray],
                     params, metadata: dict, cross_check: bool = False) -> dict:
     """Score `estimates` against the loaded track: the per-track document with its provenance ("mdxnet")."""
-    from mdxnet.config import params_hash
-    from mdxnet.data.musdb import track_name
-
     evaluation = params.evaluate
     started = time.monotonic()
     scores = score_estimates(track, estimates, params)
@@ -242,14 +239,3 @@ def score_estimates(
         evaluation.hop,
         backend or evaluation.backend,
     )
-
-
-def read_estimates_folder(folder: str | Path, sources: list[str], sample_rate: int) -> dict[str, np.ndarray]:
-    """{source: (2, n)} from `<folder>/<source>.wav` (musdb estimates layout)."""
-    from mdxnet.audio import read_audio
-
-    folder = Path(folder)
-    missing = [s for s in sources if not (folder / f"{s}.wav").is_file()]
-    if missing:
-        raise UserError(f"estimates folder {folder} lacks {', '.join(s + '.wav' for s in missing)}")
-    return {s: read_audio(folder / f"{s}.wav", sample_rate) for s in sources}

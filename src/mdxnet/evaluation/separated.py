@@ -22,15 +22,19 @@ from pathlib import Path
 
 import numpy as np
 
+from mdxnet.audio import read_audio, write_wavs
+from mdxnet.checkpoint import load_mixer
+from mdxnet.data.musdb import load_track
 from mdxnet.errors import UserError
+from mdxnet.inference.separation import SeparationPipeline, apply_mixer, mixer_segment, pick_device
+from mdxnet.inference.stitching import stitching_for
+from mdxnet.models import mixer_kwargs, with_mixer_kind
 
 log = logging.getLogger(__name__)
 
 
 def write_estimates(folder: str | Path, estimates: dict[str, np.ndarray], sample_rate: int) -> list[Path]:
     """`<folder>/<source>.wav` for every source, float32, all of them or none (atomic group)."""
-    from mdxnet.audio import write_wavs
-
     folder = Path(folder)
     files = {folder / f"{source}.wav": audio for source, audio in estimates.items()}
     write_wavs(files, sample_rate, subtype="FLOAT")
@@ -65,12 +69,19 @@ def estimates_faults(folder: str | Path, sources, sample_rate: int, length: int)
     return faults
 
 
+def read_estimates_folder(folder: str | Path, sources: list[str], sample_rate: int) -> dict[str, np.ndarray]:
+    """{source: (2, n)} from `<folder>/<source>.wav` (musdb estimates layout)."""
+    folder = Path(folder)
+    missing = [s for s in sources if not (folder / f"{s}.wav").is_file()]
+    if missing:
+        raise UserError(f"estimates folder {folder} lacks {', '.join(s + '.wav' for s in missing)}")
+    return {s: read_audio(folder / f"{s}.wav", sample_rate) for s in sources}
+
+
 def read_checked_estimates(folder: str | Path, sources, sample_rate: int, length: int,
                            what: str) -> dict[str, np.ndarray]:
     """{source: (2, length) float32} from `<folder>/<source>.wav`, refused with every fault named (UserError)
     when a file is missing, at another rate or length, or holds NaN/inf samples."""
-    from mdxnet.evaluation.scoring import read_estimates_folder
-
     faults = estimates_faults(folder, sources, sample_rate, length)
     if faults:
         raise UserError(f"cannot use {what} in {folder}: " + "; ".join(faults))
@@ -112,9 +123,6 @@ def separate_to_folder(track_path: str | Path, params, models_dir: str | Path, o
                        device: str | None = None) -> dict:
     """The four separators (no Mixer) on one track's mixture, written to `out` (musdb layout, float32).
     Returns what was done: separator forward calls and chunks, seconds, device."""
-    from mdxnet.data.musdb import load_track
-    from mdxnet.separation import SeparationPipeline
-
     track = load_track(track_path, params.sample_rate)
     pipeline = SeparationPipeline.from_dir(models_dir, params, device=device or params.separate.device,
                                            use_mixer=False)
@@ -139,10 +147,6 @@ def mix_folder(track_path: str | Path, separated: str | Path, params, mixer_file
     `out`: what `mdxnet separate` computes with that Mixer, without running the separators again."""
     import torch
 
-    from mdxnet.checkpoint import load_mixer
-    from mdxnet.data.musdb import load_track
-    from mdxnet.models import mixer_kwargs, with_mixer_kind
-    from mdxnet.separation import apply_mixer, mixer_segment, pick_device, stitching_for
 
     sources = list(params.sources)
     track = load_track(track_path, params.sample_rate)

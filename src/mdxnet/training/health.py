@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mdxnet.checkpoint import load_checkpoint, separator_path
+
 log = logging.getLogger(__name__)
 
 
@@ -69,8 +71,6 @@ def announce(name: str, warnings: list[str]) -> str | None:
 def separator_health(models_dir: str | Path, sources: list[str]) -> dict[str, list[str]]:
     """{source: warnings} stored in the separators' checkpoints of `models_dir` (no checkpoint, or one from before
     the check: none). An unreadable or foreign file is the checkpoint loader's named error."""
-    from mdxnet.checkpoint import load_checkpoint, separator_path
-
     found = {}
     for source in sources:
         path = separator_path(models_dir, source)

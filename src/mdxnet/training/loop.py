@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from mdxnet.checkpoint import load_checkpoint, save_checkpoint
 from mdxnet.errors import UserError
 from mdxnet.training import ddp, health
 from mdxnet.training.ddp import DistContext
@@ -199,8 +200,6 @@ class Trainer:
     # ---- checkpoints -------------------------------------------------------------------------------------
 
     def _resume(self) -> None:
-        from mdxnet.checkpoint import load_checkpoint
-
         path = self.cfg.last_path
         if not path.is_file():
             return
@@ -223,8 +222,6 @@ class Trainer:
         log.info("resuming %s from %s at step %d", self.cfg.name, path, ckpt["step"])
 
     def _save(self, path: Path, step: int, extra: dict) -> None:
-        from mdxnet.checkpoint import save_checkpoint
-
         save_checkpoint(path, self.model, kind=self.task.kind, source=self.task.source,
                         model_kwargs=self.task.model_kwargs, params=self.task.params, step=step, extra=extra)
 

@@ -21,9 +21,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mdxnet.checkpoint import load_separator, separator_path
 from mdxnet.config import separator_kwargs
+from mdxnet.data.sampler import build_train_dataset
 from mdxnet.errors import UserError
-from mdxnet.training.loop import LOSSES, Amp, Trainer
+from mdxnet.inference.separation import apply_mixer
+from mdxnet.inference.stitching import stitching_for
+from mdxnet.models import build_mixer, mixer_kwargs
+from mdxnet.training import ddp
+from mdxnet.training.loop import LOSSES, Amp, LoopConfig, Trainer
+from mdxnet.training.separator import checkpoint_dir, shared_loop_settings
+from mdxnet.training.state import resume_key, seed_everything
 from mdxnet.training.validation import (
     ValidTrack,
     load_valid_tracks,
@@ -64,7 +72,6 @@ class MixerTrainer(Trainer):
 
 
 def load_frozen_separators(params: dict, models_dir: Path) -> dict:
-    from mdxnet.checkpoint import load_separator, separator_path
 
     separators = {}
     for source in params.sources:
@@ -82,10 +89,6 @@ class MixerTask:
     source = None
 
     def __init__(self, params: dict, models_dir: Path, seed: int, items: int):
-        from mdxnet.data.sampler import build_train_dataset
-        from mdxnet.models import build_mixer, mixer_kwargs
-        from mdxnet.separation import stitching_for
-
         self.params = params
         self.stitchings = {s: stitching_for(params, s) for s in params.sources}  # as `mdxnet separate`
         self.separators = load_frozen_separators(params, Path(models_dir))
@@ -139,8 +142,6 @@ class MixerTask:
     def _validate_as_inference(self, model, device: torch.device) -> tuple[list, list]:
         """train.valid_chunks inference: the whole tracks separated as `mdxnet separate` does (once), then the
         Mixer over them. Returns (with the Mixer, separators alone), one (sources, 2, n) tensor per track."""
-        from mdxnet.separation import apply_mixer
-
         if not self._valid_estimates:
             self._prepare_validation(device)
         mixed = [apply_mixer(model, e, t.mixture, self.chunk, device) for t, e in
@@ -181,8 +182,6 @@ class MixerTask:
 
 
 def mixer_config(params: dict, out: Path, live_dir: Path | None, steps: int | None, resume_key: str):
-    from mdxnet.training.loop import LoopConfig
-    from mdxnet.training.separator import checkpoint_dir, shared_loop_settings
 
     train, mixer = params.train, params.train.mixer
     return LoopConfig(
@@ -204,10 +203,6 @@ def mixer_config(params: dict, out: Path, live_dir: Path | None, steps: int | No
 
 def train_mixer(params: dict, models_dir: Path, out: Path, *, device: str = "auto", steps: int | None = None,
                 live_dir: Path | None = None):
-    from mdxnet.checkpoint import separator_path
-    from mdxnet.training import ddp
-    from mdxnet.training.state import resume_key, seed_everything
-
     dist, torch_device = ddp.init_distributed(device)
     try:
         inputs = [separator_path(models_dir, s) for s in params.sources]

@@ -7,8 +7,13 @@ from pathlib import Path
 import torch
 
 from mdxnet.config import per_source, separator_kwargs
+from mdxnet.data.sampler import build_train_dataset
+from mdxnet.inference.stitching import stitching_for
+from mdxnet.models import build_separator
+from mdxnet.training import ddp
 from mdxnet.training.health import level_db, warnings_for
-from mdxnet.training.loop import Amp
+from mdxnet.training.loop import Amp, LoopConfig, Trainer
+from mdxnet.training.state import resume_key, seed_everything
 from mdxnet.training.validation import (
     ValidTrack,
     load_valid_tracks,
@@ -24,10 +29,6 @@ class SeparatorTask:
     kind = "separator"
 
     def __init__(self, params: dict, source: str, seed: int, items: int):
-        from mdxnet.data.sampler import build_train_dataset
-        from mdxnet.models import build_separator
-        from mdxnet.separation import stitching_for
-
         self.params, self.source = params, source
         self.stitching = stitching_for(params, source)  # validation stitches tracks as `mdxnet separate` does
         self.model_kwargs = separator_kwargs(params, source)
@@ -68,7 +69,6 @@ class SeparatorTask:
 
 
 def separator_config(params: dict, source: str, out: Path, live_dir: Path | None, steps: int | None, resume_key: str):
-    from mdxnet.training.loop import LoopConfig
 
     train = params.train
     return LoopConfig(
@@ -108,10 +108,6 @@ def checkpoint_dir(out: Path, name: str) -> Path:
 
 def train_separator(params: dict, source: str, out: Path, *, device: str = "auto", steps: int | None = None,
                     live_dir: Path | None = None):
-    from mdxnet.training import ddp
-    from mdxnet.training.loop import Trainer
-    from mdxnet.training.state import resume_key, seed_everything
-
     dist, torch_device = ddp.init_distributed(device)
     try:
         cfg = separator_config(params, source, out, live_dir, steps, resume_key(params, f"separator/{source}"))

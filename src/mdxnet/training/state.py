@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from mdxnet.config import as_plain
+from mdxnet.digest import file_sha256
 
 # Values that may change between a run and its resumption without changing the result up to the old end.
 RESUME_INSENSITIVE_KEYS = (("train", "steps"), ("train", "mixer", "steps"))
@@ -78,9 +79,3 @@ def resume_key(params: dict, name: str, inputs: list[Path] | None = None) -> str
     return digest.hexdigest()[:16]
 
 
-def file_sha256(path: Path, block: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()

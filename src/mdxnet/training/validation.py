@@ -1,5 +1,5 @@
 """Validation during training: whole validation tracks, separated chunk by chunk exactly as at inference
-(`mdxnet.separation.overlap_add`), each scored with one SDR over all its samples and both channels (no BSS-eval
+(`mdxnet.inference.stitching.overlap_add`), each scored with one SDR over all its samples and both channels (no BSS-eval
 projection, no framing: fast and monotone in the error energy).
 
 Two formulas (`train.valid_sdr`), both 10 log10 of the reference-to-error energy ratio of a track:
@@ -22,6 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from mdxnet.data.musdb import load_track, split_tracks, track_name
+from mdxnet.inference.stitching import overlap_add
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +69,6 @@ def load_valid_tracks(params, sources: list[str]) -> list[ValidTrack]:
     The split is the sampler's (`mdxnet.data.musdb.split_tracks`), so no validation track is also trained on.
     With none (data.valid_split: none, or a recorded split without any), validation is skipped: said once here.
     """
-    from mdxnet.data.musdb import load_track, split_tracks, track_name
-
     tracks = []
     for folder in split_tracks(params, "valid"):
         stems = load_track(folder)
@@ -81,8 +82,6 @@ def load_valid_tracks(params, sources: list[str]) -> list[ValidTrack]:
 
 def separate_track(model, mixture: torch.Tensor, stitching, batch: int, device: torch.device) -> torch.Tensor:
     """One separator over a whole (2, n) track, as `mdxnet separate` runs it."""
-    from mdxnet.separation import overlap_add
-
     return overlap_add(model, mixture, stitching, batch, device)
 
 

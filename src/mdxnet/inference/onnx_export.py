@@ -21,7 +21,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mdxnet.checkpoint import load_separator, separator_path
+from mdxnet.config import separator_kwargs
+from mdxnet.digest import file_sha256
 from mdxnet.errors import UserError
+from mdxnet.inference.stitching import checked_chunk_frames
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +96,6 @@ def export_models(models_dir, out_dir, params) -> list[Path]:
     separate.chunk_frames frames (checked against the params' networks before any export)."""
     from tqdm import tqdm
 
-    from mdxnet.checkpoint import load_separator, separator_path
-    from mdxnet.config import separator_kwargs
-    from mdxnet.separation import checked_chunk_frames
 
     frames = {source: checked_chunk_frames(params, source) for source in params.sources}
     written = []
@@ -104,38 +105,12 @@ def export_models(models_dir, out_dir, params) -> list[Path]:
     return written
 
 
-def onnx_session(path: str | Path, threads: int | None = None):
-    """An ONNX Runtime CPU session for an exported separator."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    # Without the arena each of the four sessions would keep its peak working set (~1.5 GB at the paper size,
-    # batch 4) after running; freed buffers go back to the system instead.
-    options.enable_cpu_mem_arena = False
-    # Idle pool threads yield their core instead of spinning: 1.09x faster end to end at the paper size on 2
-    # cores, idle machine (bench/README.md), and kinder to whatever shares the cores.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if threads:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def file_digest(path: str | Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def cached_export(checkpoint: str | Path, model, source: str, cache_dir: str | Path, frames: int) -> Path:
     """The ONNX file of a checkpoint for `frames`-frame chunks, exported once and cached under `cache_dir` by
     checkpoint content hash and frame count. A cached file is used only when its own metadata says it was made
     from this checkpoint (sha256), for this source, architecture and chunk: a file put there by other means, made
     from another checkpoint or cut short is exported again, with a warning."""
-    digest = file_digest(checkpoint)
+    digest = file_sha256(checkpoint)
     path = cache_path(cache_dir, source, digest, frames)
     expected = entry_metadata(model, source, frames, digest)
     if path.is_file() and cache_problem(path, expected) is None:
@@ -213,29 +188,3 @@ def locked_folder(folder: Path):
         os.close(fd)  # closing the descriptor releases the lock
 
 
-class OnnxChunkModel(nn.Module):
-    """A separator whose spectrogram network runs in ONNX Runtime on the CPU; STFT and iSTFT stay in torch.
-
-    It takes chunks of the frame count the file was exported for (its `frames` metadata): `chunk_samples`.
-
-    Measured here ~2.5x faster than the same net in eager PyTorch (bench/README.md): ORT fuses
-    conv + BatchNorm + ReLU and runs the 3x3 convs in a blocked (NCHWc) layout.
-    """
-
-    def __init__(self, stft: nn.Module, onnx_path: str | Path, threads: int | None = None):
-        super().__init__()
-        self.stft = stft
-        self.session = onnx_session(onnx_path, threads or torch.get_num_threads())
-        self.frames = int(self.session.get_modelmeta().custom_metadata_map["frames"])
-
-    @property
-    def chunk_samples(self) -> int:
-        return self.stft.hop * (self.frames - 1)
-
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        if wave.shape[-1] != self.chunk_samples:
-            raise ValueError(f"this ONNX separator was exported for chunks of {self.chunk_samples} samples "
-                             f"({self.frames} frames), got {wave.shape[-1]}")
-        spec = self.stft(wave.cpu()).numpy()
-        (out,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: spec})
-        return self.stft.inverse(torch.from_numpy(out))
