@@ -8,6 +8,7 @@ checks the comparison against a hand computation.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -178,6 +179,14 @@ def test_revisions_experiments_and_folders_are_read_from_git_with_resolved_param
     assert "| train.loss | l1 | mse |" in done.stdout and "| mixer | vocals |" in done.stdout
     assert json.loads(out.read_text())["rows"][0]["flagged"] is True
     assert plot.read_bytes()[:4] == b"\x89PNG"
+    # the HTML report's comparison page of the same two experiments
+    done = subprocess.run([sys.executable, "-m", "mdxnet.cli", "--params", str(REPO / "params.yaml"), "report",
+                           "--compare", "HEAD~1", "loss-mse", "-o", str(tmp_path / "report")], cwd=repo,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    page = (tmp_path / "report/compare.html").read_text()
+    assert "train.loss</td>" in page and 'src="compare.png"' in page
+    assert (tmp_path / "report/compare.png").is_file()
 
 
 def test_compact_metrics_hold_a_median_and_interval_per_run_and_source():
@@ -190,3 +199,103 @@ def test_compact_metrics_hold_a_median_and_interval_per_run_and_source():
             assert values["lo"][source] <= values[source] <= values["hi"][source]
     leaves = len(cmp.flatten(metrics))
     assert leaves == 12 * len(document["sdr"]) and leaves < len(cmp.flatten(document)) / 3
+
+
+# ---- the ci chain: two experiments differing in one learning rate -----------------------------------------------
+def exact_signed_rank_p(differences: list[float]) -> float:
+    """Two-sided exact Wilcoxon signed-rank p by enumerating every sign pattern (no ties, no zeros): the hand
+    computation scipy's must match."""
+    from itertools import product
+
+    ranks = [int(r) for r in np.argsort(np.argsort(np.abs(differences))) + 1]
+    positive = [d > 0 for d in differences]
+
+    def statistic(signs) -> int:  # the smaller of the rank sums of the positive and the negative differences
+        plus = sum(r for r, s in zip(ranks, signs, strict=True) if s)
+        return min(plus, sum(ranks) - plus)
+
+    patterns = list(product((False, True), repeat=len(ranks)))
+    as_extreme = sum(statistic(p) <= statistic(positive) for p in patterns)
+    return min(1.0, as_extreme / len(patterns))
+
+
+def song_medians(folder: Path, source: str) -> dict[str, float]:
+    """{song: median over frames of its SDR (NaN frames ignored)} straight from museval's per-track files."""
+    medians = {}
+    for path in sorted((folder / "test").glob("*.json")):
+        document = json.loads(path.read_text())
+        target = next(t for t in document["targets"] if t["name"] == source)
+        values = np.array([frame["metrics"]["SDR"] for frame in target["frames"]], dtype=float)
+        medians[path.stem] = float(np.nanmedian(values))
+    return medians
+
+
+@pytest.mark.slow  # the ci chain, then one separator, the Mixers and the scoring again (~3 min on 2 cores)
+def test_two_ci_experiments_differing_in_one_learning_rate(tmp_path, stempeg_clip, bootstrap):
+    from test_workflow import DVC, SNAKEMAKE, make_copy, run
+
+    folder = make_copy(tmp_path / "project",
+                       lambda raw: raw["profiles"]["ci"]["data"].update(extra_test=[str(stempeg_clip)]))
+    git_ = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    run(["git", "init", "-q"], folder)
+    run([*git_, "commit", "-q", "--allow-empty", "-m", "init"], folder)  # dvclive needs a commit to stand on
+    run([SNAKEMAKE, "--cores", "2", "all"], folder)
+    run(["git", "add", "-A"], folder)
+    run([*git_, "commit", "-q", "-m", "baseline"], folder)
+    scores_a = tmp_path / "evaluation-a"
+    shutil.copytree(folder / "evaluation", scores_a)
+    lr_a = yaml.safe_load((folder / "params.yaml").read_text())["train"]["lr"]["vocals"]
+
+    run([DVC, "exp", "run", "-n", "lr-vocals", "-S", "train.lr.vocals=0.02"], folder)
+    mdxnet = str(Path(sys.executable).parent / "mdxnet")
+    result = run([mdxnet, "compare", "HEAD", "lr-vocals", "--runs", "no-mixer", "mixer", "-o", "compare.json",
+                  "--plot", "compare.png"], folder)
+    print(result.stdout)
+    document = json.loads((folder / "compare.json").read_text())
+    assert [(d["key"], d["a"], d["b"]) for d in document["params_diff"]] == [("train.lr.vocals", lr_a, 0.02)]
+    assert "DVC experiment lr-vocals" in document["b"][0]["where"]
+    assert (folder / "compare.png").read_bytes()[:4] == b"\x89PNG"
+
+    rows = {(r["run"], r["source"]): r for r in document["rows"]}
+    for run_name in ("no-mixer", "mixer"):
+        a = song_medians(scores_a / run_name, "vocals")
+        b = song_medians(folder / "evaluation" / run_name, "vocals")
+        differences = [b[song] - a[song] for song in a]
+        row = rows[(run_name, "vocals")]
+        assert row["songs"] == len(a) == 2
+        assert row["median_difference"] == pytest.approx(np.median(differences), abs=1e-9)
+        # two songs: a resample's median is one song's difference or their mean, each song alone with odds 1/4,
+        # so the 2.5 % and 97.5 % quantiles of 10000 resamples are the smaller and the larger difference
+        assert (row["low"], row["high"]) == pytest.approx((min(differences), max(differences)), abs=1e-9)
+        assert row["p_value"] == pytest.approx(exact_signed_rank_p(differences))
+        assert row["verdict"].startswith("too few songs")  # 2 songs: p can never reach 0.05
+    # the separators not retrained score the same in the no-mixer run: nothing to report there
+    for source in ("drums", "bass", "other"):
+        assert rows[("no-mixer", source)]["verdict"] == "identical scores"
+
+
+def test_seeds_gathers_each_sides_seed_group_from_the_dvc_experiments(tmp_path, bootstrap):
+    """As after `dvc exp run --queue -S train.seed=0,1,2` for A and for B: --seeds finds each side's three."""
+    repo = tmp_path / "repo"
+    (repo / "results").mkdir(parents=True)
+    git(repo, "init", "-q")
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    a, _ = planted(shift=0.0)
+    for lr, shift in ((1e-3, 0.0), (2e-3, 0.3)):
+        for seed in (0, 1, 2):
+            raw["train"]["lr"]["vocals"], raw["train"]["seed"] = lr, seed
+            (repo / "params.yaml").write_text(yaml.safe_dump(raw))
+            scores = {s: {src: v + shift + 0.1 * seed for src, v in sc.items()} for s, sc in a.items()}
+            (repo / "results/table.json").write_text(json.dumps(table(scores)))
+            git(repo, "add", "-A")
+            git(repo, "commit", "-q", "-m", f"lr {lr} seed {seed}")
+            commit = git(repo, "rev-parse", "HEAD").strip()
+            git(repo, "update-ref", f"refs/exps/{commit[:2]}/{commit[2:]}/lr{lr:g}-s{seed}", commit)
+    group = cmp.seed_group("lr0.001-s0", repo)
+    assert sorted(s.name for s in group) == ["lr0.001-s0", "lr0.001-s1", "lr0.001-s2"]
+    done = subprocess.run([sys.executable, "-m", "mdxnet.cli", "--params", str(REPO / "params.yaml"), "compare",
+                           "--seeds", "lr0.001-s0", "lr0.002-s1", "--repo", str(repo), "--runs", "mixer"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "| train.lr.vocals | 0.001 | 0.002 |" in done.stdout and "3 seeds" in done.stdout
+    assert "| +0.30 |" in done.stdout and "0.20/0.20 |" in done.stdout  # the difference and both seed spreads

@@ -190,6 +190,8 @@ rule report:
         ),
         csv=f"{RESULTS}/table.csv",
         json=f"{RESULTS}/table.json",
+        # the handful of numbers DVC shows as this pipeline's metrics (per run and source: median SDR, interval)
+        metrics=f"{RESULTS}/metrics.json",
         boxplot=report(
             f"{RESULTS}/{P.report.boxplot}",
             caption="../report/boxplot.rst",
@@ -229,4 +231,5 @@ rule report:
         "mdxnet --params {params.file} report --runs {params.runs} --data-check {input.report:q} {params.imported}"
         " --models {params.models:q} -o {params.results:q} > {log:q} 2>&1"
         " && mdxnet --params {params.file} render table {output.table:q} -o {output.page:q} >> {log:q} 2>&1"
+        " && mdxnet --params {params.file} metrics {output.json:q} -o {output.metrics:q} >> {log:q} 2>&1"
         "{params.curves}"
