@@ -410,6 +410,23 @@ def test_second_run_does_nothing(ci_run):
 
 
 @pytest.mark.slow  # the ci chain first (~1.5 min)
+def test_a_lost_score_file_is_rebuilt_then_its_summary_and_the_table(ci_run, tmp_path):
+    """Issue 24 item 9: a per-track score file gone (deleted, or removed by Snakemake for a scoring job that was
+    then killed) was never rebuilt: `snakemake all` said "Nothing to be done" while the summary and the table
+    made without it stood. A model run's, a baseline's and a blend run's, each rebuilt, then only what reads it."""
+    folder = tmp_path / "copy"
+    shutil.copytree(ci_run["folder"], folder, symlinks=True)
+    for lost in ["mixer/test/synth003.json", "irm/test/synth003.json",
+                 "blend-mixer-conv/test/The Easton Ellises - Falcon 69.json"]:
+        (folder / "evaluation" / lost).unlink()
+    jobs = planned_jobs(folder, "all")
+    assert sorted(jobs.pop("evaluate_track", [])) == ["run=irm, track=synth003", "run=mixer, track=synth003"]
+    assert jobs.pop("blend_track", []) == ["run=blend-mixer-conv, track=The Easton Ellises - Falcon 69"]
+    assert sorted(jobs.pop("aggregate", [])) == ["run=blend-mixer-conv", "run=irm", "run=mixer"]
+    assert sorted(jobs) == ["all", "report"]
+
+
+@pytest.mark.slow  # the ci chain first (~1.5 min)
 def test_one_learning_rate_reruns_its_separator_the_mixer_and_evaluation_only(ci_run, tmp_path):
     folder = tmp_path / "copy"
     shutil.copytree(ci_run["folder"], folder, symlinks=True)
