@@ -142,6 +142,24 @@ def test_params_deviations_cli(capsys):
     assert "nope" in capsys.readouterr().err
 
 
+def test_all_shows_the_values_equal_to_both_references(capsys):
+    """Issue 23: the authors' validation chunks, early stopping and determinism are compared, and equal under the
+    authors' recipe; --all shows them with nothing in "Differs from", and only --all shows them."""
+    argv = ["--params", str(PARAMS), "params", "--deviations", "--recipe", "authors", "--profile", "paper"]
+    assert main(argv) == 0
+    plain = capsys.readouterr().out
+    assert main([*argv, "--all"]) == 0
+    every = capsys.readouterr().out
+    rows = {line.split(" | ")[0].strip("| `"): line for line in every.splitlines() if line.startswith("| `")}
+    for key, value in (("train.valid_chunks", "training"), ("train.early_stopping.patience", "50"),
+                       ("train.early_stopping.min_delta", "0.05"), ("train.deterministic", "true")):
+        cells = [cell.strip() for cell in rows[key].split(" | ")]
+        assert cells[1].lower() == value and cells[4] == "" and cells[5].rstrip(" |") == "equal to both", rows[key]
+        assert f"`{key}`" not in plain
+    # every row of the plain table is in the full one, unchanged
+    assert {line for line in plain.splitlines() if line.startswith("| ")} <= set(every.splitlines())
+
+
 # ---- the authors' values, read again from their repositories (where the mirrors are on this machine) ----------
 def _git_show(repo: str, ref: str, path: str) -> str:
     git_dir = MIRRORS / repo.replace("/", "+") / "repo"

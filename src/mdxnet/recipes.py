@@ -48,6 +48,7 @@ KIND_FIXED = "fixed (not a param)"
 KIND_BUG = "authors' code bug, not reproduced"
 KIND_EDITED = "edited base value (not the authors')"
 KIND_SCORING = "mdxnet default (scoring; cross-checked)"
+KIND_EQUAL = "equal to both"  # shown with --all only: a governed value that differs from neither reference
 
 
 def authors(path: str) -> str:
@@ -481,10 +482,11 @@ def _kind(row: Governed, value: Any, params, overlays: Overlays, sources: list[s
     return KIND_OPT_IN
 
 
-def deviations(params, raw: dict | None = None) -> list[Deviation]:
+def deviations(params, raw: dict | None = None, equal: bool = False) -> list[Deviation]:
     """Every value of `params` (resolved) that differs from the authors' code or the paper's text, then the
     fixed deviations and the authors' bugs not reproduced. `raw`: the params file's contents, to tell a value the
-    profile sets (scale) from the recipe's (without it, only epoch-counted keys are called scale)."""
+    profile sets (scale) from the recipe's (without it, only epoch-counted keys are called scale). `equal`: also
+    every governed value that differs from neither (kind KIND_EQUAL), so that a reader sees what was compared."""
     values = params.to_dict()
     sources = list(params.sources)
     overlays = Overlays.read(raw, params.recipe, params.profile)
@@ -497,11 +499,11 @@ def deviations(params, raw: dict | None = None) -> list[Deviation]:
         paper_ref = row.paper_reference
         from_authors = not matches(row.authors.value, value, sources)
         from_paper = not matches(paper_ref.value, value, sources)
-        if not (from_authors or from_paper):
+        if not (from_authors or from_paper or equal):
             continue
+        kind = _kind(row, value, params, overlays, sources) if from_authors or from_paper else KIND_EQUAL
         rows.append(Deviation(row.key, show(value), _shown(row.authors), row.authors.source, _shown(paper_ref),
-                              paper_ref.source, _kind(row, value, params, overlays, sources), from_authors,
-                              from_paper))
+                              paper_ref.source, kind, from_authors, from_paper))
     return rows + _profile_rows(values, params, overlays, sources) + scoring_default_rows(params) + list(FIXED)
 
 

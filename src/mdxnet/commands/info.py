@@ -12,6 +12,9 @@ def register(subparsers) -> None:
     cmd.add_argument("--deviations", action="store_true",
                      help="a markdown table of every value that differs from the authors' code or the paper's "
                           "text, with where each reference value comes from")
+    cmd.add_argument("--all", action="store_true", dest="equal",
+                     help="with --deviations: also every governed value equal to both references (kind 'equal "
+                          "to both'), to see what was compared")
     cmd.add_argument("--recipe", help="resolve with this recipe (authors | paper | mdxnet) instead of the file's")
     cmd.add_argument("--profile", help="resolve with this profile (e.g. embedded | paper | v1 | ci) instead of the "
                                        "file's")
@@ -27,7 +30,7 @@ def run_params(args) -> int:
     if args.deviations:
         from mdxnet import recipes
 
-        rows = recipes.deviations(params, recipes.read_raw(args.params_file))
+        rows = recipes.deviations(params, recipes.read_raw(args.params_file), equal=args.equal)
         print(recipes.heading(params) + "\n")
         print(recipes.render_markdown(rows), end="")
         return 0
