@@ -291,7 +291,7 @@ def verdict(row: dict) -> str:
     if row["flagged"]:
         text = "B better" if row["median_difference"] > 0 else "B worse"
     elif row["smallest_p"] is not None and row["p_value"] is not None and row["smallest_p"] > row["_alpha"]:
-        text = f"too few songs (p >= {row['smallest_p']:.2g})"
+        text = "too few songs"  # the footnote gives the smallest p the test could reach
     else:
         text = "no clear difference"
     if row["within_seed_spread"]:
@@ -379,9 +379,15 @@ def render_markdown(result: dict) -> str:
         if grouped:
             cells.append(f"{_num(r['a_seed_spread'])}/{_num(r['b_seed_spread'])}")
         lines.append("| " + " | ".join([*cells, r["verdict"]]) + " |")
-    lines += ["", "A, B: median over songs (of the seeds' mean per song); B-A: median over songs of the per-song "
-              "difference; CI: its bootstrap interval; p: signed-rank."
-              + (" seeds: max - min of the seeds' medians." if grouped else "")]
+    lines += ["", "A, B: median over songs" + (" of the seeds' mean per song" if grouped else "")
+              + "; B-A: median over songs of the per-song difference;",
+              "CI: its bootstrap interval (songs resampled in pairs); p: two-sided signed-rank"
+              + ("; seeds A/B: max - min of each side's seed medians." if grouped else ".")]
+    few = [r for r in result["rows"] if r["verdict"].startswith("too few songs")]
+    if few:
+        alpha = 1.0 - result["bootstrap"]["confidence"]
+        lines += [f"too few songs: with {few[0]['differing']} differing songs the signed-rank p cannot go below "
+                  f"{few[0]['smallest_p']:.3g},", f"above the {alpha:.2g} a flag needs: score more songs."]
     return "\n".join(lines) + "\n"
 
 
