@@ -1,5 +1,7 @@
 """Checkpoints: round trip, metadata, weights_only loading, and clear refusals."""
 
+import os
+
 import pytest
 import torch
 
@@ -111,6 +113,22 @@ def test_missing_and_corrupt_files_name_the_file_and_fix(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match=r"bad\.pt cannot be read"):
         load_separator(bad, "vocals")
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("exit 0",))
+
+
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
+def test_a_checkpoint_pickling_code_is_refused_naming_the_type(tmp_path, zip_format):
+    """Issue 24 relcheck: refused unread, but the message was torch's, advising `weights_only=False` (which would
+    run the file's code) and never saying what the file holds."""
+    evil = tmp_path / "vocals.pt"
+    torch.save({"model": _RunsCode()}, evil, _use_new_zipfile_serialization=zip_format)
+    with pytest.raises(UserError, match=r"vocals\.pt pickles the type (posix|os)\.system, which could run code") as err:
+        load_separator(evil, "vocals")
+    assert "weights_only" not in str(err.value) and "do not use this file" in str(err.value)
 
 
 def test_init_models_writes_every_source_and_mixer(tmp_path, params):

@@ -14,6 +14,7 @@ Models folder layout: <models>/<source>.pt for each source and <models>/mixer.pt
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,16 @@ def load_checkpoint(path, *, kind: str, source: str | None = None, expect_kwargs
         raise UserError(f"checkpoint {path} not found: {HOW_TO_GET}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
+    except pickle.UnpicklingError as err:
+        # torch refuses a pickled type outside its allow-list with a text that advises weights_only=False, the one
+        # thing not to do with a file that pickles code: name the type instead, and say that nothing of it ran
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if not found:  # not a pickle at all, or cut short
+            raise UserError(f"checkpoint {path} cannot be read ({str(err).splitlines()[0]}): {HOW_TO_GET}") from err
+        raise UserError(f"checkpoint {path} pickles the type {found.group(1)}, which could run code when loaded, so "
+                        f"it was not loaded (an mdxnet checkpoint holds tensors and plain values only): do not use "
+                        f"this file; {HOW_TO_GET}") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise UserError(f"checkpoint {path} cannot be read ({str(err).splitlines()[0]}): {HOW_TO_GET}") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "state_dict" not in ckpt:
         raise UserError(f"{path} is not an mdxnet checkpoint (format {FORMAT}): {HOW_TO_GET}")
