@@ -137,6 +137,19 @@ def test_bad_params_stop_the_workflow_at_start_with_the_key(tmp_path, edit, expe
     assert "params.yaml" in result.stdout + result.stderr
 
 
+def test_an_extra_test_song_whose_name_cannot_name_a_folder_stops_the_workflow_at_start(tmp_path):
+    """Issue 24 item 1, found again by the relcheck: a `...stem.mp4` in data.extra_test was refused only once the
+    data check had run, inside an input function (an InputFunctionException and Snakemake's traceback); a fresh
+    project's dry run planned it. Its name is known from params alone."""
+    song = tmp_path / "...stem.mp4"
+    folder = make_copy(tmp_path / "project", lambda raw: raw["profiles"]["ci"]["data"].update(extra_test=[str(song)]))
+    result = run([SNAKEMAKE, "-n", "all"], folder, check=False)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"params data.extra_test: {song}: its track name would be '..'" in out and "rename the file" in out
+    assert "InputFunctionException" not in out
+
+
 def test_numbers_as_dvc_exp_run_writes_them_are_numbers(tmp_path):
     """`dvc exp run -S train.lr.vocals=5e-5` writes `5e-05`, which plain PyYAML reads as a string."""
     folder = make_copy(tmp_path)

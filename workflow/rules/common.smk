@@ -44,6 +44,19 @@ if RESOLVED["models"]["published"]["dir"] != config["models"]["published"]["dir"
         "(DVC reads it there for published/dvc.yaml), not in a profile"
     )
 
+# The data.extra_test songs are named by params alone, before any dataset exists: one whose name cannot name
+# its estimates folder ('...stem.mp4' -> '..') stops the workflow here, as one line, rather than inside the first
+# input function that lists the test songs (an InputFunctionException with Snakemake's traceback). The checked
+# dataset's own tracks are still refused there (list_test_songs), once they exist.
+for _song in P.data.extra_test:
+    from mdxnet.data.musdb import track_name
+    from mdxnet.errors import UserError
+
+    try:
+        track_name(_song)
+    except UserError as err:
+        raise WorkflowError(f"params data.extra_test: {err}") from None
+
 # Rules call the `mdxnet` of the environment that runs Snakemake, so `.venv/bin/snakemake` works unactivated.
 shell.prefix(f"set -euo pipefail; PATH={shlex.quote(str(Path(sys.executable).parent))}:\"$PATH\"; ")
 
