@@ -34,6 +34,8 @@ COMMANDS = [
     ["report", "--runs", "mixer=evaluation/mixer", "-o", "results"],
     ["audit", "estimates"],
     ["plan"],
+    ["compare", "HEAD~1", "HEAD"],
+    ["metrics", "results/table.json", "-o", "metrics.json"],
 ]
 
 
