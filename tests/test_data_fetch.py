@@ -163,3 +163,33 @@ def test_existing_origin_downloads_nothing(tmp_path, params):
     params = params.replace({"data": {"root": str(tmp_path / "absent")}})
     with pytest.raises(UserError, match="data.root"):
         fetch_dataset(params, progress=False)
+
+
+class _Refusing(BaseHTTPRequestHandler):
+    """A hostile or broken server: a redirect to a local file, or a 404."""
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        if self.path.endswith("redirect.zip"):
+            self.send_response(302)
+            self.send_header("Location", "file:///etc/passwd")
+        else:
+            self.send_response(404)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("name", ["redirect.zip", "missing.zip"])
+def test_an_http_refusal_names_the_url_setting_to_check(tmp_path, name):
+    """Issue 24 relcheck: `HTTP 302 Found - Redirection to url 'file:///etc/passwd' is not allowed` named no fix."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/{name}"
+        with pytest.raises(UserError, match=r"failed: HTTP (302|404) .*: check data\.fetch\.url in params\.yaml"):
+            fetch_dataset(_params(tmp_path, url, b""), progress=False)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert not (tmp_path / "musdb18hq").exists() and not (tmp_path / "etc").exists()

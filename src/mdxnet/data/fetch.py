@@ -95,7 +95,9 @@ def _open(url: str, start: int, timeout: float):
     except urllib.error.HTTPError as err:
         if err.code == 416 and start:
             return None  # nothing left to fetch: the .part file is already whole
-        raise UserError(f"download of {url} failed: HTTP {err.code} {err.reason}") from err
+        # a 4xx/5xx, or a redirect urllib will not follow (to file://, ftp://): the URL is the user's to check
+        raise UserError(f"download of {url} failed: HTTP {err.code} {err.reason}: check data.fetch.url in "
+                        "params.yaml, then rerun `mdxnet data fetch` (a server error may pass by itself)") from err
     except (urllib.error.URLError, OSError) as err:
         raise UserError(f"cannot reach {url} ({err}): check the network or data.fetch.url, then rerun "
                         "`mdxnet data fetch`") from err
