@@ -253,7 +253,8 @@ def test_two_ci_experiments_differing_in_one_learning_rate(tmp_path, stempeg_cli
     run([SNAKEMAKE, "--cores", "2", "all"], folder_b)
 
     mdxnet = str(Path(sys.executable).parent / "mdxnet")
-    result = run([mdxnet, "compare", str(folder_a), str(folder_b), "--runs", "no-mixer", "mixer",
+    result = run([mdxnet, "--params", str(folder_a / "params.yaml"), "compare", str(folder_a), str(folder_b),
+                  "--runs", "no-mixer", "mixer",
                   "-o", "compare.json", "--plot", "compare.png"], tmp_path)
     print(result.stdout)
     document = json.loads((tmp_path / "compare.json").read_text())
