@@ -23,7 +23,9 @@ from mdxnet.atomic import write_atomic
 from mdxnet.config import as_plain, params_hash, separator_kwargs
 from mdxnet.errors import UserError
 from mdxnet.gitinfo import git_commit
-from mdxnet.models import Mixer, mixer_kwargs, separator_from_kwargs
+
+# torch and mdxnet.models are imported inside the functions that build or read models: the path helpers here
+# serve light commands and the workflow's parsing, which should not pay torch's ~1 s import
 
 FORMAT = 1
 KINDS = ("separator", "mixer")
@@ -163,6 +165,7 @@ def load_separator(path, source: str, expect_kwargs: dict | None = None, sample_
     """The separator for `source` in eval mode, of the class its recorded arch names (v2 if none), built
     from the checkpoint's own kwargs; `expect_kwargs` (mdxnet.config.separator_kwargs) includes the arch;
     `sample_rate`: the rate it will run at (params sample_rate), checked against its training's."""
+    from mdxnet.models import separator_from_kwargs
     ckpt = load_checkpoint(path, kind="separator", source=source, expect_kwargs=expect_kwargs,
                            sample_rate=sample_rate)
     return _build(Path(path), ckpt, separator_from_kwargs)
@@ -170,6 +173,7 @@ def load_separator(path, source: str, expect_kwargs: dict | None = None, sample_
 
 def load_mixer(path, expect_kwargs: dict | None = None, sample_rate: int | None = None):
     """The Mixer in eval mode (`sample_rate`: as for load_separator)."""
+    from mdxnet.models import Mixer
     ckpt = load_checkpoint(path, kind="mixer", expect_kwargs=expect_kwargs, sample_rate=sample_rate)
     return _build(Path(path), ckpt, Mixer)
 
@@ -177,6 +181,8 @@ def load_mixer(path, expect_kwargs: dict | None = None, sample_rate: int | None 
 def init_models(models_dir, params: dict, seed: int = 0) -> list[Path]:
     """Randomly initialised checkpoints (step 0) for every source and the Mixer: for tests and benchmarks."""
     import torch
+
+    from mdxnet.models import Mixer, mixer_kwargs, separator_from_kwargs
 
 
     written = []

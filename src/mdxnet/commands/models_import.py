@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mdxnet.weights_import import import_file
-
 SHAPE_OPTIONS = {  # option -> our name; used only where the file does not say it
     "--n-fft": "n_fft",
     "--hop": "hop",
@@ -34,6 +32,7 @@ def register_import(models_sub) -> None:
 
 
 def run_import(args) -> int:
+    from mdxnet.weights_import import import_file
 
     given = {name: getattr(args, name) for name in SHAPE_OPTIONS.values()}
     done = import_file(args.file, args.name, args.out, args.params, given, args.mixer_sources)

@@ -3,10 +3,6 @@ for the resolved params and the dataset on disk (or planned, or assumed), before
 
 from __future__ import annotations
 
-from mdxnet.atomic import write_json_atomic
-from mdxnet.config import load_params
-from mdxnet.plan import as_data, make_plan, render_table
-
 
 def register(subparsers) -> None:
     cmd = subparsers.add_parser("plan", help="jobs, disk and time (estimates) of each stage of `snakemake all`, "
@@ -18,6 +14,9 @@ def register(subparsers) -> None:
 
 
 def run_plan(args) -> int:
+    from mdxnet.atomic import write_json_atomic
+    from mdxnet.config import load_params
+    from mdxnet.plan import as_data, make_plan, render_table
 
     params = args.params
     if args.recipe is not None or args.profile is not None:

@@ -9,10 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mdxnet.errors import UserError
-from mdxnet.evaluation.table_page import write_page
-from mdxnet.training.curves import write_curves
-
 
 def register(subparsers) -> None:
     render = subparsers.add_parser("render", help="figures and pages of finished results for the HTML report",
@@ -33,6 +29,8 @@ def register(subparsers) -> None:
 
 
 def run_curves(args) -> int:
+    from mdxnet.errors import UserError
+    from mdxnet.training.curves import write_curves
 
     names = [live_dir.name for live_dir in args.live_dirs]
     if len(set(names)) != len(names):
@@ -44,6 +42,7 @@ def run_curves(args) -> int:
 
 
 def run_table(args) -> int:
+    from mdxnet.evaluation.table_page import write_page
 
     path = write_page(args.table, args.out)
     print(f"{args.table} rendered to {path}")

@@ -19,13 +19,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from mdxnet.atomic import TEMP_NAME_EXTRA
-from mdxnet.audio import check_audio_file, check_song_peak, open_song, wav_group_writer
-from mdxnet.checkpoint import init_models, require_models_folder
+from mdxnet.checkpoint import require_models_folder
 from mdxnet.commands.models_import import register_import
-from mdxnet.data.musdb import track_name
 from mdxnet.errors import UserError, WriteError
-from mdxnet.inference.onnx_export import export_models
-from mdxnet.inference.separation import SeparationPipeline
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +81,7 @@ def register(subparsers) -> None:
 
 
 def run_models_init(args) -> int:
+    from mdxnet.checkpoint import init_models
 
     for path in init_models(args.out, args.params, seed=args.seed):
         print(path)
@@ -92,6 +89,7 @@ def run_models_init(args) -> int:
 
 
 def run_export_onnx(args) -> int:
+    from mdxnet.inference.onnx_export import export_models
 
     require_models_folder(args.models)
     for path in export_models(args.models, args.out, args.params):
@@ -104,6 +102,8 @@ def output_folders(songs: list[Path], out: Path) -> list[Path]:
     number for all of them) as it takes to tell them apart: a/song.wav, b/song.wav -> OUT/a/song, OUT/b/song;
     MUSDB18-HQ's test/<track>/mixture.wav -> OUT/<track>/mixture. Song names are `track_name`'s, the names
     the evaluation uses too ('Artist - Title.stem.mp4' -> 'Artist - Title', 'song.flac' -> 'song')."""
+    from mdxnet.data.musdb import track_name
+
     resolved = [song.resolve() for song in songs]
     seen: dict[Path, Path] = {}
     for song, real in zip(songs, resolved, strict=True):
@@ -212,6 +212,8 @@ def check_outputs(folder: Path, sources: tuple[str, ...] | list[str]) -> None:
 
 def plan(args) -> list[tuple[Path, Path]]:
     """(song, output folder) pairs, with every input checked; nothing is loaded or written here."""
+    from mdxnet.audio import check_audio_file, check_song_peak
+
     require_models_folder(args.models)
     for song in args.songs:
         check_audio_file(song)
@@ -233,6 +235,7 @@ def separate_song(pipeline, song: Path, folder: Path, rate: int, normalize: bool
     scaled to peak 1 and its stems are scaled back (`mdxnet.audio.input_scale`)."""
     import numpy as np
 
+    from mdxnet.audio import open_song, wav_group_writer
 
     paths = {source: folder / f"{source}.wav" for source in pipeline.separators}
     with open_song(song, rate, normalize) as mixture, wav_group_writer(list(paths.values()), rate) as write:
@@ -249,6 +252,7 @@ def separate_song(pipeline, song: Path, folder: Path, rate: int, normalize: bool
 def run_separate(args) -> int:
     import time
 
+    from mdxnet.inference.separation import SeparationPipeline
 
     jobs = plan(args)  # before any model is loaded: a typo or a clash must not wait for the ONNX export
     params = args.params

@@ -12,12 +12,6 @@ import os
 import sys
 from pathlib import Path
 
-from mdxnet.errors import UserError
-from mdxnet.models import with_mixer_kind
-from mdxnet.training.loop import TrainingDiverged
-from mdxnet.training.mixer import train_mixer
-from mdxnet.training.separator import train_separator
-
 
 def _common(parser) -> None:
     parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"],
@@ -66,6 +60,9 @@ def _diverged(command: str, err: Exception) -> int:
 
 
 def run_separator(args) -> int:
+    from mdxnet.errors import UserError
+    from mdxnet.training.loop import TrainingDiverged
+    from mdxnet.training.separator import train_separator
 
     params = args.params
     if args.source not in params.sources:
@@ -80,6 +77,9 @@ def run_separator(args) -> int:
 
 
 def run_mixer(args) -> int:
+    from mdxnet.models import with_mixer_kind
+    from mdxnet.training.loop import TrainingDiverged
+    from mdxnet.training.mixer import train_mixer
 
     params = with_mixer_kind(args.params, args.kind)
     out = args.out or args.models / "mixer.pt"
