@@ -16,7 +16,8 @@ from mdxnet import __version__
 from mdxnet.config import ParamsError, load_params, start_trace
 from mdxnet.errors import UserError
 
-COMMAND_MODULES = ["separate", "data", "train", "evaluate", "render", "info", "plan", "compare"]
+COMMAND_MODULES = ["separate", "models", "export", "data", "augment", "train", "evaluate", "report", "audit", "render",
+                   "params", "plan", "compare"]
 
 
 def build_parser() -> argparse.ArgumentParser:

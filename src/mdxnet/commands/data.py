@@ -1,5 +1,4 @@
-"""`mdxnet data fetch|synth|check|list` and `mdxnet augment`: getting, generating, validating and augmenting
-the dataset."""
+"""`mdxnet data fetch|synth|check|list`: getting, generating, validating and listing the dataset."""
 
 from __future__ import annotations
 
@@ -39,13 +38,6 @@ def register(subparsers) -> None:
                          help="names the generator will produce (data.origin synth), without reading the dataset")
     listing.set_defaults(func=run_list)
 
-    augment = subparsers.add_parser("augment", help="cache pitch-shifted / time-stretched stems of one track")
-    which = augment.add_mutually_exclusive_group(required=True)
-    which.add_argument("--track", help="training track name (see `mdxnet data list`)")
-    which.add_argument("--all", action="store_true", help="every training track, one after the other")
-    augment.add_argument("--root", help="dataset folder (default: data.root)")
-    augment.add_argument("--out", help="augmentation cache folder (default: augment.root)")
-    augment.set_defaults(func=run_augment)
 
 
 def run_fetch(args) -> int:
@@ -98,21 +90,4 @@ def run_list(args) -> int:
     else:
         names = [track_name(t) for t in split_tracks(params, args.subset, args.root)]
     print("\n".join(names))
-    return 0
-
-
-def run_augment(args) -> int:
-    from mdxnet.data.augment import augment_track
-    from mdxnet.data.musdb import DatasetMissingError, find_track, list_tracks, track_name
-
-    params = args.params
-    root = args.root or params.data.root
-    try:  # every training track's cache shares the disk: the first of the per-track jobs checks room for all
-        cohort = list_tracks(root, "train", params.data.valid_split)
-    except DatasetMissingError:
-        cohort = []  # a track found in test/ of a dataset without train/ (find_track names a missing one)
-    tracks = cohort if args.all else [find_track(root, args.track)]
-    for track in tracks:
-        manifest = augment_track(track, params, out_root=args.out, cohort=cohort)
-        print(f"{track_name(track)}: {len(manifest['variants'])} variants cached in {manifest['folder']}")
     return 0

@@ -1,9 +1,8 @@
-"""`mdxnet evaluate` (track, estimates, aggregate), `mdxnet report` and `mdxnet audit`."""
+"""`mdxnet evaluate`: the scoring steps of the workflow (track, separate, mix, blend, estimates, aggregate)."""
 
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 from mdxnet.errors import UserError
@@ -20,8 +19,6 @@ def register(subparsers) -> None:
     _register_blend(commands)
     _register_estimates(commands)
     _register_aggregate(commands)
-    _register_report(subparsers)
-    _register_audit(subparsers)
 
 
 def _register_track(commands) -> None:
@@ -92,36 +89,6 @@ def _register_aggregate(commands) -> None:
     cmd.set_defaults(func=run_aggregate)
 
 
-def _register_report(subparsers) -> None:
-    cmd = subparsers.add_parser("report", help="the paper's table with this run's rows (medians with bootstrap "
-                                "intervals over songs, paired tests between runs), and SDR box plots")
-    cmd.add_argument("--runs", nargs="+", metavar="NAME=DIR",
-                     help="evaluation folders by row name; names no-mixer, mixer, mixture, irm get their "
-                          "standard labels (and the model rows a delta to the paper)")
-    cmd.add_argument("--compare", nargs=2, metavar=("A", "B"),
-                     help="instead of the table: the comparison page of two experiments (DVC experiments, git "
-                          "revisions or results folders; `mdxnet compare`) -> <out>/compare.html, compare.png")
-    cmd.add_argument("--data-check", help="data check report JSON (its dataset checksum goes in the table)")
-    cmd.add_argument("--models", help="the runs' models folder: a separator that collapsed in training is marked")
-    cmd.add_argument("--imported", help="models folder of imported published weights the model runs used "
-                                        "(`mdxnet models import`): rows labelled so, files and sha256 recorded")
-    cmd.add_argument("-o", "--out", default="results", help="output folder (default: results)")
-    cmd.set_defaults(func=run_report)
-
-
-def _register_audit(subparsers) -> None:
-    cmd = subparsers.add_parser("audit", help="score someone's estimates and check their claimed numbers")
-    cmd.add_argument("estimates", help="estimates folder: <dir>/test/<track>/{vocals,drums,bass,other}.wav")
-    cmd.add_argument("--references", help="dataset root with test/<track>/ (default: params data.root)")
-    cmd.add_argument("--claimed", help="their per-track JSON folder, summary JSON, or table (.csv/.md/.json)")
-    cmd.add_argument("--claimed-row", help="row of a claimed table to compare with (when it has several)")
-    cmd.add_argument("--tolerance", type=float, help="dB difference that flags (default: params evaluate.audit_tolerance); "
-                     "each claimed median is also placed against the bootstrap interval of ours (evaluate.bootstrap)")
-    cmd.add_argument("--train-root", help="their training data root (train/<track>/) to check for overlap")
-    cmd.add_argument("-o", "--out", help="audit report JSON (default: <estimates>/audit.json)")
-    cmd.set_defaults(func=run_audit)
-
-
 def run_track(args) -> int:
     from mdxnet.atomic import write_json_atomic
     from mdxnet.evaluation.scoring import score_track
@@ -178,7 +145,6 @@ def run_estimates(args) -> int:
     """Score every estimates track (or the --track ones); what cannot be scored is refused before any scoring,
     except reference tracks without estimates when no --track is given (a partial set is scored, with a warning)."""
     from mdxnet.atomic import write_json_atomic
-    from mdxnet.errors import UserError
     from mdxnet.evaluation.estimates import match_estimates, score_matched
 
     params = args.params
@@ -217,45 +183,3 @@ def run_aggregate(args) -> int:
         print(f"{target:<10} " + "  ".join(f"{m} {v:7.3f}" for m, v in metrics.items()))
     print(f"({summary['tracks']} tracks) -> {args.out}")
     return 0
-
-
-def run_report(args) -> int:
-    from mdxnet.evaluation.report import parse_runs, write_report
-
-    if args.compare:
-        from mdxnet.commands.compare import write_comparison_page
-
-        for path in write_comparison_page(args, *args.compare, Path(args.out)):
-            print(path)
-        return 0
-    if not args.runs:
-        raise UserError("report needs --runs NAME=DIR ... (the results table) or --compare A B (a comparison page)")
-    params = args.params
-    paths = write_report(parse_runs(args.runs), params, args.out, data_check=args.data_check,
-                         params_file=args.params_file,  # the file --params named, not ./params.yaml
-                         imported=args.imported, models=args.models)
-    for path in paths:
-        print(path)
-    return 0
-
-
-def run_audit(args) -> int:
-    from mdxnet.atomic import write_json_atomic
-    from mdxnet.evaluation.audit import format_audit, run_audit_checks
-
-    params = args.params
-    tolerance = args.tolerance if args.tolerance is not None else params.evaluate.audit_tolerance
-    report = run_audit_checks(
-        args.estimates,
-        args.references or params.data.root,
-        params,
-        claimed=args.claimed,
-        claimed_row=args.claimed_row,
-        tolerance=tolerance,
-        train_root=args.train_root,
-    )
-    out = Path(args.out) if args.out else Path(args.estimates) / "audit.json"
-    write_json_atomic(out, report)
-    print(format_audit(report))
-    print(f"audit report -> {out}", file=sys.stderr)
-    return 1 if report["flags"] else 0

@@ -1,5 +1,4 @@
-"""`mdxnet separate` (songs -> one wav per source), `mdxnet models init` (and `models import`, in
-models_import.py) and `mdxnet export onnx`.
+"""`mdxnet separate`: songs -> one wav per source.
 
 `mdxnet separate` checks every input before it loads a model (loading and the ONNX export take a while):
 each song exists, is a file, is readable, holds mono or stereo audio and is not a cut-short wav; its name can name
@@ -20,7 +19,6 @@ from pathlib import Path
 
 from mdxnet.atomic import TEMP_NAME_EXTRA
 from mdxnet.checkpoint import require_models_folder
-from mdxnet.commands.models_import import register_import
 from mdxnet.errors import UserError, WriteError
 
 log = logging.getLogger(__name__)
@@ -63,38 +61,6 @@ def register(subparsers) -> None:
                           "back by the same factor, with a notice; without it a song peaking far above full scale "
                           "(mdxnet.audio.MAX_PEAK) is refused before any model loads")
     sep.set_defaults(func=run_separate)
-
-    models = subparsers.add_parser("models", help="model checkpoint utilities")
-    models_sub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    init = models_sub.add_parser("init", help="write randomly initialised checkpoints (tests, benchmarks)")
-    init.add_argument("-o", "--out", required=True, type=Path, help="models folder to write")
-    init.add_argument("--seed", type=int, default=0, help="torch seed (default 0)")
-    init.set_defaults(func=run_models_init)
-    register_import(models_sub)
-
-    export = subparsers.add_parser("export", help="export trained separators")
-    export_sub = export.add_subparsers(dest="export_format", metavar="FORMAT", required=True)
-    onnx = export_sub.add_parser("onnx", help="each separator's spectrogram network as <out>/<source>.onnx")
-    onnx.add_argument("--models", type=Path, default=Path("models"), help="models folder (default: models)")
-    onnx.add_argument("-o", "--out", type=Path, required=True, help="folder for the .onnx files")
-    onnx.set_defaults(func=run_export_onnx)
-
-
-def run_models_init(args) -> int:
-    from mdxnet.checkpoint import init_models
-
-    for path in init_models(args.out, args.params, seed=args.seed):
-        print(path)
-    return 0
-
-
-def run_export_onnx(args) -> int:
-    from mdxnet.inference.onnx_export import export_models
-
-    require_models_folder(args.models)
-    for path in export_models(args.models, args.out, args.params):
-        print(path)
-    return 0
 
 
 def output_folders(songs: list[Path], out: Path) -> list[Path]:
