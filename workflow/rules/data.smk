@@ -1,4 +1,5 @@
-# Data: make the dataset exist (generate it or download MUSDB18-HQ), check it, and cache its augmentations.
+# Data: make the dataset exist (generate it or download MUSDB18-HQ) and check it (the augmentation cache, used
+# only for training, is in train.smk).
 
 # Only the rule data.origin names is defined (with `existing`, neither: data.root is used as it is).
 if P.data.origin == "synth":
@@ -62,25 +63,3 @@ checkpoint data_check:
         "benchmarks/data/check.tsv"
     shell:
         "mdxnet --params {params.file} data check {params.root:q} --report {output.report:q} > {log:q} 2>&1"
-
-
-rule augment:
-    """Pitch-shifted and time-stretched copies of one training track (one job per track)."""
-    input:
-        report=DATA_CHECK,
-        track=lambda w: track_files(f"{DATA_ROOT}/train/{w.track}"),
-        code=code_deps("augment"),
-    output:
-        manifest=f"{AUGMENT_ROOT}/{{track}}/manifest.json",
-    params:
-        file=PARAMS_FILE,
-        deps=stage_params("augment"),
-    priority: 1
-    conda:
-        "../envs/mdxnet.yaml"
-    log:
-        "logs/augment/{track}.log",
-    benchmark:
-        "benchmarks/augment/{track}.tsv"
-    shell:
-        "mdxnet --params {params.file} augment --track {wildcards.track:q} > {log:q} 2>&1"

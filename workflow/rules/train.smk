@@ -2,6 +2,28 @@
 # Mixers on top of the four frozen separators.
 
 
+rule augment:
+    """Pitch-shifted and time-stretched copies of one training track (one job per track)."""
+    input:
+        report=DATA_CHECK,
+        track=lambda w: track_files(f"{DATA_ROOT}/train/{w.track}"),
+        code=code_deps("augment"),
+    output:
+        manifest=f"{AUGMENT_ROOT}/{{track}}/manifest.json",
+    params:
+        file=PARAMS_FILE,
+        deps=stage_params("augment"),
+    priority: 1
+    conda:
+        "../envs/mdxnet.yaml"
+    log:
+        "logs/augment/{track}.log",
+    benchmark:
+        "benchmarks/augment/{track}.tsv"
+    shell:
+        "mdxnet --params {params.file} augment --track {wildcards.track:q} > {log:q} 2>&1"
+
+
 rule augment_all:
     """Target of the DVC `augment` stage (trained path only): the augmentation cache of every training track."""
     input:
