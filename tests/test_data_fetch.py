@@ -193,3 +193,33 @@ def test_an_http_refusal_names_the_url_setting_to_check(tmp_path, name):
         httpd.shutdown()
         httpd.server_close()
     assert not (tmp_path / "musdb18hq").exists() and not (tmp_path / "etc").exists()
+
+
+STEMS_GOOD = {f"musdb18/{subset}/Song {i}.stem.mp4": bytes([i]) * 7000 for subset, i in (("train", 1), ("test", 2))}
+
+
+def test_musdb18_release_fetches_its_own_record(server, tmp_path):
+    """data.dataset: musdb18 downloads data.fetch.musdb18's url, checked against its md5 (the HQ url is not asked)."""
+    handler, url = server
+    handler.payload = _zip(STEMS_GOOD)
+    stems_url = url.replace("musdb18hq.zip", "musdb18.zip")
+    md5 = hashlib.md5(handler.payload).hexdigest()
+    params = _params(tmp_path, url, b"another archive").replace(
+        {"data": {"dataset": "musdb18", "root": str(tmp_path / "musdb18"),
+                  "fetch": {"musdb18": {"url": stems_url, "md5": md5, "size": len(handler.payload)}}}})
+    root = fetch_dataset(params, progress=False)
+    assert (root / "train" / "Song 1.stem.mp4").read_bytes() == STEMS_GOOD["musdb18/train/Song 1.stem.mp4"]
+    assert (tmp_path / "downloads" / "musdb18.zip").is_file()
+    assert not (tmp_path / "downloads" / "musdb18hq.zip").exists()
+
+
+def test_musdb18_checksum_mismatch_names_its_keys(server, tmp_path):
+    handler, url = server
+    handler.payload = _zip(STEMS_GOOD)
+    params = _params(tmp_path, url, handler.payload).replace(
+        {"data": {"dataset": "musdb18", "root": str(tmp_path / "musdb18"),
+                  "fetch": {"musdb18": {"url": url.replace("musdb18hq", "musdb18"), "md5": "0" * 32,
+                                        "size": None}}}})
+    with pytest.raises(UserError, match=r"data\.fetch\.musdb18\.md5"):
+        fetch_dataset(params, progress=False)
+    assert not (tmp_path / "musdb18").exists()

@@ -141,3 +141,24 @@ def test_an_alias_bomb_is_refused_at_once(tmp_path, capsys):
     path.write_text(text.replace("  extra_test: []\n", f"  extra_test: [{bomb}]\n", 1))
     assert main(["--params", str(path), "params"]) == 2
     assert "aliases expand to" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (lambda raw: raw["data"].update(dataset="musdb18-wav"), "data.dataset: 'musdb18-wav' is not one of"),
+        (lambda raw: raw["data"].pop("dataset"), "'dataset' is a required property"),
+        (lambda raw: raw["data"]["fetch"]["musdb18"].update(md5="xyz"), "data.fetch.musdb18.md5"),
+        (lambda raw: raw["data"]["fetch"]["musdb18"].update(url="ftp://x/musdb18.zip"), "data.fetch.musdb18.url"),
+    ],
+)
+def test_dataset_release_key_is_validated(tmp_path, capsys, edit, key):
+    """data.dataset (issue 23 item 1) takes musdb18hq or musdb18 only, and MUSDB18's record is checked too."""
+    path = edited_params(tmp_path, edit)
+    assert main(["--params", str(path), "params"]) == 2
+    assert key in capsys.readouterr().err
+
+
+def test_dataset_release_is_typed(params):
+    assert params.data.dataset in ("musdb18hq", "musdb18")
+    assert params.data.fetch.musdb18.url.endswith("/records/1117372/files/musdb18.zip")

@@ -132,10 +132,18 @@ class Section:
 
 
 @dataclass(frozen=True)
+class Record(Section):
+    url: str
+    md5: str | None
+    size: int | None
+
+
+@dataclass(frozen=True)
 class Fetch(Section):
     url: str
     md5: str | None
     size: int | None
+    musdb18: Record
     download_dir: str
     timeout_s: float
 
@@ -159,7 +167,9 @@ class DataCheck(Section):
 
 @dataclass(frozen=True)
 class Data(Section):
+    dataset: str
     root: str
+    decoded_root: str
     origin: str
     fetch: Fetch
     valid_split: str
