@@ -231,3 +231,40 @@ def test_uses_augmentation_variants_when_cached(synth_dataset, params, tmp_path)
 def test_validation_tracks(synth_dataset, params):
     assert [t.name for t in split_tracks(params, "valid", root=synth_dataset)] == [
         t.name for t in list_tracks(synth_dataset, "valid", params.data.valid_split)]
+
+
+def test_stem_files_train_from_their_decoded_wavs(synth_dataset, params, tmp_path):
+    """MUSDB18 layout (issue 23 item 1): a training .stem.mp4 is decoded once into data.decoded_root, the chunks
+    hold exactly what load_track reads from the stem file (musdb's 16-bit values), and a later build reuses the
+    decoded wavs until the stem file changes."""
+    import os
+    import shutil
+
+    from mdxnet.data.musdb import load_track
+    from mdxnet.data.sampler import DECODED_STAMP
+    from mdxnet.data.synth import encode_stem_file
+
+    root = tmp_path / "musdb18"
+    shutil.copytree(synth_dataset, root, ignore=lambda folder, names: [n for n in names if n.startswith("synth")])
+    for subset in ("train", "test"):
+        for track in (synth_dataset / subset).iterdir():
+            encode_stem_file(track, root / subset / f"{track.name}.stem.mp4")
+    p = params.replace({"data": {"dataset": "musdb18", "root": str(root), "decoded_root": str(tmp_path / "dec")},
+                        "augment": {"root": str(tmp_path / "no-cache")}})
+    ds = build_train_dataset(p, CHUNK, seed=5, length=8, root=root)
+    stem_files = [t for t in split_tracks(p, "train", root)]
+    assert stem_files and all(t.name.endswith(".stem.mp4") for t in stem_files)
+    variant = ds.tracks[0][0]
+    assert variant.paths["vocals"].parent == tmp_path / "dec" / variant.track
+    decoded = load_track(stem_files[0])
+    data, _ = sf.read(variant.paths["vocals"], dtype="float32", always_2d=True)
+    np.testing.assert_array_equal(data.T, decoded["vocals"])
+    mixture, targets = ds[3]
+    assert torch.equal(mixture, targets.sum(dim=0)) and targets.abs().max() > 0
+    stamp = tmp_path / "dec" / variant.track / DECODED_STAMP
+    first = stamp.stat().st_mtime_ns
+    build_train_dataset(p, CHUNK, seed=5, length=8, root=root)
+    assert stamp.stat().st_mtime_ns == first  # decoded once
+    os.utime(stem_files[0], ns=(first + 10**9, first + 10**9))  # the stem file is replaced: decoded again
+    build_train_dataset(p, CHUNK, seed=5, length=8, root=root)
+    assert stamp.stat().st_mtime_ns != first

@@ -163,6 +163,7 @@ class Synth(Section):
 @dataclass(frozen=True)
 class DataCheck(Section):
     mix_snr_db: float
+    stem_mix_snr_db: float
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ def register(subparsers) -> None:
     fetch.add_argument("--force", action="store_true", help="download even if data.origin is 'existing'")
     fetch.set_defaults(func=run_fetch)
 
-    synth = sub.add_parser("synth", help="generate the embedded dataset (MUSDB18-HQ layout) with fluidsynth")
+    synth = sub.add_parser("synth", help="generate the embedded dataset with fluidsynth, in the layout of "
+                           "data.dataset (MUSDB18-HQ wav folders or MUSDB18 .stem.mp4 files)")
     synth.add_argument("--tracks", type=int, help="number of songs (default: data.synth.tracks)")
     synth.add_argument("--valid-tracks", type=int, help="validation songs among them (data.synth.valid_tracks)")
     synth.add_argument("--test-tracks", type=int, help="test songs among them (data.synth.test_tracks)")
@@ -58,7 +59,7 @@ def run_synth(args) -> int:
                           test_tracks=args.test_tracks, seconds=args.seconds, seed=args.seed, jobs=args.jobs)
     root = args.out or params.data.root
     start = time.perf_counter()
-    info = generate_dataset(root, config)
+    info = generate_dataset(root, config, layout=params.data.dataset)
     split = {name: len(tracks) for name, tracks in info["split"].items()}
     print(f"synthetic dataset at {root}: {split} ({config.seconds:g} s each) in {time.perf_counter() - start:.1f} s")
     return 0

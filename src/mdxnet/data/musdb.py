@@ -119,13 +119,20 @@ def read_dataset_file(root: Path) -> dict | None:
     return read_json(path, "dataset file", "regenerate the dataset with `mdxnet data synth`")
 
 
+def _folder_or_stem_file(folder: Path, name: str) -> Path:
+    stem_file = folder / f"{name}{STEM_SUFFIX}"
+    return stem_file if stem_file.is_file() and not (folder / name).exists() else folder / name
+
+
 def _recorded_split(root: Path, info: dict, subset: str) -> list[Path]:
     names = info["split"].get(subset) if isinstance(info["split"], dict) else None
     if not isinstance(names, list):
         raise UserError(f"{root / DATASET_FILE} records no {subset!r} list in its split: "
                         "regenerate it with `mdxnet data synth`")
     folder = "test" if subset == "test" else "train"
-    tracks = [root / folder / name for name in names]
+    # A generated dataset is written as track folders (MUSDB18-HQ layout) or stem files (MUSDB18 layout): a name
+    # stands for whichever of the two is there.
+    tracks = [_folder_or_stem_file(root / folder, name) for name in names]
     missing = [str(t) for t in tracks if not t.exists()]
     if missing:
         raise DatasetMissingError(f"{root / DATASET_FILE} lists tracks that are absent ({missing[0]}, ...): "

@@ -23,6 +23,14 @@ continues from item `step * batch_size` sees exactly the batches it would have s
 Audio is read lazily: each item reads its chunks from the wav files (soundfile seeks), so memory stays flat
 whatever the dataset size, and DataLoader workers share nothing but paths. The OS page cache makes the small
 embedded dataset effectively memory-resident anyway.
+
+MUSDB18 (`.stem.mp4`, data.dataset: musdb18): each training stem file is decoded ONCE into 16-bit wavs under
+data.decoded_root/<track>/ (`decoded_track`), and chunks are read from those. Why not decode per item: a random
+chunk of an AAC stream needs ffmpeg to start a process and decode from the file's start to the offset (MUSDB18
+songs last ~4 min), hundreds of times slower than a soundfile seek; and holding every decoded song in memory
+would take ~29 GB of float32 for the 86 training songs. The wavs hold exactly the values every other reader
+takes from the stem file (`mdxnet.data.musdb.load_track`: musdb's 16-bit decoding), so training, validation and
+scoring read the same audio. A stamp (the stem file's size and mtime) makes a replaced stem file decode again.
 """
 
 from __future__ import annotations
@@ -80,12 +88,45 @@ def _variant(track: str, name: str, folder: Path, sources: list[str], cached: bo
     return Variant(track, name, paths, frames)
 
 
+DECODED_STAMP = "decoded.json"
+
+
+def _stamp(stem_file: Path) -> dict:
+    info = stem_file.stat()
+    return {"source": str(stem_file.resolve()), "bytes": info.st_size, "mtime_ns": info.st_mtime_ns}
+
+
+def decoded_track(stem_file: Path, decoded_root: str | Path) -> Path:
+    """The folder of `stem_file`'s five stems as 16-bit wavs (<decoded_root>/<track>/), decoding it first when
+    it is absent or stale. Each wav is written atomically and the stamp last, so an interrupted decode (or two
+    trainings decoding the same track at once) never leaves a folder that passes for complete."""
+    from mdxnet.atomic import write_json_atomic
+    from mdxnet.audio import STEM_NAMES
+    from mdxnet.data.files import write_pcm16_atomic
+    from mdxnet.data.musdb import load_track, pcm16
+    from mdxnet.errors import read_json
+
+    folder = Path(decoded_root) / track_name(stem_file)
+    stamp_path = folder / DECODED_STAMP
+    stamp = _stamp(stem_file)
+    if stamp_path.is_file() and all((folder / f"{n}.wav").is_file() for n in STEM_NAMES):
+        if read_json(stamp_path, "decoded-track stamp", f"delete {folder} and rerun") == stamp:
+            return folder
+    log.info("decoding %s to %s (once; training reads the wavs)", stem_file, folder)
+    stamp_path.unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, audio in load_track(stem_file).items():
+        write_pcm16_atomic(folder / f"{name}.wav", pcm16(audio))  # exact: the values are multiples of 1/32768
+    write_json_atomic(stamp_path, stamp)
+    return folder
+
+
 def track_variants(params: dict, track: Path, use_augmented: bool = True) -> list[Variant]:
-    """The original stems of `track` plus its cached augmentation variants."""
+    """The original stems of `track` (a MUSDB18-HQ folder, or a MUSDB18 stem file read from its decoded wavs)
+    plus its cached augmentation variants."""
     name, sources = track_name(track), list(params.sources)
-    if is_stem_file(track):
-        raise UserError(f"{track}: training reads MUSDB18-HQ wav tracks, not .stem.mp4 files (decode them first)")
-    found = [_variant(name, ORIGINAL, track, sources)]
+    folder = decoded_track(track, params.data.decoded_root) if is_stem_file(track) else track
+    found = [_variant(name, ORIGINAL, folder, sources)]
     if use_augmented:
         cached = cached_variants(params, name)
         if not cached and variants(params):  # a grid with variants but none cached

@@ -6,7 +6,10 @@ CLI with a General MIDI soundfont (FluidR3_GM from Debian's fluid-soundfont-gm).
 from espeak-ng aligned with the phrases, so it carries formants and consonants that no instrument in 'other' has.
 
 Stems are balanced to random levels, quantised to 16-bit PCM (like MUSDB18-HQ) and the mixture is the exact
-integer sum of the quantised stems. The layout is MUSDB18-HQ's; the split (train / valid inside train/, test)
+integer sum of the quantised stems. The layout is MUSDB18-HQ's (data.dataset: musdb18hq) or MUSDB18's
+(data.dataset: musdb18: <root>/{train,test}/<track>.stem.mp4, five AAC streams at 256 kbit/s as in the
+release, encoded by ffmpeg from the wav tracks kept in <root>/.wav-tracks/, so the AAC mixture matches the sum
+of the decoded stems only approximately, as in the real MUSDB18). The split (train / valid inside train/, test)
 is recorded in `<root>/mdxnet_dataset.json`, written last. A song is a pure function of (seed, index, seconds),
 so reruns give byte-identical files, and finished tracks (marked by `<track>/.synth.json`) are skipped.
 """
@@ -230,12 +233,19 @@ def _remove_stale(root: Path, keep: set[Path]) -> None:
                 shutil.rmtree(path)
 
 
-def generate_dataset(root: str | Path, config: SynthConfig, progress: bool = True) -> dict:
-    """Make (or complete) the dataset at `root`; returns the dataset description written to DATASET_FILE."""
+def generate_dataset(root: str | Path, config: SynthConfig, progress: bool = True, layout: str = "musdb18hq") -> dict:
+    """Make (or complete) the dataset at `root` in `layout` (params data.dataset); returns the dataset
+    description written to DATASET_FILE."""
     from tqdm import tqdm
 
     check_tools(config)
     root = Path(root)
+    if layout == "musdb18":
+        return _generate_stem_dataset(root, config, progress)
+    if (root / WAV_STAGING).is_dir():  # an earlier MUSDB18-layout generation at the same root: its files go
+        for old in (p for subset in ("train", "test") for p in (root / subset).glob("synth*.stem.mp4")):
+            old.unlink()
+        shutil.rmtree(root / WAV_STAGING)
     for folder in ("train", "test"):  # both exist even when a subset is empty
         (root / folder).mkdir(parents=True, exist_ok=True)
     dirs = {index: track_dir(root, config, index) for index in range(config.tracks)}
@@ -256,6 +266,52 @@ def generate_dataset(root: str | Path, config: SynthConfig, progress: bool = Tru
                                        for name in split}}
     info["config"].pop("jobs")
     info["config"]["soundfont"] = Path(config.soundfont).name
+    write_json_atomic(root / DATASET_FILE, info)
+    return info
+
+
+# ------------------------------------------------------------------------------------------------ MUSDB18 layout
+WAV_STAGING = ".wav-tracks"  # hidden: track listings skip it; it keeps reruns from rendering again
+STEM_BITRATE = "256k"  # MUSDB18's streams are AAC at 256 kbit/s (sigsep.github.io/datasets/musdb.html)
+
+
+def encode_stem_file(track: Path, out: Path) -> None:
+    """Encode a wav track folder into a MUSDB18-style stem file: streams mixture, drums, bass, other, vocals,
+    each AAC (ffmpeg's native encoder), written atomically (the format named, as the temp name has no .mp4)."""
+    from mdxnet.atomic import write_atomic
+    from mdxnet.audio import STEM_NAMES
+
+    if shutil.which("ffmpeg") is None:
+        raise UserError("ffmpeg is not installed: apt-get install ffmpeg (needed for the MUSDB18 .stem.mp4 layout)")
+    inputs = [arg for name in STEM_NAMES for arg in ("-i", str(track / f"{name}.wav"))]
+    maps = [arg for i in range(len(STEM_NAMES)) for arg in ("-map", str(i))]
+    write_atomic(out, lambda tmp: _run(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", *inputs, *maps,
+                                        "-c:a", "aac", "-aac_pns", "0", "-b:a", STEM_BITRATE, "-f", "mp4", tmp],
+                                       f"encoding {out.name} with ffmpeg"))
+
+
+def _generate_stem_dataset(root: Path, config: SynthConfig, progress: bool) -> dict:
+    """The MUSDB18 layout: render (or reuse) the wav tracks in the staging folder, then encode every track whose
+    stem file is missing or older than its wav track's marker."""
+    from mdxnet.data.musdb import STEM_SUFFIX
+
+    info = generate_dataset(root / WAV_STAGING, config, progress=progress)
+    _remove_stale(root, set())  # wav track folders of an earlier wav-layout generation at the same root
+    (root / DATASET_FILE).unlink(missing_ok=True)  # incomplete until rewritten, as in the wav layout
+    wanted = set()
+    for subset in ("train", "test"):
+        (root / subset).mkdir(parents=True, exist_ok=True)
+        staged = root / WAV_STAGING / subset
+        for track in sorted(p for p in staged.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            out = root / subset / f"{track.name}{STEM_SUFFIX}"
+            wanted.add(out)
+            if not out.is_file() or out.stat().st_mtime_ns < (track / TRACK_MARKER).stat().st_mtime_ns:
+                encode_stem_file(track, out)
+        for old in (root / subset).glob(f"synth*{STEM_SUFFIX}"):
+            if old not in wanted:  # a generated song the current config no longer makes
+                log.info("removing stale generated stem file %s", old)
+                old.unlink()
+    info = {**info, "layout": "musdb18"}
     write_json_atomic(root / DATASET_FILE, info)
     return info
 
