@@ -182,8 +182,12 @@ def _check_deviation_section(table: str, provenance: dict, params, repo_root):
 def test_dataset_statement_for_full_musdb(params, tmp_path):
     paper = params.replace({"data": {"origin": "existing", "root": str(tmp_path / "musdb18hq")}})
     songs = [str(tmp_path / "musdb18hq" / "test" / f"Song {i}") for i in range(50)]
+    # the whole MUSDB18-HQ test set is still not the set the paper's rows were scored on (MUSDB18; issue 23)
     comparable, text = dataset_statement(paper, [{"tracks": 50, "references": songs}])
-    assert comparable and "MUSDB18-HQ" in text
+    assert not comparable and "MUSDB18-HQ" in text and "scored on MUSDB18" in text
+    stems = paper.replace({"data": {"dataset": "musdb18"}})
+    comparable, text = dataset_statement(stems, [{"tracks": 50, "references": songs}])
+    assert comparable and text.startswith("MUSDB18 test set")
     comparable, text = dataset_statement(paper, [{"tracks": 12, "references": songs[:12]}])
     assert not comparable and "only 12" in text
     extra = songs + ["/elsewhere/Music Delta - Rock.stem.mp4"]
@@ -237,3 +241,47 @@ def test_report_marks_the_cells_of_a_collapsed_separator_in_the_runs_that_use_it
     write_report(list(runs.items()), params, tmp_path / "healthy", params_file=repo_root / "params.yaml",
                  models=tmp_path / "no-such-models")
     assert "collapsed" not in (tmp_path / "healthy" / "table.md").read_text()
+
+
+@pytest.mark.parametrize(("dataset", "origin", "label", "comparable"), [
+    ("musdb18", "existing", "MUSDB18", True),
+    ("musdb18hq", "existing", "MUSDB18-HQ", False),
+    ("musdb18", "synth", "generated (MUSDB18 layout)", False),
+])
+def test_every_row_names_its_dataset_and_comparable_needs_the_same_set(tmp_path, params, repo_root, dataset,
+                                                                       origin, label, comparable):
+    """Issue 23 item 1: each paper row names the set it was scored on (MUSDB18, references.py), the run names
+    its own, and a run row is marked comparable only when its set is its paper row's and it scored all 50 songs."""
+    root = tmp_path / "data"
+    p = params.replace({"data": {"dataset": dataset, "origin": origin, "root": str(root), "extra_test": []}})
+    levels = {"vocals": 8.0, "drums": 6.0, "bass": 6.0, "other": 5.0}
+    mixer = _write_run(tmp_path / "mixer", levels, 50, seed=3)
+    for path in (mixer / "test").iterdir():  # the scored songs are data.root's own
+        document = json.loads(path.read_text())
+        document["mdxnet"]["reference"] = str(root / "test" / f"{path.stem}.stem.mp4")
+        path.write_text(json.dumps(document))
+    write_report([("mixer", mixer), ("mixture", runs_mixture(tmp_path))], p, tmp_path / "out",
+                 params_file=repo_root / "params.yaml")
+    document = json.loads((tmp_path / "out" / "table.json").read_text())
+    assert all(row["dataset"] for row in document["rows"])
+    assert {row["dataset"] for row in document["rows"] if row["kind"] != "this run"} == {"MUSDB18"}
+    ours = {row["version"]: row for row in document["rows"] if row["kind"] == "this run"}
+    assert ours["mixer"]["dataset"] == label and ours["mixer"]["comparable"] is comparable
+    assert ours["mixture"]["comparable"] is None  # a baseline compares with no paper row
+    assert document["provenance"]["comparable_with_paper"] is comparable
+    table = (tmp_path / "out" / "table.md").read_text()
+    header = next(line for line in table.splitlines() if line.startswith("| Method"))
+    assert header.endswith("| tracks | Dataset | Comparable |")
+    lines = table.splitlines()
+    start = lines.index(header) + 2
+    rows = lines[start: lines.index("", start)]  # the results table ends at the first blank line
+    assert len(rows) == len(document["rows"])
+    for line, row in zip(rows, document["rows"][: len(rows)], strict=True):
+        assert f"| {row['dataset']} |" in line
+    mixer_line = next(line for line in rows if line.startswith("| this run: with Mixer"))
+    assert mixer_line.endswith("| yes |") if comparable else "| no: " in mixer_line
+    assert "dataset,comparable" in (tmp_path / "out" / "table.csv").read_text().splitlines()[0]
+
+
+def runs_mixture(tmp_path):
+    return _write_run(tmp_path / "mixture", -4.0, 50, seed=4)

@@ -18,6 +18,16 @@ version that quotes it. Where the numbers were checked (and against what):
   in both revisions. They are checked only *as quoted* by the KUIELAB paper, not against their own papers.
   Note: "Demucs v2" is quoted as 6.84/6.86/7.01/4.42 (not 7.29/6.58/7.60/4.69, which the project guide listed
   as an unverified guess and which matches no revision).
+
+The set each row was scored on (`ReferenceRow.dataset`): MUSDB18 (the AAC .stem.mp4 release), for every row.
+- arXiv rows: "We report the median SDR over all 50 songs in the MUSDB18 test set" (mdx-submissions21 d7d2099
+  paper.md line 144) and "we only reported SDRs evaluated on MUSDB18 [@MUSDB18], not MUSDB-HQ [@MUSDB18HQ]"
+  (line 161); training was on MUSDB-HQ ("For training, we used the MUSDB-HQ dataset", line 121).
+- workshop rows: the text says only "the MUSDB test set" (836a682 paper.md line 119) and "For training, we used
+  the MUSDB-HQ dataset" (line 101); the set is read as MUSDB18 because the authors' scoring script scores
+  `musdb18_dev_wav` (kuielab/mdx-net-submission, leaderbard_A_museval, eval_musdb18.py lines 7-8; the MUSDB18-HQ
+  `dataset_hq` it defines on line 8 is unused) and the later revision of the same sentence names MUSDB18.
+- the five earlier systems: quoted in the table of the "MUSDB18 benchmark" (d7d2099 paper.md lines 142-146).
 """
 
 from __future__ import annotations
@@ -35,6 +45,11 @@ VERSIONS = {
 }
 _QUOTED = "as quoted in both paper versions' table"
 
+# The releases a row or a run can be scored on (params data.dataset -> the name the table prints).
+MUSDB18 = "MUSDB18"
+MUSDB18HQ = "MUSDB18-HQ"
+RELEASE_NAMES = {"musdb18": MUSDB18, "musdb18hq": MUSDB18HQ}
+
 
 @dataclass(frozen=True)
 class ReferenceRow:
@@ -43,6 +58,7 @@ class ReferenceRow:
     version: str  # WORKSHOP, ARXIV, or "both"
     source: str
     role: str = "baseline"  # baseline | no-mixer | mixer | blend
+    dataset: str = MUSDB18  # the set it was scored on (see the module docstring for the sources)
 
     @property
     def verified(self) -> bool:

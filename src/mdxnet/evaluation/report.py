@@ -23,7 +23,7 @@ from pathlib import Path
 from mdxnet.atomic import write_atomic, write_json_atomic, write_text_atomic
 from mdxnet.errors import UserError, read_json
 from mdxnet.evaluation.aggregate import load_track_medians, read_track_json, summarize, track_json_paths
-from mdxnet.evaluation.references import REFERENCE_ROWS, SOURCES, VERSIONS, paper_row
+from mdxnet.evaluation.references import MUSDB18, RELEASE_NAMES, REFERENCE_ROWS, SOURCES, VERSIONS, paper_row
 from mdxnet.evaluation.stats import median_ci, paired_wilcoxon
 
 RUN_LABELS = {
@@ -38,7 +38,8 @@ BASELINE_RUNS = ("mixture", "irm")
 PACKAGES = ("mdxnet", "torch", "numpy", "scipy", "museval", "musdb", "stempeg", "matplotlib")
 CSV_COLUMNS = ["method", "kind", "version", *SOURCES, "mean", *(f"delta_{s}" for s in SOURCES),
                *(f"ci_low_{s}" for s in SOURCES), *(f"ci_high_{s}" for s in SOURCES),
-               *(f"paper_in_ci_{s}" for s in SOURCES), "ci_level", "resamples", "tracks", "source"]
+               *(f"paper_in_ci_{s}" for s in SOURCES), "ci_level", "resamples", "tracks", "source",
+               "dataset", "comparable"]
 
 
 def parse_runs(specs: list[str]) -> list[tuple[str, Path]]:
@@ -85,6 +86,7 @@ def run_rows(runs: list[tuple[str, Path]], compare_with: str, bootstrap) -> tupl
             "mean": _mean(list(sdr.values())),
             "delta": delta,
             "compared_with": paper.method if paper else None,
+            "compared_dataset": paper.dataset if paper else None,
             **interval_fields(intervals, paper.sdr if paper else None, bootstrap),
             "tracks": len(per_track),
             "source": str(folder),
@@ -176,6 +178,8 @@ def reference_rows() -> list[dict]:
             "resamples": None,
             "tracks": 50,
             "source": row.source,
+            "dataset": row.dataset,
+            "comparable": None,
         }
         for row in REFERENCE_ROWS
     ]
@@ -189,27 +193,50 @@ def _split_songs(params: dict, rows: list[dict]) -> tuple[list[str], list[str]]:
     return inside, [s for s in songs if s not in inside]
 
 
+def run_dataset(params: dict) -> str:
+    """The set this run was scored on, as the table's Dataset column names it."""
+    release = RELEASE_NAMES[params.data.dataset]
+    return f"generated ({release} layout)" if params.data.origin == "synth" else release
+
+
+def comparable_row(row: dict, statement_comparable: bool) -> bool | None:
+    """Whether a run row may be read against its paper row: the run as a whole is comparable (the whole test
+    set, nothing else) and both were scored on the same release. None: the row compares with no paper row."""
+    if row.get("compared_with") is None:
+        return None
+    return bool(statement_comparable and row["dataset"] == row.get("compared_dataset"))
+
+
 def dataset_statement(params: dict, rows: list[dict]) -> tuple[bool, str]:
-    """(comparable with the paper?, one loud sentence saying what was evaluated)."""
+    """(comparable with the paper?, one loud sentence saying what was evaluated). The paper's rows were scored
+    on MUSDB18 (mdxnet.evaluation.references), so only a MUSDB18 run can be comparable."""
     data = params.data
+    release = RELEASE_NAMES[data.dataset]
     tracks = max((r["tracks"] for r in rows), default=0)
     inside, others = _split_songs(params, rows)
     if data.origin == "synth":
         return False, (
-            f"EMBEDDED SYNTHETIC DATASET ({data.root}, profile '{params.profile}', {tracks} test songs incl. "
-            "any extra real clips): these numbers are NOT comparable with the paper's MUSDB18-HQ numbers."
+            f"EMBEDDED SYNTHETIC DATASET ({data.root}, {release} layout, profile '{params.profile}', {tracks} test "
+            f"songs incl. any extra real clips): these numbers are NOT comparable with the paper's {MUSDB18} "
+            "numbers."
         )
     if others:
         return False, (
-            f"MUSDB18-HQ ({data.root}) plus {len(others)} songs from elsewhere (data.extra_test) in the medians: "
-            "NOT directly comparable with the paper (50 MUSDB18-HQ test songs only)."
+            f"{release} ({data.root}) plus {len(others)} songs from elsewhere (data.extra_test) in the medians: "
+            f"NOT directly comparable with the paper (50 {MUSDB18} test songs only)."
         )
     if tracks != 50:
         return False, (
-            f"MUSDB18-HQ ({data.root}), but only {tracks} test songs were scored (the paper uses all 50): "
+            f"{release} ({data.root}), but only {tracks} test songs were scored (the paper uses all 50): "
             "NOT directly comparable with the paper."
         )
-    return True, f"MUSDB18-HQ test set ({data.root}, 50 songs): comparable with the paper's numbers."
+    if release != MUSDB18:
+        return False, (
+            f"{release} test set ({data.root}, 50 songs), but the paper's rows were scored on {MUSDB18} (the "
+            "AAC release; see the Dataset column): NOT directly comparable with the paper (data.dataset: musdb18 "
+            "scores the same set)."
+        )
+    return True, f"{release} test set ({data.root}, 50 songs): comparable with the paper's numbers (same set)."
 
 
 def songs_statement(params: dict, rows: list[dict]) -> str:
@@ -354,6 +381,17 @@ def _sdr_cell(row: dict, source: str) -> str:
     return f"{value} [{_fmt(row['ci_low'][source])}, {_fmt(row['ci_high'][source])}]"
 
 
+def _comparable_cell(row: dict) -> str:
+    """yes / no (why) for a run row with a paper row; empty for the paper rows and the baselines."""
+    if row.get("comparable") is None:
+        return ""
+    if row["comparable"]:
+        return "yes"
+    if row.get("dataset") != row.get("compared_dataset"):
+        return f"no: {row.get('dataset')} vs {row.get('compared_dataset')}"
+    return "no: see the banner"
+
+
 def _delta_cell(row: dict, source: str) -> str:
     """The delta to the paper and whether the paper's number lies inside this run's interval."""
     delta = _fmt(row["delta"][source], signed=True)
@@ -452,18 +490,21 @@ def render_markdown(rows: list[dict], prov: dict, tests: list[dict]) -> str:
         banner,
         "",
         *health_lines(prov),
-        "SDR in dB, " + prov["scoring"] + ". Paper rows: median over the 50 MUSDB18(-HQ) test songs as published.",
-        f"Deltas: this run minus the paper ({prov['compare_with']}).",
+        "SDR in dB, " + prov["scoring"] + ". Paper rows: median over the 50 test songs as published, on the set "
+        "the Dataset column names.",
+        f"Deltas: this run minus the paper ({prov['compare_with']}); *Comparable* says whether a run row may be "
+        "read against its paper row: yes only when the run scored the whole test set of the same release.",
         *uncertainty_lines(rows, prov),
         "",
         "| Method | Kind | Version | " + " | ".join(SOURCES) + " | mean | "
-        + " | ".join(f"Δ {s}" for s in SOURCES) + " | tracks |",
-        "|" + "---|" * (3 + 2 * len(SOURCES) + 2),
+        + " | ".join(f"Δ {s}" for s in SOURCES) + " | tracks | Dataset | Comparable |",
+        "|" + "---|" * (3 + 2 * len(SOURCES) + 4),
     ]
     for row in rows:
         cells = [row["method"], row["kind"], row["version"]]
         cells += [_marked(row, s, prov) for s in SOURCES] + [_fmt(row["mean"])]
         cells += [_delta_cell(row, s) for s in SOURCES] + [str(row["tracks"])]
+        cells += [row.get("dataset") or "", _comparable_cell(row)]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", *paired_lines(tests, prov), "## Provenance", ""]
     git = prov["git"]
@@ -506,7 +547,8 @@ def render_csv(rows: list[dict]) -> str:
     writer.writeheader()
     for row in rows:
         record = {"method": row["method"], "kind": row["kind"], "version": row["version"], "mean": row["mean"],
-                  "tracks": row["tracks"], "source": row["source"]}
+                  "tracks": row["tracks"], "source": row["source"], "dataset": row.get("dataset"),
+                  "comparable": row.get("comparable")}
         record.update({s: row["sdr"][s] for s in SOURCES})
         record.update({f"delta_{s}": row["delta"][s] for s in SOURCES})
         record.update({f"ci_low_{s}": row["ci_low"][s] for s in SOURCES})
@@ -588,6 +630,9 @@ def write_report(runs: list[tuple[str, Path]], params: dict, out: str | Path, da
     rows = reference_rows() + ours
     tests = paired_tests(per_track_sdr)
     prov = provenance(params, ours, data_check, params_file)
+    for row in ours:
+        row["dataset"] = run_dataset(params)
+        row["comparable"] = comparable_row(row, prov["comparable_with_paper"])
     prov["imported_weights"] = records
     if models is not None:
         from mdxnet.training.health import separator_health
