@@ -237,6 +237,11 @@ def data_stage(data, songs: Songs, cost: CostModel) -> Stage:
     if data.origin == "synth":
         seconds = None if cost.synth_audio_s_per_s is None else songs.dataset_seconds / cost.synth_audio_s_per_s
         return Stage("data synth", 1, wav, seconds, note="5 wavs per song; no time figure for the generator")
+    if data.dataset == "musdb18":  # the stem files are about as large as their zip; training decodes them to wav
+        zipped = data.fetch.musdb18.size or 0
+        return Stage("data download", 1, 2 * zipped + wav, zipped / cost.download_bytes_per_s,
+                     note=f"{zipped / GB:.1f} GB zip kept + .stem.mp4 files + wavs decoded for training (at most "
+                          f"all songs); at an assumed {cost.download_bytes_per_s * 8 / 1e6:g} Mbit/s")
     zipped = data.fetch.size or 0
     return Stage("data download", 1, zipped + wav, zipped / cost.download_bytes_per_s,
                  note=f"{zipped / GB:.1f} GB zip kept + wav; at an assumed {cost.download_bytes_per_s * 8 / 1e6:g} "

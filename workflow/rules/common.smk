@@ -183,6 +183,15 @@ def test_songs():
     return _test_songs(os.stat(checked_dataset()).st_mtime_ns)
 
 
+def train_track_files(wildcards):
+    """The files of training track `wildcards.track`: <root>/train/<name>/ (MUSDB18-HQ) or
+    <root>/train/<name>.stem.mp4 (MUSDB18), whichever the dataset holds (`find_track` looks for both)."""
+    from mdxnet.data.musdb import find_track
+
+    checked_dataset()
+    return track_files(str(find_track(DATA_ROOT, wildcards.track)))
+
+
 def track_files(path):
     """The files of one track: its five wavs (MUSDB18-HQ folder) or the stem file itself."""
     if Path(path).is_dir():

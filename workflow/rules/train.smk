@@ -6,7 +6,7 @@ rule augment:
     """Pitch-shifted and time-stretched copies of one training track (one job per track)."""
     input:
         report=DATA_CHECK,
-        track=lambda w: track_files(f"{DATA_ROOT}/train/{w.track}"),
+        track=train_track_files,
         code=code_deps("augment"),
     output:
         manifest=f"{AUGMENT_ROOT}/{{track}}/manifest.json",
