@@ -151,3 +151,22 @@ def test_a_track_that_is_a_broken_link_is_a_problem(broken_copy, params):
     (root / "train" / "Looped Track").symlink_to("Looped Track")
     _assert_fails(root, params, f"{root / 'test' / 'Linked Track'}: a symlink to", "which does not exist",
                   f"{root / 'train' / 'Looped Track'}: a symlink loop")
+
+
+def test_stem_files_are_held_to_their_own_aac_tolerance(synth_dataset, tmp_path, params):
+    """MUSDB18 layout (issue 23 item 1): AAC streams sum to the mixture only approximately, so stem files meet
+    data.check.stem_mix_snr_db, not the wav threshold; a stricter tolerance fails naming its key."""
+    from mdxnet.data.synth import encode_stem_file
+
+    root = tmp_path / "musdb18"
+    for subset in ("train", "test"):
+        (root / subset).mkdir(parents=True)
+        for track in (synth_dataset / subset).iterdir():
+            encode_stem_file(track, root / subset / f"{track.name}.stem.mp4")
+    shutil.copy(synth_dataset / "mdxnet_dataset.json", root)
+    p = params.replace({"data": {"dataset": "musdb18"}})
+    result = check_dataset(root, p, progress=False)
+    assert result.ok, result.problems
+    assert result.subsets == {"train": 2, "valid": 1, "test": 1}
+    strict = p.replace({"data": {"check": {"stem_mix_snr_db": 60}}})
+    _assert_fails(root, strict, "mixture differs from the sum of the stems", "data.check.stem_mix_snr_db = 60 dB")
