@@ -252,7 +252,8 @@ def dataset_ready():
         if not Path(DATA_ROOT).is_dir():
             raise WorkflowError(
                 f"data.origin is 'existing' but data.root {DATA_ROOT} is not a folder: point data.root at a "
-                "MUSDB18-HQ copy, or set data.origin to fetch or synth in params.yaml"
+                "MUSDB18-HQ (data.dataset: musdb18hq) or MUSDB18 (musdb18) copy, or set data.origin to fetch or "
+                "synth in params.yaml"
             )
         return []
     return [str(DATASET_READY[origin])]

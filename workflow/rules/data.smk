@@ -26,7 +26,8 @@ if P.data.origin == "synth":
 if P.data.origin == "fetch":
 
     rule data_fetch:
-        """Download MUSDB18-HQ (resumable, md5-checked) and extract it into data.root (complete or absent)."""
+        """Download the release data.dataset names (MUSDB18-HQ or MUSDB18; resumable, md5-checked) and extract it into
+        data.root (complete or absent)."""
         input:
             code=code_deps("data"),
         output:
