@@ -89,3 +89,28 @@ def test_planned_names_match_the_generated_split(synth_dataset, params, capsys):
         assert planned_track_names(p, subset) == [track_name(t) for t in list_tracks(synth_dataset, subset, "musdb")]
     assert main(["data", "list", "--subset", "valid", "--root", str(synth_dataset)]) == 0
     assert capsys.readouterr().out.split() == [track_name(t) for t in list_tracks(synth_dataset, "valid", "musdb")]
+
+
+def test_musdb18_layout_writes_stem_files_once(tmp_path, params, synth_dataset):
+    """data.dataset: musdb18 (issue 23 item 1): <root>/{train,test}/<name>.stem.mp4 with five streams, the wav
+    tracks kept aside in the hidden staging folder (here the session dataset, so nothing is rendered again), wav
+    track folders of an earlier generation at the same root removed, and a rerun encodes nothing."""
+    from mdxnet.data.musdb import read_dataset_file
+    from mdxnet.data.synth import WAV_STAGING
+
+    root = tmp_path / "ds"
+    shutil.copytree(synth_dataset, root / WAV_STAGING)
+    shutil.copytree(synth_dataset / "train" / "synth000", root / "train" / "synth000")  # an earlier wav layout
+    config = synth_config(params, tracks=4, valid_tracks=1, test_tracks=1, seconds=3, seed=123, jobs=2)
+    info = generate_dataset(root, config, progress=False, layout="musdb18")
+    assert info["layout"] == "musdb18" and read_dataset_file(root)["split"] == info["split"]
+    assert sorted(p.name for p in (root / "train").iterdir()) == [f"synth00{i}.stem.mp4" for i in range(3)]
+    assert [track_name(t) for t in list_tracks(root, "valid", "none")] == info["split"]["valid"]
+    [test] = list_tracks(root, "test", "none")
+    assert test.name == "synth003.stem.mp4"
+    import stempeg
+
+    assert stempeg.Info(str(test)).nb_audio_streams == len(STEM_NAMES)
+    stamp = test.stat().st_mtime_ns
+    generate_dataset(root, config, progress=False, layout="musdb18")
+    assert test.stat().st_mtime_ns == stamp
