@@ -37,9 +37,12 @@ def test_ci_profile_on_a_generated_musdb18_dataset_end_to_end(tmp_path):
     assert {p.name for p in (root / "train").iterdir()} == {f"synth00{i}.stem.mp4" for i in range(3)}
     check = json.loads((folder / "resources" / "data-check.json").read_text())
     assert check["ok"] and check["subsets"] == {"train": 2, "valid": 1, "test": 1}
-    # training read the decoded wavs of the training stem files, once each
+    # each training stem file was decoded once, by its augment job, for the four trainings to read
     decoded = folder / yaml.safe_load((folder / "params.yaml").read_text())["data"]["decoded_root"]
     assert {p.name for p in decoded.iterdir()} == {"synth000", "synth001"}
+    for name in ("synth000", "synth001"):
+        assert "decoded for training" in (folder / "logs" / "augment" / f"{name}.log").read_text()
+    assert not any("decoding" in log.read_text() for log in (folder / "logs" / "train").glob("*.log"))
 
     table = json.loads((folder / "results" / "table.json").read_text())
     rows = table["rows"]

@@ -15,7 +15,8 @@ def register(subparsers) -> None:
 
 def run_augment(args) -> int:
     from mdxnet.data.augment import augment_track
-    from mdxnet.data.musdb import DatasetMissingError, find_track, list_tracks, track_name
+    from mdxnet.data.decoded import decoded_track
+    from mdxnet.data.musdb import DatasetMissingError, find_track, is_stem_file, list_tracks, track_name
 
     params = args.params
     root = args.root or params.data.root
@@ -27,4 +28,6 @@ def run_augment(args) -> int:
     for track in tracks:
         manifest = augment_track(track, params, out_root=args.out, cohort=cohort)
         print(f"{track_name(track)}: {len(manifest['variants'])} variants cached in {manifest['folder']}")
+        if is_stem_file(track):  # MUSDB18: decoded here, once, rather than by each separator's training
+            print(f"{track_name(track)}: decoded for training in {decoded_track(track, params.data.decoded_root)}")
     return 0

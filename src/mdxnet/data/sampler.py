@@ -47,6 +47,7 @@ from torch.utils.data import Dataset
 
 from mdxnet.audio import SAMPLE_RATE
 from mdxnet.data.augment import cached_variants, stem_path, variants
+from mdxnet.data.decoded import DECODED_STAMP, decoded_track  # noqa: F401 (DECODED_STAMP: re-exported)
 from mdxnet.data.musdb import is_stem_file, split_tracks, track_name
 from mdxnet.errors import UserError
 from mdxnet.transforms import apply_transforms, build_transforms, seeded_global_random
@@ -87,39 +88,6 @@ def _variant(track: str, name: str, folder: Path, sources: list[str], cached: bo
         raise UserError(f"training stem {missing[0]} is missing: run `mdxnet data check` (and `mdxnet augment`)")
     frames = min(sf.info(p).frames for p in paths.values())
     return Variant(track, name, paths, frames)
-
-
-DECODED_STAMP = "decoded.json"
-
-
-def _stamp(stem_file: Path) -> dict:
-    info = stem_file.stat()
-    return {"source": str(stem_file.resolve()), "bytes": info.st_size, "mtime_ns": info.st_mtime_ns}
-
-
-def decoded_track(stem_file: Path, decoded_root: str | Path) -> Path:
-    """The folder of `stem_file`'s five stems as 16-bit wavs (<decoded_root>/<track>/), decoding it first when
-    it is absent or stale. Each wav is written atomically and the stamp last, so an interrupted decode (or two
-    trainings decoding the same track at once) never leaves a folder that passes for complete."""
-    from mdxnet.atomic import write_json_atomic
-    from mdxnet.audio import STEM_NAMES
-    from mdxnet.data.files import write_pcm16_atomic
-    from mdxnet.data.musdb import load_track, pcm16
-    from mdxnet.errors import read_json
-
-    folder = Path(decoded_root) / track_name(stem_file)
-    stamp_path = folder / DECODED_STAMP
-    stamp = _stamp(stem_file)
-    if stamp_path.is_file() and all((folder / f"{n}.wav").is_file() for n in STEM_NAMES):
-        if read_json(stamp_path, "decoded-track stamp", f"delete {folder} and rerun") == stamp:
-            return folder
-    log.info("decoding %s to %s (once; training reads the wavs)", stem_file, folder)
-    stamp_path.unlink(missing_ok=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, audio in load_track(stem_file).items():
-        write_pcm16_atomic(folder / f"{name}.wav", pcm16(audio))  # exact: the values are multiples of 1/32768
-    write_json_atomic(stamp_path, stamp)
-    return folder
 
 
 def track_variants(params: dict, track: Path, use_augmented: bool = True) -> list[Variant]:
