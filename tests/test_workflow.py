@@ -306,7 +306,7 @@ def stage_of(argv: list[str]) -> tuple[str, str | None]:
         if run.startswith("blend-"):
             return "blend", run.removeprefix("blend-")
         return ("evaluate" if run in MODEL_RUNS else "baselines"), None
-    if command in ("report", "render"):  # `mdxnet render` draws the report's figures in the report rule
+    if command in ("report", "render", "metrics"):  # `mdxnet render` and `mdxnet metrics` run in the report rule
         return "report", None
     raise AssertionError(f"no dvc.yaml stage known for `mdxnet {' '.join(argv)}`: add it to stage_of")
 
