@@ -13,7 +13,6 @@ import time
 
 import pytest
 import yaml
-
 from tests.test_workflow import SNAKEMAKE, make_copy, run
 
 ROOT = "resources/synth-ci-musdb18"

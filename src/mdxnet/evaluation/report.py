@@ -23,7 +23,7 @@ from pathlib import Path
 from mdxnet.atomic import write_atomic, write_json_atomic, write_text_atomic
 from mdxnet.errors import UserError, read_json
 from mdxnet.evaluation.aggregate import load_track_medians, read_track_json, summarize, track_json_paths
-from mdxnet.evaluation.references import MUSDB18, RELEASE_NAMES, REFERENCE_ROWS, SOURCES, VERSIONS, paper_row
+from mdxnet.evaluation.references import MUSDB18, REFERENCE_ROWS, RELEASE_NAMES, SOURCES, VERSIONS, paper_row
 from mdxnet.evaluation.stats import median_ci, paired_wilcoxon
 
 RUN_LABELS = {
