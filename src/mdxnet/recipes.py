@@ -38,7 +38,8 @@ from typing import Any
 
 AUTHORS = "kuielab/mdx-net@Leaderboard_A"
 SUBMISSION = "kuielab/mdx-net-submission@leaderboard_A"
-PAPER = "KUIELAB-MDX-Net, ISMIR 2021 MDX workshop paper (mdx-submissions21 paper.md at 836a682, dated 10 Aug 2021)"
+PAPER = ("KUIELAB-MDX-Net, ISMIR 2021 MDX workshop paper (mdx-submissions21 paper.md at 836a682, a commit of 24 Oct "
+         "2021, front matter dated 10 Aug 2021)")
 SILENT = "silent (the authors' value)"
 
 KIND_PAPER = "recipe (paper's text)"

@@ -39,7 +39,7 @@ WORKSHOP = "ismir2021-mdx-workshop"
 ARXIV = "arxiv-2111.12203"
 VERSIONS = {
     WORKSHOP: "KUIELAB-MDX-Net, ISMIR 2021 MDX workshop paper (mdx-workshop/mdx-submissions21 paper.md at 836a682, "
-              "dated 10 Aug 2021)",
+              "a commit of 24 Oct 2021, front matter dated 10 Aug 2021)",
     ARXIV: "KUIELab-MDX-Net, arXiv 2111.12203 (as in mdx-workshop/mdx-submissions21 paper.md at f4022cf/97b6502, "
            "1 Nov 2021)",
 }
