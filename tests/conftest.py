@@ -60,14 +60,6 @@ def _torch_threads():
     torch.set_num_threads(worker_threads())
 
 
-def pytest_collection_modifyitems(items):
-    """The files holding slow tests first, each file kept whole and in order: under `--dist loadfile` the
-    minutes-long workflow files then start at once instead of being the last on one worker while the other
-    idles."""
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)
-
-
 @pytest.fixture(scope="session")
 def synth_dataset(tmp_path_factory, params) -> Path:
     """A tiny generated dataset in MUSDB18-HQ layout (data issue): 4 songs x 3 s, split 2 train / 1 valid / 1 test.
