@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from mdxnet.errors import UserError
-from mdxnet.evaluation.stats import bootstrap_median_ci, paired_wilcoxon
+from mdxnet.evaluation.stats import median_ci, paired_wilcoxon
 
 TABLE = "results/table.json"
 PARAMS = "params.yaml"
@@ -258,7 +258,7 @@ def compare_cell(a: list[Side], b: list[Side], run: str, source: str, bootstrap)
     scores_a, scores_b = group_scores(a, run, source), group_scores(b, run, source)
     songs = [s for s in scores_a if s in scores_b]
     differences = [scores_b[s] - scores_a[s] for s in songs]
-    interval = bootstrap_median_ci(differences, bootstrap.resamples, bootstrap.confidence, bootstrap.seed)
+    interval = median_ci(differences, bootstrap)
     test = paired_wilcoxon({s: scores_b[s] for s in songs}, {s: scores_a[s] for s in songs})
     medians_a, medians_b = seed_medians(a, run, source), seed_medians(b, run, source)
     spread_a = max(medians_a) - min(medians_a) if len(a) > 1 else None
