@@ -25,11 +25,10 @@ from mdxnet.checkpoint import load_separator, separator_path
 from mdxnet.config import separator_kwargs
 from mdxnet.digest import file_sha256
 from mdxnet.errors import UserError
+from mdxnet.inference.onnx_runtime import INPUT_NAME, OUTPUT_NAME
 from mdxnet.inference.stitching import checked_chunk_frames
 
 log = logging.getLogger(__name__)
-
-INPUT_NAME, OUTPUT_NAME = "spec", "source_spec"
 
 
 class SpecNet(nn.Module):
