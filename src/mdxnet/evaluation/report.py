@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import hashlib
 import io
 import itertools
 import math
@@ -21,6 +20,7 @@ import platform
 from pathlib import Path
 
 from mdxnet.atomic import write_atomic, write_json_atomic, write_text_atomic
+from mdxnet.digest import file_sha256
 from mdxnet.errors import UserError, read_json
 from mdxnet.evaluation.aggregate import load_track_medians, read_track_json, summarize, track_json_paths
 from mdxnet.evaluation.references import MUSDB18, REFERENCE_ROWS, RELEASE_NAMES, SOURCES, VERSIONS, paper_row
@@ -281,7 +281,7 @@ def dataset_checksum(data_check: str | Path | None) -> str | None:
         if isinstance(report, dict) and report.get(key):
             method = report.get("checksum_method")
             return f"{report[key]} ({method})" if method else str(report[key])
-    return "sha256 of report file " + hashlib.sha256(path.read_bytes()).hexdigest()
+    return "sha256 of report file " + file_sha256(path)
 
 
 def recipe_deviations(params, params_file=None) -> dict:
