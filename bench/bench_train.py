@@ -18,19 +18,17 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
-from mdxnet.config import resolve_profile
+from mdxnet.config import Params, load_params
 from mdxnet.models import build_separator
 from mdxnet.training.loop import LOSSES, Amp
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def paper_params() -> dict:
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["profile"] = "paper"
-    return resolve_profile(raw)
+def paper_params() -> Params:
+    """The typed params of profile `paper` (build_separator reads its sections)."""
+    return load_params(ROOT / "params.yaml", profile="paper")
 
 
 def time_steps(model, device, batch: int, steps: int, warmup: int, amp: Amp) -> float:
@@ -73,7 +71,7 @@ def main() -> int:
     params = paper_params()
     torch.manual_seed(0)
     model = build_separator(params, args.source).to(device).train()
-    seconds = model.chunk_samples / params["sample_rate"]
+    seconds = model.chunk_samples / params.sample_rate
     modes = [("fp32", False, "bfloat16")]
     if device.type == "cuda":
         modes += [("bf16 autocast", True, "bfloat16"), ("fp16 autocast + GradScaler", True, "float16")]

@@ -98,8 +98,19 @@ def child_env(scratch: Path) -> dict:
         (standin / "__init__.py").write_text(DVCLIVE_STANDIN)
         paths.append(str(standin.parent))
         print("  dvclive is not installed: its stand-in logs the training rows (bench/gpu_rehearsal.py)")
+    path = os.environ.get("PATH", "")
+    if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
+        # museval imports musdb, which imports stempeg, which refuses to load unless ffmpeg and ffprobe are on
+        # PATH, though scoring wav files never runs them: stand-ins that fail if run let the scoring load.
+        bin_dir = scratch / "standins" / "bin"
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        for name in ["ffmpeg", "ffprobe"]:
+            (bin_dir / name).write_text(f"#!/bin/sh\necho '{name} is a stand-in (bench/gpu_rehearsal.py)' >&2\nexit 1\n")
+            (bin_dir / name).chmod(0o755)
+        path = os.pathsep.join([str(bin_dir), path])
+        print("  ffmpeg is not installed: stand-ins on PATH let museval load (the rehearsal scores wav files)")
     return {**os.environ, "PYTHONPATH": os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]),
-            "PYTHONUNBUFFERED": "1"}
+            "PATH": path, "PYTHONUNBUFFERED": "1"}
 
 
 def gpu_tests(env: dict) -> dict:
@@ -129,8 +140,11 @@ def rehearsal_params(project: Path, data: Path | None, extra_test: bool, device:
         overlay["data"].update(origin="existing", root=str(data.resolve()))
     if not extra_test:  # .stem.mp4 files are read through ffmpeg
         overlay["data"]["extra_test"] = []
-    else:
-        overlay["data"]["extra_test"] = [str((ROOT / p).resolve()) for p in overlay["data"]["extra_test"]]
+    else:  # a device machine gets the working tree alone: the real clips beside it may be absent there
+        found = [(ROOT / p).resolve() for p in overlay["data"]["extra_test"]]
+        for missing in [p for p in found if not p.exists()]:
+            print(f"  data.extra_test: {missing} is not on this machine: the chain runs without it")
+        overlay["data"]["extra_test"] = [str(p) for p in found if p.exists()]
     (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     return raw
 
@@ -226,7 +240,7 @@ def training_throughput(torch) -> list[dict]:
     for source, batch in PAPER_BATCH.items():
         torch.manual_seed(0)
         model = build_separator(params, source).to(device).train()
-        seconds = model.chunk_samples / params["sample_rate"]
+        seconds = model.chunk_samples / params.sample_rate
         for mode, enabled, dtype in [("fp32", False, "float16"), ("bf16 autocast", True, "bfloat16"),
                                      ("fp16 autocast + GradScaler", True, "float16")]:
             torch.cuda.reset_peak_memory_stats()

@@ -79,3 +79,23 @@ def test_energy_above_cut_off_is_removed():
 def test_rejects_dim_f_above_bin_count():
     with pytest.raises(ValueError, match="dim_f"):
         CutSTFT(1024, 256, dim_f=600, dim_t=8)
+
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_transforms_run_in_float32_under_autocast(monkeypatch, dtype):
+    """Mixed precision leaves the FFTs in float32: cuFFT's half precision takes power-of-two sizes only, and the
+    paper's vocals n_fft (6144) stopped the first fp16 step on a GPU. A half-precision spectrogram (the network's
+    output under autocast) reaches torch.istft as complex64 and comes back as the float32 inverse of its values."""
+    seen = []
+    for name in ["stft", "istft"]:
+        original = getattr(torch, name)
+        monkeypatch.setattr(torch, name, lambda x, *a, _f=original, **k: seen.append(x.dtype) or _f(x, *a, **k))
+    stft = CutSTFT(1536, 384, dim_f=256, dim_t=DIM_T)  # 1536 = 3 x 512: not a power of two, as 6144 is not
+    wave = torch.randn(2, 2, stft.chunk_samples)
+    with torch.autocast("cpu", dtype=dtype):
+        half = stft(wave.to(dtype)).to(dtype)
+        out = stft.inverse(half)
+    assert seen == [torch.float32, torch.complex64]
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, stft.inverse(half.float()))

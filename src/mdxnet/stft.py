@@ -4,6 +4,11 @@ A stereo chunk (B, 2, L) becomes a (B, 4, dim_f, dim_t) real tensor: the four ch
 (left re, left im, right re, right im) and only the lowest `dim_f` frequency bins are kept, so each source
 model sees the band it cares about (bass uses a long n_fft, hence a low cut-off). The inverse zero-pads the
 removed bins back before `torch.istft`, so anything above the cut-off comes out silent.
+
+Under mixed precision both transforms run in float32 (the network between them in half precision): cuFFT
+computes half-precision transforms only for power-of-two sizes, and the paper's vocals n_fft 6144 stopped the
+first fp16 training step on an H200 (bench/README.md, GPU rehearsal); float32 is also what an FFT of that size
+needs to stay accurate.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ class CutSTFT(nn.Module):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         """(B, 2, chunk_samples) -> (B, 4, dim_f, dim_t)."""
+        if torch.is_autocast_enabled(wave.device.type):
+            with torch.autocast(wave.device.type, enabled=False):
+                return self.forward(wave.float())
         batch, channels, length = wave.shape
         spec = torch.stft(
             wave.reshape(batch * channels, length),
@@ -47,6 +55,9 @@ class CutSTFT(nn.Module):
 
     def inverse(self, spec: torch.Tensor) -> torch.Tensor:
         """(B, 4, dim_f, dim_t) -> (B, 2, chunk_samples), the cut bins filled with zeros."""
+        if torch.is_autocast_enabled(spec.device.type):
+            with torch.autocast(spec.device.type, enabled=False):
+                return self.inverse(spec.float())
         batch, _, dim_f, frames = spec.shape
         spec = spec.reshape(batch * 2, 2, dim_f, frames).permute(0, 2, 3, 1)  # (B*2, dim_f, T, re/im)
         spec = nn.functional.pad(spec, (0, 0, 0, 0, 0, self.num_bins - dim_f))

@@ -46,10 +46,17 @@ def missing_dataset_message(root: Path) -> str:
 @functools.cache
 def musdb_validation_names() -> tuple[str, ...]:
     """The official MUSDB18 validation track names, as shipped in the musdb package (configs/mus.yaml)."""
-    import musdb
+    import importlib.util
+
     import yaml
 
-    config = Path(musdb.__file__).parent / "configs" / "mus.yaml"
+    # Found, not imported: importing musdb imports stempeg, which refuses to load without ffmpeg, and training on
+    # wav files needs no ffmpeg (a GPU machine without it stopped here).
+    spec = importlib.util.find_spec("musdb")
+    if spec is None or spec.origin is None:
+        raise UserError("the musdb package is not installed (it ships MUSDB18's validation track names): "
+                        "run `make setup` or `pip install musdb`")
+    config = Path(spec.origin).parent / "configs" / "mus.yaml"
     names = yaml.safe_load(config.read_text())["validation_tracks"]
     return tuple(names)
 

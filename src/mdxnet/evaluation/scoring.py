@@ -9,6 +9,7 @@ that so its files are interchangeable with published submissions and readable by
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import time
 from decimal import Decimal
@@ -105,8 +106,6 @@ def track_document(
     scores: dict[str, dict[str, np.ndarray]], win: float = 1.0, hop: float = 1.0, metadata: dict | None = None
 ) -> dict:
     """museval's per-track JSON structure; our provenance goes under an extra "mdxnet" key (schema allows it)."""
-    import museval.version
-
     targets = []
     for source, metrics in scores.items():
         frames = [
@@ -118,7 +117,7 @@ def track_document(
             for i in range(len(metrics["SDR"]))
         ]
         targets.append({"name": source, "frames": frames})
-    document = {"targets": targets, "museval_version": museval.version._version}
+    document = {"targets": targets, "museval_version": importlib.metadata.version("museval")}
     if metadata:
         document["mdxnet"] = metadata
     return document
