@@ -54,10 +54,11 @@ class CostModel:
     # "Training throughput": paper size, "0.044-0.051 samples/s" (chunks/s) at batch 1-2 on 2 shared cores: the
     # faster one (a lower bound of the speed, under load)
     cpu_train_chunks_per_s: float = 0.051
-    # GPU training of the paper-size separator, chunks/s by train.batch_size ("Cost model of the paper run":
-    # "no GPU number is measured"; `bench/bench_train.py --device cuda` fills these)
+    # GPU training of the paper-size separator, chunks/s by train.batch_size, fp16 autocast + GradScaler (the
+    # paper's train.amp): "GPU rehearsal on an H200", training-step table, the slowest source at each batch
+    # (drums 41.7 at batch 8, vocals 43.6 at 16). Batch 1 (the CPU rehearsal's) was not measured.
     gpu_train_chunks_per_s: Mapping[int, float | None] = field(
-        default_factory=lambda: {1: None, 8: None, 16: None})
+        default_factory=lambda: {1: None, 8: 41.7, 16: 43.6})
     # "Separation inference speed": one paper-size separator forward, "224.9 GFLOP" per 5.92 s chunk
     paper_forward_flop: float = 224.9e9
     # "Cost model of the paper run", Mixer row ("Idle-machine rerun"): eager PyTorch fp32, "2.16 s per chunk per
@@ -67,8 +68,9 @@ class CostModel:
     # 4 separators + Mixer, 512-frame trim chunks, which cost "154.2 GFLOP per second of audio" (same section)
     cpu_separate_audio_s_per_s: float = 0.873
     paper_separate_flop_per_audio_s: float = 154.2e9
-    # GPU separation, paper size, s of audio/s for the 4 separators (none measured: "Cost model of the paper run")
-    gpu_separate_audio_s_per_s: float | None = None
+    # GPU separation, paper size, s of audio/s for the 4 separators + Mixer: "GPU rehearsal on an H200",
+    # separation table ("135.2" at batch 2, PyTorch fp32)
+    gpu_separate_audio_s_per_s: float | None = 135.2
     # "Cost model of the paper run", separation row: "~3 s per song job outside" the networks (embedded jobs)
     separate_job_s: float = 3.0
     # "Cost model of the paper run", Mixers row: "linear 167 s of audio/s, conv 42 s/s"; "2.3-3.1 s per job"
