@@ -162,3 +162,14 @@ def test_dataset_release_key_is_validated(tmp_path, capsys, edit, key):
 def test_dataset_release_is_typed(params):
     assert params.data.dataset in ("musdb18hq", "musdb18")
     assert params.data.fetch.musdb18.url.endswith("/records/1117372/files/musdb18.zip")
+
+
+def test_printed_schema_checks_a_params_file(capsys):
+    import jsonschema
+
+    assert main(["--params", str(REPO / "params.yaml"), "params", "--schema"]) == 0
+    validator = jsonschema.Draft202012Validator(json.loads(capsys.readouterr().out))
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert not list(validator.iter_errors(raw))
+    raw["train"]["stpes"] = raw["train"].pop("steps")
+    assert {error.validator for error in validator.iter_errors(raw)} == {"required", "additionalProperties"}
