@@ -113,11 +113,13 @@ def key(schema: dict | None = None, *, doc: str, not_compared: str | None = None
     return dataclasses.field(metadata=metadata)
 
 
-def _per_source(name: str) -> dict:
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/$defs/{name}"}
+
+
+def _per_source(one: dict) -> dict:
     """A value either shared by every source or given per source ({vocals: ..., drums: ...})."""
-    one = {"$ref": f"#/$defs/{name}"} if name != "boolean" else {"type": "boolean"}
-    return {"oneOf": [one, {"type": "object", "propertyNames": {"$ref": "#/$defs/source"},
-                            "additionalProperties": one}]}
+    return {"oneOf": [one, {"type": "object", "propertyNames": _ref("source"), "additionalProperties": one}]}
 
 
 # Fragments several keys share, written once: the schema's $defs, referred to by the constants below.
@@ -127,13 +129,21 @@ DEFS: dict[str, dict] = {
     "nonneg_int": {"type": "integer", "minimum": 0},
     "positive_number": {"type": "number", "exclusiveMinimum": 0},
     "probability": {"type": "number", "minimum": 0, "maximum": 1},
-    "per_source_positive_int": _per_source("positive_int"),
-    "per_source_positive_number": _per_source("positive_number"),
-    "per_source_nonneg_int": _per_source("nonneg_int"),
-    "per_source_bool": _per_source("boolean"),
+    "per_source_positive_int": _per_source(_ref("positive_int")),
+    "per_source_positive_number": _per_source(_ref("positive_number")),
+    "per_source_nonneg_int": _per_source(_ref("nonneg_int")),
+    "per_source_bool": _per_source({"type": "boolean"}),
 }
-SOURCE, POSITIVE_INT, NONNEG_INT, POSITIVE_NUMBER, PROBABILITY, PER_SOURCE_POSITIVE_INT, \
-    PER_SOURCE_POSITIVE_NUMBER, PER_SOURCE_NONNEG_INT, PER_SOURCE_BOOL = ({"$ref": f"#/$defs/{name}"} for name in DEFS)
+SOURCE = _ref("source")
+POSITIVE_INT = _ref("positive_int")
+NONNEG_INT = _ref("nonneg_int")
+POSITIVE_NUMBER = _ref("positive_number")
+PROBABILITY = _ref("probability")
+PER_SOURCE_POSITIVE_INT = _ref("per_source_positive_int")
+PER_SOURCE_POSITIVE_NUMBER = _ref("per_source_positive_number")
+PER_SOURCE_NONNEG_INT = _ref("per_source_nonneg_int")
+PER_SOURCE_BOOL = _ref("per_source_bool")
+# Fragments written out where used (not $defs), shared here all the same.
 TEXT = {"type": "string", "minLength": 1}
 NUMBER = {"type": "number"}
 INTEGER = {"type": "integer"}
