@@ -3,6 +3,7 @@ profile overlay, and the trace of which keys a command reads."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -162,3 +163,52 @@ def test_dataset_release_key_is_validated(tmp_path, capsys, edit, key):
 def test_dataset_release_is_typed(params):
     assert params.data.dataset in ("musdb18hq", "musdb18")
     assert params.data.fetch.musdb18.url.endswith("/records/1117372/files/musdb18.zip")
+
+
+def test_printed_schema_checks_a_params_file(capsys):
+    import jsonschema
+
+    assert main(["--params", str(REPO / "params.yaml"), "params", "--schema"]) == 0
+    validator = jsonschema.Draft202012Validator(json.loads(capsys.readouterr().out))
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert not list(validator.iter_errors(raw))
+    raw["train"]["stpes"] = raw["train"].pop("steps")
+    assert {error.validator for error in validator.iter_errors(raw)} == {"required", "additionalProperties"}
+
+
+@pytest.fixture
+def grad_clip_declared(monkeypatch):
+    """A new key declared once, in its section only: train.grad_clip, an opt-in whose neutral value is 0.0."""
+    from mdxnet import config
+
+    @dataclasses.dataclass(frozen=True)
+    class ClippedTrain(config.Train):
+        grad_clip: float = config.key({"type": "number", "minimum": 0}, opt_in=0.0,
+                                      doc="clip the gradient norm; 0: off, as the authors")
+
+    caches = (config.schema, config._validators)  # generated from the declarations once per process
+    monkeypatch.setattr(config, "Train", ClippedTrain)
+    for cache in caches:
+        cache.cache_clear()
+    yield
+    monkeypatch.undo()
+    for cache in caches:
+        cache.cache_clear()
+
+
+def test_a_new_key_declared_once_is_checked_and_compared(tmp_path, capsys, grad_clip_declared):
+    with pytest.raises(ParamsError, match="train: 'grad_clip' is a required property"):
+        load_params(edited_params(tmp_path, lambda raw: None))
+    with pytest.raises(ParamsError, match=r"profiles\.ci\.train\.grad_clip: -1 is less than the minimum of 0"):
+        load_params(edited_params(tmp_path, lambda raw: raw["train"].update(grad_clip=0.0)
+                                  or raw["profiles"]["ci"]["train"].update(grad_clip=-1)))
+
+    def deviations(value: float) -> str:
+        path = edited_params(tmp_path, lambda raw: raw["train"].update(grad_clip=value))
+        assert load_params(path).train.grad_clip == value
+        assert main(["--params", str(path), "params", "--deviations"]) == 0
+        return capsys.readouterr().out
+
+    assert "grad_clip" not in deviations(0.0)  # the neutral value: as the authors
+    row = next(line for line in deviations(1.0).splitlines() if "`train.grad_clip`" in line)
+    assert row.startswith("| `train.grad_clip` | 1 | 0 (") and row.endswith("| authors, paper | mdxnet opt-in |")

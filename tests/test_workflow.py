@@ -92,7 +92,7 @@ def ci_run(tmp_path_factory, stempeg_clip):
 
 # ---- start-up checks -----------------------------------------------------------------------------------------
 def test_params_file_is_valid_under_every_profile_and_the_schema_is_closed():
-    from mdxnet.config import SCHEMA_PATH, load_params
+    from mdxnet.config import load_params, schema
 
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     for name in raw["profiles"]:
@@ -108,8 +108,7 @@ def test_params_file_is_valid_under_every_profile_and_the_schema_is_closed():
             for index, value in enumerate(node):
                 yield from objects(value, f"{path}.{index}")
 
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    for path, node in objects(schema):
+    for path, node in objects(schema()):
         assert node.get("additionalProperties") is False, f"{path} accepts unknown keys"
         assert set(node.get("required", [])) == set(node["properties"]) or path == "schema", f"{path} not complete"
 

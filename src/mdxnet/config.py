@@ -2,9 +2,9 @@
 typed, frozen sections (`Params`).
 
 Every entry point (each `mdxnet` command, the Snakefile) calls `load_params`, so a bad value or a misspelt key
-at any level, inside a profile too, stops it at start with the key's dotted name. The schema
-(`params.schema.yaml`, next to this module) is closed: every key must be named there, and the base values must
-be complete, so code never supplies a default of its own.
+at any level, inside a profile too, stops it at start with the key's dotted name. The schema is generated from
+the sections' declarations below (`key`: one per params key) and is closed: every key must be declared, and the
+base values must be complete, so code never supplies a default of its own.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from typing import Any
 import yaml
 
 DEFAULT_PARAMS = Path("params.yaml")
-SCHEMA_PATH = Path(__file__).with_name("params.schema.yaml")
 # When set, every mdxnet command appends the params keys it read to this file (one JSON line per process): the
 # test that checks each dvc.yaml stage declares what its commands read uses it.
 TRACE_ENV = "MDXNET_PARAMS_TRACE"
@@ -95,6 +94,89 @@ class ParamsError(ValueError):
     """A params file that is missing, unreadable, breaks the schema or names an unknown profile."""
 
 
+# ---- declarations ----------------------------------------------------------------------------------------------
+# Every params key is declared once, as a field of a typed section below (`key`): its JSON-schema fragment (the
+# schema every entry point checks with is generated from these, see `schema`), a one-line doc, and, for a key
+# mdxnet.recipes.GOVERNED does not cite the references for, how the deviations table treats it: `not_compared`
+# (why no reference is compared; on a section field it covers the whole section) or `opt_in` (this project's own
+# switch and its neutral value, the one that behaves as the authors do: the table lists any other value).
+_NOT_OPT_IN = object()  # `opt_in` not given (None, False, 0 are neutral values a switch may have)
+
+
+def key(schema: dict | None = None, *, doc: str, not_compared: str | None = None, opt_in: Any = _NOT_OPT_IN):
+    """A section field's declaration; `schema` None for a field holding a section (its schema is the section's)."""
+    if not_compared is not None and opt_in is not _NOT_OPT_IN:
+        raise TypeError("a key is either not compared or an opt-in, not both")
+    metadata = {"schema": schema, "doc": doc, "not_compared": not_compared}
+    if opt_in is not _NOT_OPT_IN:
+        metadata["opt_in"] = opt_in
+    return dataclasses.field(metadata=metadata)
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/$defs/{name}"}
+
+
+def _per_source(one: dict) -> dict:
+    """A value either shared by every source or given per source ({vocals: ..., drums: ...})."""
+    return {"oneOf": [one, {"type": "object", "propertyNames": _ref("source"), "additionalProperties": one}]}
+
+
+# Fragments several keys share, written once: the schema's $defs, referred to by the constants below.
+DEFS: dict[str, dict] = {
+    "source": {"enum": ["vocals", "drums", "bass", "other"]},
+    "positive_int": {"type": "integer", "minimum": 1},
+    "nonneg_int": {"type": "integer", "minimum": 0},
+    "positive_number": {"type": "number", "exclusiveMinimum": 0},
+    "probability": {"type": "number", "minimum": 0, "maximum": 1},
+    "per_source_positive_int": _per_source(_ref("positive_int")),
+    "per_source_positive_number": _per_source(_ref("positive_number")),
+    "per_source_nonneg_int": _per_source(_ref("nonneg_int")),
+    "per_source_bool": _per_source({"type": "boolean"}),
+}
+SOURCE = _ref("source")
+POSITIVE_INT = _ref("positive_int")
+NONNEG_INT = _ref("nonneg_int")
+POSITIVE_NUMBER = _ref("positive_number")
+PROBABILITY = _ref("probability")
+PER_SOURCE_POSITIVE_INT = _ref("per_source_positive_int")
+PER_SOURCE_POSITIVE_NUMBER = _ref("per_source_positive_number")
+PER_SOURCE_NONNEG_INT = _ref("per_source_nonneg_int")
+PER_SOURCE_BOOL = _ref("per_source_bool")
+# Fragments written out where used (not $defs), shared here all the same.
+TEXT = {"type": "string", "minLength": 1}
+NUMBER = {"type": "number"}
+INTEGER = {"type": "integer"}
+BOOLEAN = {"type": "boolean"}
+URL = {"type": "string", "pattern": "^(https?|file)://"}
+MD5 = {"type": ["string", "null"], "pattern": "^[0-9a-f]{32}$"}
+BYTES = {"type": ["integer", "null"], "minimum": 1}
+DEVICE = {"enum": ["auto", "cpu", "cuda"]}
+
+
+def enum(*values: Any) -> dict:
+    return {"enum": list(values)}
+
+
+def array(items: dict, **constraints: Any) -> dict:
+    return {"type": "array", "items": items, **constraints}
+
+
+def per_source_object(value: dict) -> dict:
+    """One value for each of the four sources, all given."""
+    names = DEFS["source"]["enum"]
+    return {"type": "object", "additionalProperties": False, "required": names,
+            "properties": {name: value for name in names}}
+
+
+# Reasons shared by several keys.
+_NO_EFFECT = "; no effect on the result"
+_RESUMABLE = "resumable checkpoints" + _NO_EFFECT
+_REDRAW_ONLY = "read only when sampler.silent_redraw_prob > 0 (that row shows the deviation)"
+_CONV_ONLY = "read only when mixer.kind is conv (mdxnet's own; the mixer.kind row shows it)"
+_SISEC_FRAMES = "SiSEC2018's 1 s frames (how results are scored, not how they are made)"
+
+
 # ---- typed sections --------------------------------------------------------------------------------------------
 PerSource = Any  # a value shared by every source, or a {source: value} mapping (see `per_source`)
 _TRACE: set[str] | None = None
@@ -123,7 +205,7 @@ class Section:
         for field in dataclasses.fields(cls):
             kind = hints[field.name]
             value = values[field.name]
-            if isinstance(kind, type) and issubclass(kind, Section):
+            if is_section(kind):
                 value = kind.build(value, f"{path}{field.name}.")
             kwargs[field.name] = value
         section = cls(**kwargs)
@@ -131,71 +213,88 @@ class Section:
         return section
 
 
+def is_section(kind: Any) -> bool:
+    return isinstance(kind, type) and issubclass(kind, Section)
+
+
 @dataclass(frozen=True)
 class Record(Section):
-    url: str
-    md5: str | None
-    size: int | None
+    url: str = key(URL, doc="where the archive is downloaded from")
+    md5: str | None = key(MD5, doc="the archive's md5 as published; null: zip integrity only")
+    size: int | None = key(BYTES, doc="the archive's size in bytes; null: unknown")
 
 
 @dataclass(frozen=True)
 class Fetch(Section):
-    url: str
-    md5: str | None
-    size: int | None
-    musdb18: Record
-    download_dir: str
-    timeout_s: float
+    url: str = key(URL, doc="MUSDB18-HQ's archive (data.dataset musdb18hq)")
+    md5: str | None = key(MD5, doc="its md5 as published; null: zip integrity only")
+    size: int | None = key(BYTES, doc="its size in bytes; null: unknown")
+    musdb18: Record = key(doc="MUSDB18's archive (data.dataset musdb18)")
+    download_dir: str = key(TEXT, doc="where archives are downloaded to")
+    timeout_s: float = key(POSITIVE_NUMBER, doc="seconds per network read; a rerun resumes from the .part file")
 
 
 @dataclass(frozen=True)
 class Synth(Section):
-    tracks: int
-    valid_tracks: int
-    test_tracks: int
-    seconds: float
-    seed: int
-    jobs: int
-    soundfont: str
-    syllables: bool
+    tracks: int = key(POSITIVE_INT, doc="songs generated in all (train = tracks - valid - test)")
+    valid_tracks: int = key(NONNEG_INT, doc="of which validation songs")
+    test_tracks: int = key(POSITIVE_INT, doc="of which test songs")
+    seconds: float = key(POSITIVE_NUMBER, doc="length of each song")
+    seed: int = key(INTEGER, doc="seed of the generated songs")
+    jobs: int = key(POSITIVE_INT, doc="songs rendered in parallel")
+    soundfont: str = key(TEXT, doc="the General MIDI soundfont the songs are rendered with")
+    syllables: bool = key(BOOLEAN, doc="add espeak-ng sung words to the vocal stem")
 
 
 @dataclass(frozen=True)
 class DataCheck(Section):
-    mix_snr_db: float
-    stem_mix_snr_db: float
+    mix_snr_db: float = key(NUMBER, doc="least SNR (dB) of the mixture against the sum of the stems (wav)")
+    stem_mix_snr_db: float = key(NUMBER, doc="the same for .stem.mp4 files, each stream AAC-coded on its own")
 
 
 @dataclass(frozen=True)
 class Data(Section):
-    dataset: str
-    root: str
-    decoded_root: str
-    origin: str
-    fetch: Fetch
-    valid_split: str
-    extra_test: list
-    synth: Synth
-    check: DataCheck
+    dataset: str = key(enum("musdb18hq", "musdb18"), doc="which release of MUSDB trains and is scored")
+    root: str = key(TEXT, doc="the dataset folder, in the layout `dataset` names", not_compared="where the dataset lives")
+    decoded_root: str = key(TEXT, doc="where a MUSDB18 dataset's training stems are decoded to wav",
+                            not_compared="where a MUSDB18 dataset's training stems are decoded to wav (same values)")
+    origin: str = key(enum("fetch", "synth", "existing"), doc="how `root` comes to exist")
+    fetch: Fetch = key(doc="the downloads of MUSDB18-HQ and MUSDB18",
+                       not_compared="how MUSDB18-HQ / MUSDB18 is downloaded")
+    valid_split: str = key(enum("musdb", "none"), doc="musdb's 14 validation tracks, or none")
+    extra_test: list = key(array(TEXT), doc="extra .stem.mp4 songs scored beside the test set",
+                           not_compared="extra songs scored beside the test set; no effect on training")
+    synth: Synth = key(doc="the generated dataset (origin synth)", not_compared="the generated dataset of the "
+                       "embedded/ci profiles (data.origin shows that deviation)")
+    check: DataCheck = key(doc="`mdxnet data check`'s thresholds",
+                           not_compared="a check of the dataset, not a choice of the recipe")
 
 
 @dataclass(frozen=True)
 class Augment(Section):
-    root: str
-    pitch_semitones: list
-    tempo_rates: list
-    grid: str
-    speech_sources: list
+    root: str = key(TEXT, doc="the augmentation cache", not_compared="where the augmentation cache lives")
+    pitch_semitones: list = key(array({"type": "number", "minimum": -12, "maximum": 12}),
+                                doc="the grid's pitch shifts (0: unchanged)")
+    tempo_rates: list = key(array({"type": "number", "exclusiveMinimum": 0}),
+                            doc="the grid's tempo rates (1.0: unchanged; r plays r times as fast)")
+    grid: str = key(enum("product", "axes"), doc="every (pitch, tempo) pair, or each axis alone")
+    speech_sources: list = key(array(SOURCE, uniqueItems=True), doc="sources rendered with rubberband's short window")
+
+
+_TRANSFORM = {"type": "object", "additionalProperties": False, "required": ["name", "p", "args"],
+              "properties": {"name": TEXT, "p": PROBABILITY, "args": {"type": "object"}}}
 
 
 @dataclass(frozen=True)
 class Sampler(Section):
-    use_augmented: bool
-    variant_draw: str
-    silence_db: float
-    silent_redraw_prob: float
-    max_redraws: int
-    transforms: list
+    use_augmented: bool = key(BOOLEAN, doc="also draw from the augmentation cache")
+    variant_draw: str = key(enum("pairs", "per_track"), doc="uniform over (track, variant) pairs, or a track first")
+    silence_db: float = key({"type": "number", "maximum": 0}, doc="a stem chunk quieter than this (RMS, dBFS) is "
+                            "silent", not_compared=_REDRAW_ONLY)
+    silent_redraw_prob: float = key(PROBABILITY, doc="chance a silent stem chunk is re-drawn")
+    max_redraws: int = key(NONNEG_INT, doc="re-draws at most per chunk", not_compared=_REDRAW_ONLY)
+    # whether `name` is a known class and `args` fit it is checked in __post_init__ (mdxnet.transforms)
+    transforms: list = key(array(_TRANSFORM), doc="waveform transforms applied to each stem, in order")
 
     def __post_init__(self):
         # Unknown transform classes and bad arguments stop every entry point at start, not when training begins
@@ -213,162 +312,195 @@ class Sampler(Section):
 
 @dataclass(frozen=True)
 class Model(Section):
-    arch: PerSource
-    hop: PerSource
-    dim_f: PerSource
-    dim_t: PerSource
-    num_blocks: PerSource
-    num_convs: PerSource
-    channels: PerSource
-    growth: PerSource
-    kernel: PerSource
-    bottleneck: PerSource
-    bias: PerSource
-    n_fft: PerSource
+    # mdxnet.models.SEPARATORS: v2 TFCTDFUNet | v1 TFCTDFUNetV1 (needs growth 0)
+    arch: PerSource = key(enum("v2", "v1"), doc="the separator network: TFC-TDF-U-Net v2 or v1")
+    hop: PerSource = key(PER_SOURCE_POSITIVE_INT, doc="STFT hop (samples)")
+    dim_f: PerSource = key(PER_SOURCE_POSITIVE_INT, doc="frequency bins kept (the lowest)")
+    dim_t: PerSource = key(PER_SOURCE_POSITIVE_INT, doc="STFT frames per training chunk")
+    num_blocks: PerSource = key(PER_SOURCE_POSITIVE_INT, doc="TFC-TDF blocks of the U-Net")
+    num_convs: PerSource = key(PER_SOURCE_POSITIVE_INT, doc="convolutions per TFC block (l)")
+    channels: PerSource = key(PER_SOURCE_POSITIVE_INT, doc="channels of the first convolution")
+    growth: PerSource = key(PER_SOURCE_NONNEG_INT, doc="channels added per scale (g)")
+    kernel: PerSource = key(PER_SOURCE_POSITIVE_INT, doc="convolution kernel size (k)")
+    bottleneck: PerSource = key(PER_SOURCE_POSITIVE_INT, doc="TDF bottleneck factor (bn)")
+    bias: PerSource = key(PER_SOURCE_BOOL, doc="whether the TDF layers have a bias")
+    n_fft: PerSource = key(PER_SOURCE_POSITIVE_INT, doc="STFT size")
 
 
 @dataclass(frozen=True)
 class Mixer(Section):
-    kind: str
-    init: str
-    hidden: int
-    layers: int
-    kernel: int
+    kind: str = key(enum("linear", "conv"), doc="one 1x1 layer, or a deeper Mixer over time")
+    init: str = key(enum("random", "identity"), doc="PyTorch's default init, or the separators' output")
+    hidden: int = key(POSITIVE_INT, doc="the conv Mixer's channels", not_compared=_CONV_ONLY)
+    layers: int = key(POSITIVE_INT, doc="the conv Mixer's layers", not_compared=_CONV_ONLY)
+    kernel: int = key(POSITIVE_INT, doc="the conv Mixer's kernel size", not_compared=_CONV_ONLY)
 
 
 @dataclass(frozen=True)
 class MixerTrain(Section):
-    lr: float
-    batch_size: int
-    steps: int
-    valid_every: int
-    checkpoint_every: int
-    loss: str
-    edge_trim: int
+    lr: float = key(POSITIVE_NUMBER, doc="the Mixer's RMSProp learning rate")
+    batch_size: int = key(POSITIVE_INT, doc="the Mixer's batch (one value, not per source)")
+    steps: int = key(POSITIVE_INT, doc="the Mixer's step budget")
+    valid_every: int = key(POSITIVE_INT, doc="steps between the Mixer's validations")
+    checkpoint_every: int = key(POSITIVE_INT, doc="steps between the Mixer's resumable checkpoints",
+                                not_compared=_RESUMABLE)
+    loss: str = key(enum("mse", "l1"), doc="the Mixer's loss")
+    edge_trim: int = key(NONNEG_INT, doc="samples at each edge of the chunk left out of the loss")
 
 
 @dataclass(frozen=True)
 class Health(Section):
-    min_level_db: float
-    min_sdr_db: float
+    min_level_db: float = key(NUMBER, doc="estimates this much quieter than the target are reported")
+    min_sdr_db: float = key({"type": "number", "minimum": 0}, doc="validation SDR this close to 0 dB is reported")
 
 
 @dataclass(frozen=True)
 class EarlyStoppingParams(Section):
-    patience: int | None
-    min_delta: float
+    patience: int | None = key({"type": ["integer", "null"], "minimum": 1},
+                               doc="validations without improvement before stopping; null: the step budget only")
+    min_delta: float = key({"type": "number", "minimum": 0}, doc="dB a validation must beat the best by")
 
 
 @dataclass(frozen=True)
 class Train(Section):
-    seed: int
-    loss: str
-    optimizer: str
-    lr: PerSource
-    lr_scale: float
-    batch_size: PerSource
-    steps: int
-    valid_every: int
-    early_stopping: EarlyStoppingParams
-    deterministic: bool
-    valid_sdr: str
-    valid_reduce: str
-    valid_chunks: str
-    amp: bool
-    amp_dtype: str
-    checkpoint_every: int
-    log_every: int
-    remix_prob: float
-    num_workers: int
-    health: Health
-    device: str
-    mixer: MixerTrain
+    seed: int = key(INTEGER, doc="seed of training", not_compared="a seed reproduces a random stream only within "
+                    "the same code (the authors': 2021, configs/experiment/*.yaml)")
+    loss: str = key(enum("l1", "mse"), doc="the separators' loss")
+    optimizer: str = key(enum("rmsprop"), doc="RMSProp without momentum (the only one built)")
+    lr: PerSource = key(PER_SOURCE_POSITIVE_NUMBER, doc="learning rate")
+    lr_scale: float = key(POSITIVE_NUMBER, doc="multiplies every lr (profiles change this, not lr)")
+    batch_size: PerSource = key(PER_SOURCE_POSITIVE_INT, doc="chunks per training batch")
+    steps: int = key(POSITIVE_INT, doc="the step budget")
+    valid_every: int = key(POSITIVE_INT, doc="steps between validations")
+    early_stopping: EarlyStoppingParams = key(doc="stop once validations no longer improve")
+    deterministic: bool = key(BOOLEAN, doc="cuDNN's deterministic algorithms on CUDA")
+    valid_sdr: str = key(enum("authors", "mdx"), doc="the validation SDR's formula")
+    valid_reduce: str = key(enum("mean", "median"), doc="how validation tracks' SDRs are reduced")
+    valid_chunks: str = key(enum("training", "inference"), doc="how a validation track is cut")
+    amp: bool = key(BOOLEAN, doc="mixed precision on CUDA")
+    amp_dtype: str = key(enum("bfloat16", "float16"), doc="mixed precision's type")
+    checkpoint_every: int = key(POSITIVE_INT, doc="steps between resumable checkpoints", not_compared=_RESUMABLE)
+    log_every: int = key(POSITIVE_INT, doc="steps averaged into one dvclive row", not_compared="logging")
+    remix_prob: float = key(PROBABILITY, doc="per source, the chance its stem comes from its own random track")
+    num_workers: int = key(NONNEG_INT, doc="data loading processes", not_compared="data loading processes"
+                           + _NO_EFFECT)
+    health: Health = key(doc="collapse check of each trained separator", not_compared="a check of the trained "
+                         "separators (mdxnet's own), not a choice of how they are trained")
+    device: str = key(DEVICE, doc="where `mdxnet train` runs", not_compared="where training runs")
+    mixer: MixerTrain = key(doc="the Mixer's training")
 
 
 @dataclass(frozen=True)
 class Separate(Section):
-    stitch: str
-    chunk_frames: PerSource
-    overlap: PerSource
-    batch: int
-    parallel: int
-    device: str
-    backend: str
-    onnx_cache: str
+    stitch: str = key(enum("trim", "crossfade"), doc="how chunks are joined")
+    chunk_frames: PerSource = key(PER_SOURCE_POSITIVE_INT, doc="STFT frames per chunk")
+    overlap: PerSource = key(PER_SOURCE_NONNEG_INT, doc="samples trimmed or crossfaded at each chunk edge")
+    batch: int = key(POSITIVE_INT, doc="chunks per forward pass", not_compared="chunks per forward pass"
+                     + _NO_EFFECT)
+    parallel: int = key(POSITIVE_INT, doc="separators run at once on the CPU",
+                        not_compared="separators run at once on the CPU" + _NO_EFFECT)
+    device: str = key(DEVICE, doc="where inference runs", not_compared="where inference runs")
+    backend: str = key(enum("onnx", "torch"), doc="ONNX Runtime or PyTorch",
+                       not_compared="ONNX Runtime or PyTorch: how inference runs, not what it computes")
+    onnx_cache: str = key(TEXT, doc="where exported ONNX files live", not_compared="where exported ONNX files live")
 
 
 @dataclass(frozen=True)
 class Irm(Section):
-    n_fft: int
-    hop: int
-    alpha: float
+    n_fft: int = key(POSITIVE_INT, doc="the oracle's STFT size")
+    hop: int = key(POSITIVE_INT, doc="the oracle's STFT hop")
+    alpha: float = key(POSITIVE_NUMBER, doc="the mask's exponent (2: IRM2)")
 
 
 @dataclass(frozen=True)
 class Bootstrap(Section):
-    resamples: int
-    confidence: float
-    seed: int
-    min_songs: int
+    resamples: int = key(POSITIVE_INT, doc="bootstrap resamples of the songs")
+    confidence: float = key({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                            doc="the interval's confidence")
+    seed: int = key(NONNEG_INT, doc="seed of the resampling")
+    min_songs: int = key(POSITIVE_INT, doc="fewer songs are flagged as unreliable")
 
 
 @dataclass(frozen=True)
 class Evaluate(Section):
-    win: float
-    hop: float
-    mem_mb_per_minute: float
-    jobs: int
-    backend: str
-    crosscheck_tolerance_db: float
-    irm: Irm
-    audit_tolerance: float
-    bootstrap: Bootstrap
+    win: float = key(POSITIVE_NUMBER, doc="BSS Eval frame (s)", not_compared=_SISEC_FRAMES)
+    hop: float = key(POSITIVE_NUMBER, doc="BSS Eval hop (s)", not_compared=_SISEC_FRAMES)
+    mem_mb_per_minute: float = key(POSITIVE_NUMBER, doc="memory per scoring job, MB per minute of audio",
+                                   not_compared="a memory reservation per scoring job")
+    jobs: int = key(POSITIVE_INT, doc="scoring processes", not_compared="scoring processes; no effect on the numbers")
+    backend: str = key(enum("museval", "fast"), doc="museval or this project's fast BSS Eval",
+                       not_compared="a row of its own when not museval (scoring_default_rows): this project's "
+                       "default, not a recipe's, the base values staying the authors'")
+    crosscheck_tolerance_db: float = key(
+        {"type": "number", "exclusiveMinimum": 0}, doc="largest difference (dB) of the fast backend from museval",
+        not_compared="how far the fast backend may differ from museval (evaluate.backend's row)")
+    irm: Irm = key(doc="the ideal ratio mask oracle", not_compared="the IRM oracle baseline row (SiSEC2018's "
+                   "IRM2), not the model")
+    audit_tolerance: float = key({"type": "number", "minimum": 0}, doc="`mdxnet audit` flags numbers further off "
+                                 "(dB)", not_compared="`mdxnet audit`'s flagging threshold")
+    bootstrap: Bootstrap = key(doc="uncertainty of the medians over songs",
+                               not_compared="the uncertainty shown beside the medians, not the medians")
 
 
 @dataclass(frozen=True)
 class Blend(Section):
-    second: dict
-    weights: dict
+    second: dict = key({"type": "object", "propertyNames": {"pattern": "^[a-z0-9][a-z0-9_-]*$"},
+                        "additionalProperties": TEXT}, doc="{name: folder} of second systems to blend with",
+                       not_compared="which second system's estimates make the extra blend row (the authors': "
+                       "Demucs-v2, not shipped; default: this run's conv Mixer as a stand-in); the recipe's rows are "
+                       "unchanged")
+    weights: dict = key(per_source_object({"type": "number", "minimum": 0, "maximum": 1}),
+                        doc="b, the weight of our estimate per source")
 
 
 @dataclass(frozen=True)
 class Report(Section):
-    compare_with: str
-    boxplot: str
+    compare_with: str = key(enum("ismir2021-mdx-workshop", "arxiv-2111.12203"), doc="the paper version compared with")
+    boxplot: str = key({"type": "string", "pattern": "\\.png$"}, doc="the box plot's file name")
+
+
+_PUBLISHED_FILES = {"type": "object", "additionalProperties": False,
+                    "required": ["vocals", "drums", "bass", "other", "mixer"],
+                    "properties": {"vocals": TEXT, "drums": TEXT, "bass": TEXT, "other": TEXT,
+                                   "mixer": {"type": ["string", "null"], "minLength": 1}}}
 
 
 @dataclass(frozen=True)
 class Published(Section):
-    dir: str
-    files: dict
-    mixer_sources: list
+    dir: str = key(TEXT, doc="where the downloaded files are")
+    files: dict = key(_PUBLISHED_FILES, doc="file of each separator and of the Mixer (null: none) in `dir`")
+    mixer_sources: list = key(array(SOURCE, uniqueItems=True), doc="source order of the Mixer file")
 
 
 @dataclass(frozen=True)
 class Models(Section):
-    origin: str
-    published: Published
+    origin: str = key(enum("train", "import"), doc="trained here, or published weights imported")
+    published: Published = key(doc="the published weights")
 
 
 @dataclass(frozen=True)
 class Params(Section):
     """The resolved params (recipe and profile applied), one typed section per block of params.yaml."""
 
-    recipe: str | None
-    profile: str | None
-    sample_rate: int
-    sources: list
-    data: Data
-    augment: Augment
-    sampler: Sampler
-    model: Model
-    mixer: Mixer
-    train: Train
-    separate: Separate
-    evaluate: Evaluate
-    blend: Blend
-    report: Report
-    models: Models
+    recipe: str | None = key(enum("authors", "paper", "mdxnet"), doc="how: the overlay from `recipes` applied",
+                             not_compared="the recipe itself (named above the table)")
+    profile: str | None = key(TEXT, doc="the scale: the overlay from `profiles` applied after the recipe",
+                              not_compared="the profile itself (named above the table)")
+    sample_rate: int = key({"type": "integer", "minimum": 8000}, doc="samples per second of every signal")
+    sources: list = key(array(SOURCE, minItems=1, uniqueItems=True), doc="the sources separated",
+                        not_compared="the four MUSDB sources, all separated")
+    data: Data = key(doc="the dataset")
+    augment: Augment = key(doc="the pitch/tempo augmentation grid")
+    sampler: Sampler = key(doc="training examples")
+    model: Model = key(doc="the separator network, shared or per source")
+    mixer: Mixer = key(doc="the Mixer over the separators' outputs")
+    train: Train = key(doc="training the separators and the Mixer")
+    separate: Separate = key(doc="inference")
+    evaluate: Evaluate = key(doc="scoring")
+    blend: Blend = key(doc="the blend row with a second system")
+    report: Report = key(doc="the report", not_compared="how results are reported")
+    models: Models = key(doc="where the models come from", not_compared="where the models come from (trained "
+                         "here, or published weights imported: the table labels those rows)")
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved values as plain data (what checkpoints and reports record)."""
@@ -393,9 +525,46 @@ class Params(Section):
 
 
 # ---- schema ----------------------------------------------------------------------------------------------------
+def declarations(cls: type = None, prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted key, declaration) of every field of `cls` (default: Params), a section's before its own fields."""
+    cls = Params if cls is None else cls
+    hints = typing.get_type_hints(cls)
+    found = []
+    for field in dataclasses.fields(cls):
+        if "doc" not in field.metadata:
+            raise TypeError(f"{cls.__name__}.{field.name} is not declared: give it a `key(...)`")
+        found.append((f"{prefix}{field.name}", field.metadata))
+        if is_section(hints[field.name]):
+            found += declarations(hints[field.name], f"{prefix}{field.name}.")
+    return found
+
+
+def section_schema(cls: type) -> dict:
+    """A section's JSON schema: closed, every field required, each field's fragment (or section) and doc."""
+    hints = typing.get_type_hints(cls)
+    properties = {}
+    for field in dataclasses.fields(cls):
+        declared = field.metadata
+        kind = hints[field.name]
+        fragment = section_schema(kind) if is_section(kind) else copy.deepcopy(declared["schema"])
+        properties[field.name] = {**fragment, "description": declared["doc"]}
+    return {"type": "object", "additionalProperties": False, "required": list(properties), "properties": properties}
+
+
+# The raw file's overlay tables (checked against the overlay schema by `_validators`), resolved away.
+_TABLES_DOC = {"recipes": "overlays saying how (authors, paper, mdxnet), applied first",
+               "profiles": "overlays saying the scale, applied after the recipe"}
+
+
 @functools.cache
 def schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    """The JSON schema of a params file, generated from the sections' declarations (`mdxnet params --schema`)."""
+    generated = section_schema(Params)
+    for table in OVERLAY_CHOICES.values():
+        generated["properties"][table] = {"type": "object", "description": _TABLES_DOC[table]}
+        generated["required"].append(table)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "description": "mdxnet params.yaml",
+            "$defs": copy.deepcopy(DEFS), **generated}
 
 
 def _without_required(node: Any) -> Any:
@@ -501,7 +670,8 @@ def check_raw(raw: Any, where: str) -> dict:
                 prefix = f"recipe {recipe} + profile {profile} resolves to "
                 problems += schema_problems(resolved_validator, resolve_profile(raw, profile, recipe), prefix)
     if problems:
-        raise ParamsError(f"{where} has bad values (schema: src/mdxnet/{SCHEMA_PATH.name}); fix them and rerun:\n"
+        raise ParamsError(f"{where} has bad values (schema: `mdxnet params --schema`, declared in "
+                          "src/mdxnet/config.py); fix them and rerun:\n"
                           + "\n".join(problems))
     return raw
 

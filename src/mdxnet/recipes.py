@@ -14,7 +14,8 @@ References (read for this table; nothing here is from memory):
 
 Kinds of deviation (`Deviation.kind`):
 - recipe (paper's text) / recipe (authors' code): the run follows one reference where the two disagree;
-- mdxnet opt-in: this project's own choice, in neither reference;
+- mdxnet opt-in: this project's own choice, in neither reference (a governed key's value, or one of this
+  project's own switches, declared with `opt_in` in mdxnet.config, set away from its neutral value);
 - scale (profile NAME): the profile sizes it (steps, model sizes, batch) or the authors count it in epochs;
   network (profile NAME) when that profile swaps the network (v1); mdxnet opt-in (profile NAME) when the profile
   sets a choice of method (a `method` row: e.g. the Mixer's init), not a size;
@@ -23,8 +24,9 @@ Kinds of deviation (`Deviation.kind`):
   score, BatchNorm statistics under data parallelism);
 - authors' code bug, not reproduced.
 
-Every leaf key of the params is either a row of GOVERNED or named in IGNORED with the reason:
-tests/test_recipes.py fails on a new key that is neither.
+Every leaf key of the params is either a row of GOVERNED or declared in mdxnet.config (`key`) with why it is not
+compared (`not_compared`, itself or its section) or as this project's own switch (`opt_in`, with its neutral
+value): tests/test_recipes.py fails on a new key that is none of these.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mdxnet.config import declarations
 
 AUTHORS = "kuielab/mdx-net@Leaderboard_A"
 SUBMISSION = "kuielab/mdx-net-submission@leaderboard_A"
@@ -225,53 +229,16 @@ GOVERNED: tuple[Governed, ...] = (
 # gain_db and channel_swap_prob; the step-counted loop dropped items).
 FORMER_KEYS = frozenset({"sampler.gain_db", "sampler.channel_swap_prob", "sampler.items"})
 
-# Params keys (or whole sections) no recipe governs, each with why it is not compared.
-IGNORED: dict[str, str] = {
-    "recipe": "the recipe itself (named above the table)",
-    "profile": "the profile itself (named above the table)",
-    "sources": "the four MUSDB sources, all separated",
-    "data.root": "where the dataset lives",
-    "data.fetch": "how MUSDB18-HQ / MUSDB18 is downloaded",
-    "data.decoded_root": "where a MUSDB18 dataset's training stems are decoded to wav (same values)",
-    "data.extra_test": "extra songs scored beside the test set; no effect on training",
-    "data.synth": "the generated dataset of the embedded/ci profiles (data.origin shows that deviation)",
-    "data.check": "a check of the dataset, not a choice of the recipe",
-    "augment.root": "where the augmentation cache lives",
-    "sampler.silence_db": "read only when sampler.silent_redraw_prob > 0 (that row shows the deviation)",
-    "sampler.max_redraws": "read only when sampler.silent_redraw_prob > 0 (that row shows the deviation)",
-    "sampler.items": "dataset length of the step-counted loop (the authors count epochs: train.steps)",
-    "mixer.hidden": "read only when mixer.kind is conv (mdxnet's own; the mixer.kind row shows it)",
-    "mixer.layers": "read only when mixer.kind is conv (mdxnet's own; the mixer.kind row shows it)",
-    "mixer.kernel": "read only when mixer.kind is conv (mdxnet's own; the mixer.kind row shows it)",
-    "train.seed": "a seed reproduces a random stream only within the same code (the authors': 2021, "
-                  "configs/experiment/*.yaml)",
-    "train.checkpoint_every": "resumable checkpoints; no effect on the result",
-    "train.log_every": "logging",
-    "train.health": "a check of the trained separators (mdxnet's own), not a choice of how they are trained",
-    "train.num_workers": "data loading processes; no effect on the result",
-    "train.device": "where training runs",
-    "train.mixer.checkpoint_every": "resumable checkpoints; no effect on the result",
-    "separate.batch": "chunks per forward pass; no effect on the result",
-    "separate.parallel": "separators run at once on the CPU; no effect on the result",
-    "separate.device": "where inference runs",
-    "separate.backend": "ONNX Runtime or PyTorch: how inference runs, not what it computes",
-    "separate.onnx_cache": "where exported ONNX files live",
-    "evaluate.win": "SiSEC2018's 1 s frames (how results are scored, not how they are made)",
-    "evaluate.hop": "SiSEC2018's 1 s frames (how results are scored, not how they are made)",
-    "evaluate.mem_mb_per_minute": "a memory reservation per scoring job",
-    "evaluate.jobs": "scoring processes; no effect on the numbers",
-    "evaluate.backend": "a row of its own when not museval (scoring_default_rows): this project's default, not a "
-                        "recipe's, the base values staying the authors'",
-    "evaluate.crosscheck_tolerance_db": "how far the fast backend may differ from museval (evaluate.backend's row)",
-    "evaluate.irm": "the IRM oracle baseline row (SiSEC2018's IRM2), not the model",
-    "evaluate.audit_tolerance": "`mdxnet audit`'s flagging threshold",
-    "evaluate.bootstrap": "the uncertainty shown beside the medians, not the medians",
-    "blend.second": "which second system's estimates make the extra blend row (the authors': Demucs-v2, not "
-                    "shipped; default: this run's conv Mixer as a stand-in); the recipe's rows are unchanged",
-    "report": "how results are reported",
-    "models": "where the models come from (trained here, or published weights imported: the table labels those "
-              "rows)",
-}
+def ignored_reasons() -> dict[str, str]:
+    """Params keys (or whole sections) no recipe governs, each with why it is not compared: their declarations'
+    `not_compared` (mdxnet.config.key)."""
+    return {key: declared["not_compared"] for key, declared in declarations() if declared["not_compared"]}
+
+
+def opt_ins() -> dict[str, Any]:
+    """This project's own switches and their neutral values, the ones that behave as the authors' code: their
+    declarations' `opt_in` (mdxnet.config.key)."""
+    return {key: declared["opt_in"] for key, declared in declarations() if "opt_in" in declared}
 
 
 @dataclass(frozen=True)
@@ -403,9 +370,10 @@ def leaf_keys(node: Any, prefix: str = "") -> list[str]:
 
 
 def ignored(key: str) -> bool:
-    """Whether IGNORED names `key` or a section holding it."""
+    """Whether `key` or a section holding it is declared not compared."""
+    reasons = ignored_reasons()
     parts = key.split(".")
-    return any(".".join(parts[:n]) in IGNORED for n in range(1, len(parts) + 1))
+    return any(".".join(parts[:n]) in reasons for n in range(1, len(parts) + 1))
 
 
 def lookup(values: dict, key: str, missing: Any = None) -> Any:
@@ -511,13 +479,31 @@ def deviations(params, raw: dict | None = None, equal: bool = False) -> list[Dev
         kind = _kind(row, value, params, overlays, sources) if from_authors or from_paper else KIND_EQUAL
         rows.append(Deviation(row.key, show(value), _shown(row.authors), row.authors.source, _shown(paper_ref),
                               paper_ref.source, kind, from_authors, from_paper))
-    return rows + _profile_rows(values, params, overlays, sources) + scoring_default_rows(params) + list(FIXED)
+    return (rows + _opt_in_rows(values, sources, equal) + _profile_rows(values, params, overlays, sources)
+            + scoring_default_rows(params) + list(FIXED))
 
 
-def _ignored_entry(key: str) -> str:
-    """The IGNORED entry that covers `key` (the key itself or the section holding it)."""
+_OPT_IN_SOURCE = "this project's own switch, whose neutral value behaves as the authors' code (src/mdxnet/config.py)"
+
+
+def _opt_in_rows(values: dict, sources: list[str], equal: bool) -> list[Deviation]:
+    """This project's own switches set away from their neutral value (with `equal`, also those left at it). The
+    neutral value behaves as the authors' code, and the paper, silent on a switch the authors lack, follows it."""
+    rows = []
+    for key, neutral in opt_ins().items():
+        value = lookup(values, key)
+        off = not matches(neutral, value, sources)
+        if off or equal:
+            rows.append(Deviation(key, show(value), show(neutral), _OPT_IN_SOURCE, SILENT, SILENT,
+                                  KIND_OPT_IN if off else KIND_EQUAL, off, off))
+    return rows
+
+
+
+def _ignored_entry(key: str, reasons: dict[str, str]) -> str:
+    """The not-compared entry that covers `key` (the key itself or the section holding it)."""
     parts = key.split(".")
-    return next(".".join(parts[:n]) for n in range(1, len(parts) + 1) if ".".join(parts[:n]) in IGNORED)
+    return next(".".join(parts[:n]) for n in range(1, len(parts) + 1) if ".".join(parts[:n]) in reasons)
 
 
 def _profile_rows(values: dict, params, overlays: Overlays, sources: list[str]) -> list[Deviation]:
@@ -526,13 +512,14 @@ def _profile_rows(values: dict, params, overlays: Overlays, sources: list[str]) 
     changes shows up (tests/test_recipes.py checks this for the paper rehearsal)."""
     if overlays.recipe_values is None:
         return []
+    reasons = ignored_reasons()
     rows = []
-    for key in sorted({_ignored_entry(key) for key in overlays.profile_keys if ignored(key)}):
+    for key in sorted({_ignored_entry(key, reasons) for key in overlays.profile_keys if ignored(key)}):
         value, without = lookup(values, key), lookup(overlays.recipe_values, key)
         if matches(without, value, sources):
             continue
         rows.append(Deviation(key, show(value), f"{show(without)} (without the profile)",
-                              f"not compared: {IGNORED[key]}", SILENT, SILENT, f"scale (profile {params.profile})",
+                              f"not compared: {reasons[key]}", SILENT, SILENT, f"scale (profile {params.profile})",
                               False, False))
     return rows
 
