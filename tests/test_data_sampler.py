@@ -222,9 +222,9 @@ def test_uses_augmentation_variants_when_cached(synth_dataset, params, tmp_path)
 
     p = params.replace({"augment": {"root": str(tmp_path / "aug"), "pitch_semitones": [1], "tempo_rates": []}})
     track = list_tracks(synth_dataset, "train", p.data.valid_split)[0]
-    augment_track(track, p, progress=False)
+    augment_track(track, p.augment, progress=False)
     names = [v.name for v in track_variants(p, track)]
-    assert len(variants(p)) == 1 and names == ["original", *variants(p)]
+    assert len(variants(p.augment)) == 1 and names == ["original", *variants(p.augment)]
     assert [v.name for v in track_variants(p, track, use_augmented=False)] == ["original"]
 
 

@@ -257,7 +257,7 @@ def augment_stage(params: Params, songs: Songs, cost: CostModel, importing: bool
     """One rubberband job per training song; the cache size is diskspace's estimate (the refusal's)."""
     if importing:
         return Stage("augmentation", 0, 0, 0.0, note="skipped: models.origin import")
-    rates = [rate for _, rate in variants(params).values()]
+    rates = [rate for _, rate in variants(params.augment).values()]
     written = sum(songs.train) * sum(1.0 / r for r in rates)
     disk = sum(diskspace.cache_bytes(seconds, rates) for seconds in songs.train)  # per song, as the refusal sums
     return Stage("augmentation", len(songs.train), disk,

@@ -97,8 +97,8 @@ def track_variants(params: dict, track: Path, use_augmented: bool = True) -> lis
     folder = decoded_track(track, params.data.decoded_root) if is_stem_file(track) else track
     found = [_variant(name, ORIGINAL, folder, sources)]
     if use_augmented:
-        cached = cached_variants(params, name)
-        if not cached and variants(params):  # a grid with variants but none cached
+        cached = cached_variants(params.augment, name)
+        if not cached and variants(params.augment):  # a grid with variants but none cached
             log.warning("no augmentation cache for %s: run `mdxnet augment --track '%s'`", name, name)
         found += [_variant(name, v, folder, sources, cached=True) for v, folder in sorted(cached.items())]
     return found
