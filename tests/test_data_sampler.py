@@ -169,10 +169,10 @@ def test_swap_channels_transform(tmp_path):
 
 def test_params_transforms_are_built_in_order(synth_dataset, params, tmp_path):
     p = params.replace({"augment": {"root": str(tmp_path / "no-cache")}, "sampler": {"transforms": [GAIN, SWAP]}})
-    gain, swap = sampler_config(p).transforms
+    gain, swap = sampler_config(p.sampler, p.train.remix_prob).transforms
     assert isinstance(gain, Gain) and (gain.p, gain.min_gain_db, gain.max_gain_db) == (1.0, -3.0, 3.0)
     assert isinstance(swap, SwapChannels) and swap.p == 0.5
-    assert sampler_config(params).transforms == ()
+    assert sampler_config(params.sampler, params.train.remix_prob).transforms == ()
 
 
 @pytest.mark.parametrize("entry, key", [
