@@ -89,9 +89,9 @@ def test_mixer_and_separators_read_their_own_loss_lr_and_batch(tmp_path, params)
 
     p = params.replace({"train": {"loss": "l1", "batch_size": {s: 3 for s in SOURCES},
                                   "mixer": {"loss": "mse", "lr": 3.0e-3, "batch_size": 16}}})
-    mixer = mixer_config(p, tmp_path / "mixer.pt", None, None, "key")
+    mixer = mixer_config(p.train, tmp_path / "mixer.pt", None, None, "key")
     assert (mixer.loss, mixer.lr, mixer.batch_size) == ("mse", 3.0e-3, 16)
-    separator = separator_config(p, "bass", tmp_path / "bass.pt", None, None, "key")
+    separator = separator_config(p.train, "bass", tmp_path / "bass.pt", None, None, "key")
     assert (separator.loss, separator.batch_size) == ("l1", 3)
 
 
@@ -206,7 +206,7 @@ def test_score_reduces_the_per_track_sdr_by_mean_or_median(params, formula, redu
     tracks, estimates = tracks_scoring([40.0, 0.0, 10.0])
     p = params.replace({"train": {"valid_sdr": formula, "valid_reduce": reduce}})
     # the two formulas differ by their eps only: under 1e-5 dB on these tracks (1000 samples of unit variance)
-    assert source_score(p, tracks, "bass", estimates) == pytest.approx(expected, abs=1e-4)
+    assert source_score(p.train, tracks, "bass", estimates) == pytest.approx(expected, abs=1e-4)
 
 
 def four_source_tracks(count: int) -> list[ValidTrack]:
