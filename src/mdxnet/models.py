@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mdxnet.config import separator_kwargs
+from mdxnet.config import Params, separator_kwargs
 from mdxnet.errors import UserError
 from mdxnet.stft import CutSTFT
 
@@ -362,7 +362,7 @@ def separator_from_kwargs(arch: str, **kwargs) -> SpectrogramUNet:
     return SEPARATORS[arch](**kwargs)
 
 
-def build_separator(params: dict, source: str) -> SpectrogramUNet:
+def build_separator(params: Params, source: str) -> SpectrogramUNet:
     """The separator for `source` as params.yaml's `model` section describes it (`model.arch` picks the
     class)."""
     try:
