@@ -193,7 +193,7 @@ def init_models(models_dir, params: Params, seed: int = 0) -> list[Path]:
         save_checkpoint(path, separator_from_kwargs(**kwargs), kind="separator", source=source,
                         model_kwargs=kwargs, params=params, step=0)
         written.append(path)
-    kwargs = mixer_kwargs(params)
+    kwargs = mixer_kwargs(params.mixer, params.sources)
     torch.manual_seed(seed + len(params.sources))
     save_checkpoint(mixer_path(models_dir), Mixer(**kwargs), kind="mixer", source=None, model_kwargs=kwargs,
                     params=params, step=0)

@@ -427,7 +427,7 @@ def import_mixer(path: Path, out_dir: Path, params: Params, file_sources: list[s
     state, hparams, meta = state_dict_of(path, read_torch_file(path))
     require_finite(path, state.items())
     key, weight = mixer_weight(path, state, hparams, list(file_sources), list(params.sources))
-    kwargs = mixer_kwargs(params)
+    kwargs = mixer_kwargs(params.mixer, params.sources)
     mixer = Mixer(**kwargs)
     with torch.no_grad():
         mixer.linear.weight.copy_(weight[..., None])

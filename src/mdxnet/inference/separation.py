@@ -216,7 +216,7 @@ class SeparationPipeline:
             if not path.is_file():
                 raise UserError(f"Mixer checkpoint {path} not found: train it with `mdxnet train mixer` "
                                 f"or separate without it (--no-mixer)")
-            mixer = load_mixer(path, mixer_kwargs(params), params.sample_rate)
+            mixer = load_mixer(path, mixer_kwargs(params.mixer, params.sources), params.sample_rate)
         separators = {}
         for source in params.sources:
             imported = imported_onnx_separator(models_dir, source, params, threads)  # `mdxnet models import` of an .onnx

@@ -92,8 +92,8 @@ class MixerTask:
         self.params = params
         self.stitchings = {s: stitching_for(params, s) for s in params.sources}  # as `mdxnet separate`
         self.separators = load_frozen_separators(params, Path(models_dir))
-        self.model_kwargs = mixer_kwargs(params)
-        self.model = build_mixer(params)
+        self.model_kwargs = mixer_kwargs(params.mixer, params.sources)
+        self.model = build_mixer(params.mixer, params.sources)
         self.chunk = max(m.chunk_samples for m in self.separators.values())
         self.edge_trim = int(params.train.mixer.edge_trim)
         check_edge_trim(self.edge_trim, self.chunk)
