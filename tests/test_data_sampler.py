@@ -223,9 +223,10 @@ def test_uses_augmentation_variants_when_cached(synth_dataset, params, tmp_path)
     p = params.replace({"augment": {"root": str(tmp_path / "aug"), "pitch_semitones": [1], "tempo_rates": []}})
     track = list_tracks(synth_dataset, "train", p.data.valid_split)[0]
     augment_track(track, p.augment, progress=False)
-    names = [v.name for v in track_variants(p, track)]
+    names = [v.name for v in track_variants(track, p.sources, p.data.decoded_root, p.augment)]
     assert len(variants(p.augment)) == 1 and names == ["original", *variants(p.augment)]
-    assert [v.name for v in track_variants(p, track, use_augmented=False)] == ["original"]
+    originals = track_variants(track, p.sources, p.data.decoded_root, p.augment, use_augmented=False)
+    assert [v.name for v in originals] == ["original"]
 
 
 def test_validation_tracks(synth_dataset, params):
