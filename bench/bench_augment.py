@@ -50,7 +50,7 @@ def measure(params, tracks: list[Path]) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-augment-") as tmp:
         wall, cpu = time.perf_counter(), cpu_seconds()
         for track in tracks:
-            augment_track(track, params, out_root=tmp, progress=False)
+            augment_track(track, params.augment, out_root=tmp, progress=False)
         wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
         size = folder_bytes(Path(tmp))
     return {"wall": wall, "cpu": cpu, "bytes": size}
@@ -77,8 +77,8 @@ def main() -> None:
         p = params.replace({"augment": grid})
         result = measure(p, tracks)
         n = len(tracks)
-        rows.append({"profile": profile, "variants": len(variants(p)), **result})
-        print(f"[{profile}] {len(variants(p))} variants ({grid['grid']}: pitch {grid['pitch_semitones']} x "
+        rows.append({"profile": profile, "variants": len(variants(p.augment)), **result})
+        print(f"[{profile}] {len(variants(p.augment))} variants ({grid['grid']}: pitch {grid['pitch_semitones']} x "
               f"tempo {grid['tempo_rates']}): {result['wall'] / n:.1f} s wall and {result['cpu'] / n:.1f} CPU-s "
               f"per track, {result['bytes'] / 1e6 / n:.1f} MB per track; per source second: "
               f"{result['wall'] / source_seconds:.2f} s wall, {result['cpu'] / source_seconds:.2f} CPU-s, "

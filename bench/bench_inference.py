@@ -165,7 +165,7 @@ def end_to_end(params, seconds: float, batch: int) -> None:
         mixture = np.random.default_rng(0).standard_normal((2, n)).astype(np.float32) * 0.1
     models = {s: build_separator(params, s) for s in params.sources}
     stitchings = {s: stitching_for(params, s) for s in params.sources}
-    pipeline = SeparationPipeline(models, stitchings, mixer=build_mixer(params), batch=batch, device="cpu")
+    pipeline = SeparationPipeline(models, stitchings, mixer=build_mixer(params.mixer, params.sources), batch=batch, device="cpu")
     start = time.perf_counter()
     pipeline.separate(mixture, progress=False)
     wall = time.perf_counter() - start
@@ -229,7 +229,7 @@ def main() -> None:
 def count_mixer_flops(params: dict) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
-    mixer = build_mixer(params).eval()
+    mixer = build_mixer(params.mixer, params.sources).eval()
     sr = params.sample_rate
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         mixer(torch.zeros(1, 4, 2, sr), torch.zeros(1, 2, sr))

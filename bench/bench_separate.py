@@ -86,7 +86,7 @@ def build_pipeline(params, models: Path, spec: dict):
         return pipeline
     separators = {s: load_separator(separator_path(models, s), s, separator_kwargs(params, s)) for s in params.sources}
     stitchings = {s: stitching_for(params, s) for s in params.sources}
-    mixer = load_mixer(mixer_path(models), mixer_kwargs(params))
+    mixer = load_mixer(mixer_path(models), mixer_kwargs(params.mixer, params.sources))
     return SeparationPipeline(separators, stitchings, mixer, batch=spec["batch"], device="cpu",
                               parallel=spec["parallel"])
 

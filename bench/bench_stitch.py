@@ -59,7 +59,7 @@ def song_medians(track: dict, estimates: dict, params) -> dict[str, float]:
     from mdxnet.evaluation.aggregate import nanmedian
     from mdxnet.evaluation.scoring import score_estimates
 
-    scores = score_estimates(track, estimates, params)
+    scores = score_estimates(track, estimates, params.evaluate, params.sources, params.sample_rate)
     return {source: nanmedian(metrics["SDR"]) for source, metrics in scores.items()}
 
 

@@ -73,7 +73,7 @@ def synth_dataset(tmp_path_factory, params) -> Path:
     from mdxnet.data.synth import generate_dataset, synth_config
 
     root = tmp_path_factory.mktemp("synth") / "dataset"
-    config = synth_config(params, tracks=4, valid_tracks=1, test_tracks=1, seconds=3, seed=123, jobs=2)
+    config = synth_config(params.data.synth, tracks=4, valid_tracks=1, test_tracks=1, seconds=3, seed=123, jobs=2)
     generate_dataset(root, config, progress=False)
     return root
 

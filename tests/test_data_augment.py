@@ -49,31 +49,31 @@ def setup(tmp_path, params):
 
 
 def test_authors_grid_is_every_pitch_tempo_pair_but_the_unchanged_one(params):
-    grid = variants(params.replace({"augment": AUTHORS_GRID}))
+    grid = variants(params.replace({"augment": AUTHORS_GRID}).augment)
     assert len(grid) == 24
     assert set(grid.values()) == {(p, r) for p in (-2, -1, 0, 1, 2) for r in (0.8, 0.9, 1.0, 1.1, 1.2)} - {(0, 1)}
     assert grid["p+1_t1.1"] == (1.0, 1.1) and grid["p-2_t0.8"] == (-2.0, 0.8) and grid["p+0_t1.2"] == (0.0, 1.2)
     assert list(grid)[:5] == ["p-2_t0.8", "p-2_t0.9", "p-2_t1", "p-2_t1.1", "p-2_t1.2"]  # pitch-major, as theirs
-    assert len(variants(params)) == 8  # embedded profile: 3 x 3 - 1
+    assert len(variants(params.augment)) == 8  # embedded profile: 3 x 3 - 1
 
 
 def test_axes_grid_is_each_change_alone(params):
-    grid = variants(params.replace({"augment": {**AUTHORS_GRID, "grid": "axes"}}))
+    grid = variants(params.replace({"augment": {**AUTHORS_GRID, "grid": "axes"}}).augment)
     assert grid == {"p-2_t1": (-2.0, 1.0), "p-1_t1": (-1.0, 1.0), "p+1_t1": (1.0, 1.0), "p+2_t1": (2.0, 1.0),
                     "p+0_t0.8": (0.0, 0.8), "p+0_t0.9": (0.0, 0.9), "p+0_t1.1": (0.0, 1.1), "p+0_t1.2": (0.0, 1.2)}
 
 
 def test_an_empty_axis_means_unchanged(params):
-    assert variants(params.replace({"augment": {"pitch_semitones": [1], "tempo_rates": []}})) == {
+    assert variants(params.replace({"augment": {"pitch_semitones": [1], "tempo_rates": []}}).augment) == {
         "p+1_t1": (1.0, 1.0)}
-    assert variants(params.replace({"augment": {"pitch_semitones": [], "tempo_rates": [1.0]}})) == {}
+    assert variants(params.replace({"augment": {"pitch_semitones": [], "tempo_rates": [1.0]}}).augment) == {}
 
 
 def test_speech_sources_get_the_short_window(params):
-    plan = render_plan(params.replace({"augment": {"speech_sources": ["vocals"]}}), 1.0, 0.9)
+    plan = render_plan(params.replace({"augment": {"speech_sources": ["vocals"]}}).augment, 1.0, 0.9)
     assert plan["vocals"] == ["--tempo", "0.9", "--pitch", "1", "--window-short"]
     assert plan["drums"] == plan["bass"] == plan["other"] == ["--tempo", "0.9", "--pitch", "1"]
-    plan = render_plan(params.replace({"augment": {"speech_sources": []}}), 1.0, 0.9)
+    plan = render_plan(params.replace({"augment": {"speech_sources": []}}).augment, 1.0, 0.9)
     assert "--window-short" not in plan["vocals"]
 
 
@@ -92,11 +92,12 @@ def test_authors_grid_renders_24_combined_variants_in_one_call_each(tmp_path, pa
         return real_call(args, **kwargs)
 
     monkeypatch.setattr(pyrb.subprocess, "check_call", record)
-    manifest = augment_track(track, p, progress=False)
+    manifest = augment_track(track, p.augment, progress=False)
     assert len(commands) == 24 * 4  # one rubberband call per stem and variant, pitch and tempo in it
     assert all("--pitch" in c and "--tempo" in c for c in commands)
     assert sum("--window-short" in c for c in commands) == 24  # the vocals of every variant
-    assert len(manifest["variants"]) == 24 and len(track_variants(p, track)) == 25  # + the original
+    found = track_variants(track, p.sources, p.data.decoded_root, p.augment)
+    assert len(manifest["variants"]) == 24 and len(found) == 25  # + the original
     n = sf.info(track / "mixture.wav").frames
     folder = tmp_path / "aug" / "track"
     for variant, entry in manifest["variants"].items():
@@ -122,17 +123,17 @@ def test_idempotent_and_resumes_after_interruption(setup, monkeypatch, params):
 
     monkeypatch.setattr(augment, "transform", flaky)
     with pytest.raises(KeyboardInterrupt):
-        augment_track(track, p, progress=False)
+        augment_track(track, p.augment, progress=False)
     folder = track.parent / "aug" / "track"
     assert not (folder / MANIFEST).exists()
     assert len(list((folder / "p+2_t1").glob("*.flac"))) == 4
     assert not list(folder.rglob("*.tmp"))
     calls.clear()
     monkeypatch.setattr(augment, "transform", lambda a, s, r, v: calls.append(r) or real(a, s, r, v))
-    augment_track(track, p, progress=False)
+    augment_track(track, p.augment, progress=False)
     assert calls == [1.25] * 4  # the finished variant was skipped
     calls.clear()
-    augment_track(track, p, progress=False)
+    augment_track(track, p.augment, progress=False)
     assert calls == []  # complete: nothing to do
 
 
@@ -144,7 +145,7 @@ def test_a_killed_runs_temp_files_are_removed_by_the_rerun(setup, monkeypatch):
     real = augment.transform
     monkeypatch.setattr(augment, "transform", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):  # the variant folder is started (its render arguments written)
-        augment_track(track, p, progress=False)
+        augment_track(track, p.augment, progress=False)
     monkeypatch.setattr(augment, "transform", real)
     variant = track.parent / "aug" / "track" / "p+2_t1.25"
     assert variant.is_dir()
@@ -152,32 +153,32 @@ def test_a_killed_runs_temp_files_are_removed_by_the_rerun(setup, monkeypatch):
     leftovers = [variant / f".{stem}.flac.{HOST}-{int(killed.stdout)}.abcd_123.tmp" for stem in STEM_HZ]
     for leftover in leftovers:
         leftover.write_bytes(b"half a flac")
-    augment_track(track, p, progress=False)
+    augment_track(track, p.augment, progress=False)
     assert not list(variant.parent.rglob("*.tmp"))
 
 
 def test_changed_grid_renders_only_what_changed(setup, monkeypatch):
     p, track = setup
     folder = track.parent / "aug" / "track"
-    augment_track(track, p, progress=False)
+    augment_track(track, p.augment, progress=False)
     calls = []
     real = augment.transform
     monkeypatch.setattr(augment, "transform", lambda a, s, r, v: calls.append((s, r, v)) or real(a, s, r, v))
 
     wider = p.replace({"augment": {"tempo_rates": [1.25, 0.8]}})
-    assert cached_variants(wider, "track") == {"p+2_t1.25": folder / "p+2_t1.25"}  # manifest not yet rebuilt
-    manifest = augment_track(track, wider, progress=False)
+    assert cached_variants(wider.augment, "track") == {"p+2_t1.25": folder / "p+2_t1.25"}  # manifest not yet rebuilt
+    manifest = augment_track(track, wider.augment, progress=False)
     assert set(manifest["variants"]) == {"p+2_t1.25", "p+2_t0.8"}
     assert {(s, r) for s, r, _ in calls} == {(2.0, 0.8)}  # the variant already there was kept
 
     calls.clear()
     speechless = wider.replace({"augment": {"speech_sources": []}})
-    assert cached_variants(speechless, "track") == {}  # made with other arguments: not offered to the sampler
-    augment_track(track, speechless, progress=False)
+    assert cached_variants(speechless.augment, "track") == {}  # made with other arguments: not offered to the sampler
+    augment_track(track, speechless.augment, progress=False)
     assert len(calls) == 8 and not any(v for _, _, v in calls)  # both variants again, vocals without the option
 
     calls.clear()
-    manifest = augment_track(track, speechless.replace({"augment": {"pitch_semitones": [-1]}}), progress=False)
+    manifest = augment_track(track, speechless.replace({"augment": {"pitch_semitones": [-1]}}).augment, progress=False)
     assert set(manifest["variants"]) == {"p-1_t1.25", "p-1_t0.8"}
     assert sorted(d.name for d in folder.iterdir() if d.is_dir()) == ["p-1_t0.8", "p-1_t1.25"]  # old ones gone
     assert json.loads((folder / MANIFEST).read_text()) == manifest
@@ -186,14 +187,14 @@ def test_changed_grid_renders_only_what_changed(setup, monkeypatch):
 @pytest.mark.parametrize("manifest_deleted", [False, True])
 def test_changed_source_invalidates_cache(setup, manifest_deleted):
     p, track = setup
-    augment_track(track, p, progress=False)
+    augment_track(track, p.augment, progress=False)
     variant = track.parent / "aug" / "track" / "p+2_t1.25"
     if manifest_deleted:  # what Snakemake does to a job's outputs before rerunning it
         (track.parent / "aug" / "track" / MANIFEST).unlink()
     audio, rate = sf.read(track / "drums.wav", dtype="int16")
     sf.write(track / "drums.wav", audio // 2, rate, subtype="PCM_16")
     before = sf.read(variant / "drums.flac")[0]
-    augment_track(track, p, progress=False)
+    augment_track(track, p.augment, progress=False)
     after = sf.read(variant / "drums.flac")[0]
     assert np.max(np.abs(after)) < np.max(np.abs(before)) * 0.75
 
@@ -225,7 +226,7 @@ def test_cached_stems_are_lossless_flac_read_sample_exactly(setup, monkeypatch):
         real_write(path, audio)
 
     monkeypatch.setattr(augment, "write_stem", keep)
-    augment_track(track, p, progress=False)
+    augment_track(track, p.augment, progress=False)
     variant = track.parent / "aug" / "track" / "p+2_t1.25"
     assert sorted(f.name for f in variant.glob("*.*") if not f.name.startswith(".")) == \
         sorted(f"{s}.flac" for s in STEM_HZ)
@@ -239,7 +240,7 @@ def test_cached_stems_are_lossless_flac_read_sample_exactly(setup, monkeypatch):
 
 def test_a_wav_cache_of_an_earlier_version_is_rendered_again_as_flac(setup):
     p, track = setup
-    augment_track(track, p, progress=False)
+    augment_track(track, p.augment, progress=False)
     folder = track.parent / "aug" / "track"
     variant = folder / "p+2_t1.25"
     for flac in variant.glob("*.flac"):  # what the earlier version left: wav stems, a manifest without a format
@@ -248,7 +249,7 @@ def test_a_wav_cache_of_an_earlier_version_is_rendered_again_as_flac(setup):
     manifest = json.loads((folder / MANIFEST).read_text())
     del manifest["format"]
     (folder / MANIFEST).write_text(json.dumps(manifest))
-    assert cached_variants(p, "track") == {}  # not taken for a flac cache
-    augment_track(track, p, progress=False)
+    assert cached_variants(p.augment, "track") == {}  # not taken for a flac cache
+    augment_track(track, p.augment, progress=False)
     assert sorted(f.suffix for f in variant.iterdir() if not f.name.startswith(".")) == [".flac"] * 4
-    assert cached_variants(p, "track") == {"p+2_t1.25": variant}
+    assert cached_variants(p.augment, "track") == {"p+2_t1.25": variant}

@@ -29,12 +29,12 @@ def test_passes_on_generated_dataset_with_report(synth_dataset, tmp_path, params
     assert data["seconds"] == pytest.approx(12.0)
     assert data["subsets"] == {"train": 2, "test": 1, "valid": 1}
     assert len(data["checksum"]) == 64
-    assert check_dataset(synth_dataset, params, progress=False).checksum == data["checksum"]
+    assert check_dataset(synth_dataset, params.data, progress=False).checksum == data["checksum"]
 
 
 def test_passes_on_real_stem_clip(real_clip, params):
     for target in (real_clip, real_clip.parent):
-        result = check_dataset(target, params, progress=False)
+        result = check_dataset(target, params.data, progress=False)
         assert result.ok, result.problems
         assert result.tracks >= 1 and result.seconds > 12
 
@@ -50,7 +50,7 @@ def test_stem_file_whose_name_is_dots_is_a_problem_naming_the_fix(real_clip, tmp
 
 
 def _assert_fails(root, params, *fragments):
-    result = check_dataset(root, params, progress=False)
+    result = check_dataset(root, params.data, progress=False)
     text = "\n".join(result.problems)
     assert not result.ok
     for fragment in fragments:
@@ -165,7 +165,7 @@ def test_stem_files_are_held_to_their_own_aac_tolerance(synth_dataset, tmp_path,
             encode_stem_file(track, root / subset / f"{track.name}.stem.mp4")
     shutil.copy(synth_dataset / "mdxnet_dataset.json", root)
     p = params.replace({"data": {"dataset": "musdb18"}})
-    result = check_dataset(root, p, progress=False)
+    result = check_dataset(root, p.data, progress=False)
     assert result.ok, result.problems
     assert result.subsets == {"train": 2, "valid": 1, "test": 1}
     strict = p.replace({"data": {"check": {"stem_mix_snr_db": 60}}})

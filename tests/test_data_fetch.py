@@ -91,13 +91,13 @@ def test_download_verify_extract(server, tmp_path):
     handler, url = server
     handler.payload = _zip(GOOD)
     params = _params(tmp_path, url, handler.payload)
-    root = fetch_dataset(params, progress=False)
+    root = fetch_dataset(params.data, progress=False)
     assert (root / "train" / "Song 1" / "vocals.wav").read_bytes() == GOOD["train/Song 1/vocals.wav"]
     assert sorted(p.name for p in (root / "train").iterdir()) == ["Song 1", "Song 2"]
     assert (tmp_path / "downloads" / "musdb18hq.zip").is_file()
     assert not list(tmp_path.glob(".*extracting*"))
     # second call: dataset present, nothing downloaded
-    fetch_dataset(params, progress=False)
+    fetch_dataset(params.data, progress=False)
     assert len(handler.requests) == 1
 
 
@@ -107,11 +107,11 @@ def test_corrupt_archive_leaves_nothing_and_rerun_recovers(server, tmp_path):
     params = _params(tmp_path, url, good)
     handler.payload = good[:100] + bytes(b ^ 0xFF for b in good[100:200]) + good[200:]
     with pytest.raises(UserError, match="corrupt.*md5.*rerun"):
-        fetch_dataset(params, progress=False)
+        fetch_dataset(params.data, progress=False)
     assert not (tmp_path / "musdb18hq").exists()
     assert not list((tmp_path / "downloads").iterdir())  # the bad download is deleted
     handler.payload = good  # the server is fixed
-    root = fetch_dataset(params, progress=False)
+    root = fetch_dataset(params.data, progress=False)
     assert (root / "test" / "Song 3" / "mixture.wav").is_file()
 
 
@@ -120,7 +120,7 @@ def test_corrupt_archive_without_md5_fails_zip_check(server, tmp_path):
     good = _zip(GOOD)
     handler.payload = good[:300] + b"\0" * 200 + good[500:]
     with pytest.raises(UserError, match="corrupt"):
-        fetch_dataset(_params(tmp_path, url, good, md5=False), progress=False)
+        fetch_dataset(_params(tmp_path, url, good, md5=False).data, progress=False)
     assert not (tmp_path / "musdb18hq").exists()
 
 
@@ -130,11 +130,11 @@ def test_interrupted_download_resumes_with_range(server, tmp_path):
     params = _params(tmp_path, url, handler.payload)
     handler.cut_after = len(handler.payload) // 3
     with pytest.raises(UserError, match="rerun .*resume"):
-        fetch_dataset(params, progress=False)
+        fetch_dataset(params.data, progress=False)
     part = tmp_path / "downloads" / "musdb18hq.zip.part"
     assert part.stat().st_size == len(handler.payload) // 3
     assert not (tmp_path / "musdb18hq").exists()
-    root = fetch_dataset(params, progress=False)
+    root = fetch_dataset(params.data, progress=False)
     assert handler.requests == [None, f"bytes={len(handler.payload) // 3}-"]
     assert (root / "train" / "Song 2" / "bass.wav").read_bytes() == GOOD["train/Song 2/bass.wav"]
     assert not part.exists()
@@ -151,7 +151,7 @@ def test_malicious_member_is_rejected(server, tmp_path, evil):
         members.update(evil)
     handler.payload = _zip(members, links)
     with pytest.raises(UserError, match="refusing to extract"):
-        fetch_dataset(_params(tmp_path, url, handler.payload), progress=False)
+        fetch_dataset(_params(tmp_path, url, handler.payload).data, progress=False)
     assert not (tmp_path / "musdb18hq").exists()
     assert not (tmp_path / "evil.txt").exists()
     assert not list(tmp_path.glob(".*extracting*"))
@@ -159,10 +159,10 @@ def test_malicious_member_is_rejected(server, tmp_path, evil):
 
 def test_existing_origin_downloads_nothing(tmp_path, params):
     params = params.replace({"data": {"root": str(tmp_path), "origin": "existing"}})
-    assert fetch_dataset(params, progress=False) == tmp_path
+    assert fetch_dataset(params.data, progress=False) == tmp_path
     params = params.replace({"data": {"root": str(tmp_path / "absent")}})
     with pytest.raises(UserError, match="data.root"):
-        fetch_dataset(params, progress=False)
+        fetch_dataset(params.data, progress=False)
 
 
 class _Refusing(BaseHTTPRequestHandler):
@@ -188,7 +188,7 @@ def test_an_http_refusal_names_the_url_setting_to_check(tmp_path, name):
     try:
         url = f"http://127.0.0.1:{httpd.server_address[1]}/{name}"
         with pytest.raises(UserError, match=r"failed: HTTP (302|404) .*: check data\.fetch\.url in params\.yaml"):
-            fetch_dataset(_params(tmp_path, url, b""), progress=False)
+            fetch_dataset(_params(tmp_path, url, b"").data, progress=False)
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -207,7 +207,7 @@ def test_musdb18_release_fetches_its_own_record(server, tmp_path):
     params = _params(tmp_path, url, b"another archive").replace(
         {"data": {"dataset": "musdb18", "root": str(tmp_path / "musdb18"),
                   "fetch": {"musdb18": {"url": stems_url, "md5": md5, "size": len(handler.payload)}}}})
-    root = fetch_dataset(params, progress=False)
+    root = fetch_dataset(params.data, progress=False)
     assert (root / "train" / "Song 1.stem.mp4").read_bytes() == STEMS_GOOD["musdb18/train/Song 1.stem.mp4"]
     assert (tmp_path / "downloads" / "musdb18.zip").is_file()
     assert not (tmp_path / "downloads" / "musdb18hq.zip").exists()
@@ -221,5 +221,5 @@ def test_musdb18_checksum_mismatch_names_its_keys(server, tmp_path):
                   "fetch": {"musdb18": {"url": url.replace("musdb18hq", "musdb18"), "md5": "0" * 32,
                                         "size": None}}}})
     with pytest.raises(UserError, match=r"data\.fetch\.musdb18\.md5"):
-        fetch_dataset(params, progress=False)
+        fetch_dataset(params.data, progress=False)
     assert not (tmp_path / "musdb18").exists()

@@ -169,10 +169,10 @@ def test_swap_channels_transform(tmp_path):
 
 def test_params_transforms_are_built_in_order(synth_dataset, params, tmp_path):
     p = params.replace({"augment": {"root": str(tmp_path / "no-cache")}, "sampler": {"transforms": [GAIN, SWAP]}})
-    gain, swap = sampler_config(p).transforms
+    gain, swap = sampler_config(p.sampler, p.train.remix_prob).transforms
     assert isinstance(gain, Gain) and (gain.p, gain.min_gain_db, gain.max_gain_db) == (1.0, -3.0, 3.0)
     assert isinstance(swap, SwapChannels) and swap.p == 0.5
-    assert sampler_config(params).transforms == ()
+    assert sampler_config(params.sampler, params.train.remix_prob).transforms == ()
 
 
 @pytest.mark.parametrize("entry, key", [
@@ -222,10 +222,11 @@ def test_uses_augmentation_variants_when_cached(synth_dataset, params, tmp_path)
 
     p = params.replace({"augment": {"root": str(tmp_path / "aug"), "pitch_semitones": [1], "tempo_rates": []}})
     track = list_tracks(synth_dataset, "train", p.data.valid_split)[0]
-    augment_track(track, p, progress=False)
-    names = [v.name for v in track_variants(p, track)]
-    assert len(variants(p)) == 1 and names == ["original", *variants(p)]
-    assert [v.name for v in track_variants(p, track, use_augmented=False)] == ["original"]
+    augment_track(track, p.augment, progress=False)
+    names = [v.name for v in track_variants(track, p.sources, p.data.decoded_root, p.augment)]
+    assert len(variants(p.augment)) == 1 and names == ["original", *variants(p.augment)]
+    originals = track_variants(track, p.sources, p.data.decoded_root, p.augment, use_augmented=False)
+    assert [v.name for v in originals] == ["original"]
 
 
 def test_validation_tracks(synth_dataset, params):

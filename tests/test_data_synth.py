@@ -48,7 +48,7 @@ def test_songs_differ(synth_dataset):
 
 def test_deterministic_idempotent_and_resplit(tmp_path, params, synth_dataset):
     # same (seed, index, seconds) as the session dataset's synth000 -> byte-identical files
-    config = synth_config(params, tracks=2, valid_tracks=0, test_tracks=1, seconds=3, seed=123, jobs=2)
+    config = synth_config(params.data.synth, tracks=2, valid_tracks=0, test_tracks=1, seconds=3, seed=123, jobs=2)
     root = tmp_path / "ds"
     generate_dataset(root, config, progress=False)
     assert _hashes(root / "train" / "synth000") == _hashes(synth_dataset / "train" / "synth000")
@@ -59,7 +59,7 @@ def test_deterministic_idempotent_and_resplit(tmp_path, params, synth_dataset):
     assert marker.stat().st_mtime_ns == mtime
     assert _hashes(root) == first
     # a new split moves synth001 from test/ to train/: the stale copy goes, synth000 is left alone
-    generate_dataset(root, synth_config(params, tracks=2, valid_tracks=0, test_tracks=0, seconds=3, seed=123),
+    generate_dataset(root, synth_config(params.data.synth, tracks=2, valid_tracks=0, test_tracks=0, seconds=3, seed=123),
                      progress=False)
     assert not (root / "test" / "synth001").exists()
     assert _hashes(root / "train" / "synth001") == first_for(first, "test/synth001", "train/synth001")
@@ -75,7 +75,7 @@ def test_bad_split_is_refused(params):
     from mdxnet.errors import UserError
 
     with pytest.raises(UserError, match="valid_tracks"):
-        synth_config(params, tracks=3, valid_tracks=1, test_tracks=2)
+        synth_config(params.data.synth, tracks=3, valid_tracks=1, test_tracks=2)
 
 
 def test_planned_names_match_the_generated_split(synth_dataset, params, capsys):
@@ -86,7 +86,7 @@ def test_planned_names_match_the_generated_split(synth_dataset, params, capsys):
     p = params.replace({"data": {"origin": "synth", "root": str(synth_dataset),
                                  "synth": {"tracks": 4, "valid_tracks": 1, "test_tracks": 1, "seconds": 3, "seed": 123}}})
     for subset in ("train", "valid", "test"):
-        assert planned_track_names(p, subset) == [track_name(t) for t in list_tracks(synth_dataset, subset, "musdb")]
+        assert planned_track_names(p.data, subset) == [track_name(t) for t in list_tracks(synth_dataset, subset, "musdb")]
     assert main(["data", "list", "--subset", "valid", "--root", str(synth_dataset)]) == 0
     assert capsys.readouterr().out.split() == [track_name(t) for t in list_tracks(synth_dataset, "valid", "musdb")]
 
@@ -101,7 +101,7 @@ def test_musdb18_layout_writes_stem_files_once(tmp_path, params, synth_dataset):
     root = tmp_path / "ds"
     shutil.copytree(synth_dataset, root / WAV_STAGING)
     shutil.copytree(synth_dataset / "train" / "synth000", root / "train" / "synth000")  # an earlier wav layout
-    config = synth_config(params, tracks=4, valid_tracks=1, test_tracks=1, seconds=3, seed=123, jobs=2)
+    config = synth_config(params.data.synth, tracks=4, valid_tracks=1, test_tracks=1, seconds=3, seed=123, jobs=2)
     info = generate_dataset(root, config, progress=False, layout="musdb18")
     assert info["layout"] == "musdb18" and read_dataset_file(root)["split"] == info["split"]
     assert sorted(p.name for p in (root / "train").iterdir()) == [f"synth00{i}.stem.mp4" for i in range(3)]

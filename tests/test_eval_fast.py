@@ -70,7 +70,7 @@ def test_backend_param_selects_fast(params):
     refs = {s: rng.standard_normal((2, 16000)).cumsum(axis=1) * 0.01 for s in SOURCES}
     track = {**refs, "mixture": sum(refs.values())}
     ests = {s: refs[s] + 0.1 * rng.standard_normal(refs[s].shape) * refs[s].std() for s in SOURCES}
-    scores = score_estimates(track, ests, fast)
+    scores = score_estimates(track, ests, fast.evaluate, fast.sources, fast.sample_rate)
     assert set(scores) == set(SOURCES) and set(scores["bass"]) == set(METRICS)
     assert scores["bass"]["SDR"].shape == (2,)
     assert np.all((scores["bass"]["SDR"] > 10) & (scores["bass"]["SDR"] < 30))

@@ -183,17 +183,17 @@ def test_dataset_statement_for_full_musdb(params, tmp_path):
     paper = params.replace({"data": {"origin": "existing", "root": str(tmp_path / "musdb18hq")}})
     songs = [str(tmp_path / "musdb18hq" / "test" / f"Song {i}") for i in range(50)]
     # the whole MUSDB18-HQ test set is still not the set the paper's rows were scored on (MUSDB18; issue 23)
-    comparable, text = dataset_statement(paper, [{"tracks": 50, "references": songs}])
+    comparable, text = dataset_statement(paper.data, paper.profile, [{"tracks": 50, "references": songs}])
     assert not comparable and "MUSDB18-HQ" in text and "scored on MUSDB18" in text
     stems = paper.replace({"data": {"dataset": "musdb18"}})
-    comparable, text = dataset_statement(stems, [{"tracks": 50, "references": songs}])
+    comparable, text = dataset_statement(stems.data, stems.profile, [{"tracks": 50, "references": songs}])
     assert comparable and text.startswith("MUSDB18 test set")
-    comparable, text = dataset_statement(paper, [{"tracks": 12, "references": songs[:12]}])
+    comparable, text = dataset_statement(paper.data, paper.profile, [{"tracks": 12, "references": songs[:12]}])
     assert not comparable and "only 12" in text
     extra = songs + ["/elsewhere/Music Delta - Rock.stem.mp4"]
-    comparable, text = dataset_statement(paper, [{"tracks": 51, "references": extra}])
+    comparable, text = dataset_statement(paper.data, paper.profile, [{"tracks": 51, "references": extra}])
     assert not comparable and "1 songs from elsewhere" in text
-    assert "Music Delta - Rock.stem.mp4" in songs_statement(paper, [{"references": extra}])
+    assert "Music Delta - Rock.stem.mp4" in songs_statement(paper.data, [{"references": extra}])
 
 
 def test_reference_rows_hold_the_paper_numbers():

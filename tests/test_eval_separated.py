@@ -67,7 +67,7 @@ def test_a_conv_mixer_is_checked_against_its_kind(torch_params, track, tmp_path)
     from mdxnet.models import Mixer, mixer_kwargs, with_mixer_kind
 
     conv = with_mixer_kind(torch_params, "conv")
-    kwargs = mixer_kwargs(conv)
+    kwargs = mixer_kwargs(conv.mixer, conv.sources)
     save_checkpoint(tmp_path / "mixer-conv.pt", Mixer(**kwargs), kind="mixer", source=None, model_kwargs=kwargs,
                     params=conv, step=0)
     write_estimates(tmp_path / "sep", {s: np.zeros((2, 66150), np.float32) + 0.01 for s in SOURCES}, SR)

@@ -198,7 +198,7 @@ def test_conv_mixer_mixes_over_time_and_trains_away_from_identity():
 
 def test_build_mixer_from_params(repo_root):
     params = load_params(repo_root / "params.yaml")
-    mixer = build_mixer(params)
+    mixer = build_mixer(params.mixer, params.sources)
     assert mixer.kind == params.mixer.kind
     with pytest.raises(ValueError, match="mixer kind"):
         Mixer(kind="transformer")

@@ -136,12 +136,12 @@ def test_augmentation_cache_bytes_are_the_exact_arithmetic(tiny):
 
 def test_the_refusal_and_the_plan_share_one_estimate(tiny, dataset):
     tracks = [dataset / "train" / name for name in SONGS["train"]]
-    needed, pending = pending_bytes(tracks, tiny)
+    needed, pending = pending_bytes(tracks, tiny.augment)
     assert pending == 3 and needed == stage(make_plan(tiny), "augmentation").disk_bytes
     folder = Path(tiny.augment.root) / "t2"  # a finished, matching cache no longer counts
     folder.mkdir(parents=True)
-    (folder / MANIFEST).write_text(json.dumps(expected_manifest(tracks[2], tiny)))
-    assert pending_bytes(tracks, tiny) == (diskspace.cache_bytes(2.5, GRID_RATES), 2)
+    (folder / MANIFEST).write_text(json.dumps(expected_manifest(tracks[2], tiny.augment)))
+    assert pending_bytes(tracks, tiny.augment) == (diskspace.cache_bytes(2.5, GRID_RATES), 2)
 
 
 def test_estimates_and_scores_grow_with_the_scored_audio(tiny):

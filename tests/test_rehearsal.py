@@ -111,7 +111,7 @@ def test_every_checkpoint_has_the_paper_size(rehearsal):
         assert trained.stft.n_fft == paper.model.n_fft[source] and trained.dim_t == 256
     for name, kind in [("mixer", "linear"), ("mixer-conv", "conv")]:
         mixer = load_mixer(folder / "models" / f"{name}.pt")
-        kwargs = {**mixer_kwargs(paper), "kind": kind}
+        kwargs = {**mixer_kwargs(paper.mixer, paper.sources), "kind": kind}
         assert sum(p.numel() for p in mixer.parameters()) == sum(p.numel() for p in Mixer(**kwargs).parameters())
     assert sum(p.numel() for p in load_mixer(folder / "models" / "mixer.pt").parameters()) == 10 * 8
     for path in (folder / "models").glob("*.pt"):

@@ -89,9 +89,9 @@ def test_mixer_and_separators_read_their_own_loss_lr_and_batch(tmp_path, params)
 
     p = params.replace({"train": {"loss": "l1", "batch_size": {s: 3 for s in SOURCES},
                                   "mixer": {"loss": "mse", "lr": 3.0e-3, "batch_size": 16}}})
-    mixer = mixer_config(p, tmp_path / "mixer.pt", None, None, "key")
+    mixer = mixer_config(p.train, tmp_path / "mixer.pt", None, None, "key")
     assert (mixer.loss, mixer.lr, mixer.batch_size) == ("mse", 3.0e-3, 16)
-    separator = separator_config(p, "bass", tmp_path / "bass.pt", None, None, "key")
+    separator = separator_config(p.train, "bass", tmp_path / "bass.pt", None, None, "key")
     assert (separator.loss, separator.batch_size) == ("l1", 3)
 
 
@@ -121,8 +121,9 @@ def test_identity_init_passes_the_estimates_and_random_does_not(kind, params):
     mixers = {}
     for init in ("identity", "random"):
         torch.manual_seed(0)
-        mixers[init] = build_mixer(params.replace({"mixer": {"kind": kind, "init": init, "hidden": 6, "layers": 2,
-                                                             "kernel": 3}}))
+        section = params.replace({"mixer": {"kind": kind, "init": init, "hidden": 6, "layers": 2,
+                                            "kernel": 3}}).mixer
+        mixers[init] = build_mixer(section, params.sources)
         assert mixers[init].init == init
     with torch.no_grad():
         torch.testing.assert_close(mixers["identity"](estimates, mixture), estimates)
@@ -133,7 +134,7 @@ def test_identity_init_passes_the_estimates_and_random_does_not(kind, params):
     # the same seed gives the same random Mixer
     torch.manual_seed(0)
     again = Mixer(**mixer_kwargs(params.replace({"mixer": {"kind": kind, "init": "random", "hidden": 6,
-                                                           "layers": 2, "kernel": 3}})))
+                                                           "layers": 2, "kernel": 3}}).mixer, params.sources))
     assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), mixers["random"].state_dict().values(),
                                                    strict=True))
     with pytest.raises(ValueError, match="mixer init"):
@@ -142,9 +143,9 @@ def test_identity_init_passes_the_estimates_and_random_does_not(kind, params):
 
 def test_checkpoints_record_init_and_old_ones_without_it_load_or_are_refused_by_name(tmp_path, params):
     p = params.replace({"mixer": {"init": "random"}})
-    kwargs = mixer_kwargs(p)
+    kwargs = mixer_kwargs(p.mixer, p.sources)
     assert kwargs["init"] == "random"
-    save_checkpoint(mixer_path(tmp_path), build_mixer(p), kind="mixer", source=None, model_kwargs=kwargs,
+    save_checkpoint(mixer_path(tmp_path), build_mixer(p.mixer, p.sources), kind="mixer", source=None, model_kwargs=kwargs,
                     params=p, step=0)
     assert load_mixer(mixer_path(tmp_path), expect_kwargs=kwargs).init == "random"
 
@@ -206,7 +207,7 @@ def test_score_reduces_the_per_track_sdr_by_mean_or_median(params, formula, redu
     tracks, estimates = tracks_scoring([40.0, 0.0, 10.0])
     p = params.replace({"train": {"valid_sdr": formula, "valid_reduce": reduce}})
     # the two formulas differ by their eps only: under 1e-5 dB on these tracks (1000 samples of unit variance)
-    assert source_score(p, tracks, "bass", estimates) == pytest.approx(expected, abs=1e-4)
+    assert source_score(p.train, tracks, "bass", estimates) == pytest.approx(expected, abs=1e-4)
 
 
 def four_source_tracks(count: int) -> list[ValidTrack]:

@@ -51,7 +51,7 @@ def test_validation_and_sampler_share_the_split(split, caplog):
 
 def test_data_check_counts_the_split(split):
     _, p, counts = split
-    result = check_dataset(p.data.root, p, progress=False)
+    result = check_dataset(p.data.root, p.data, progress=False)
     assert result.ok, result.problems
     assert result.subsets == counts and result.tracks == ALL_TRAIN + 1
 

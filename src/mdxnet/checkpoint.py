@@ -20,7 +20,7 @@ from typing import Any
 
 from mdxnet import __version__
 from mdxnet.atomic import write_atomic
-from mdxnet.config import as_plain, params_hash, separator_kwargs
+from mdxnet.config import Params, as_plain, params_hash, separator_kwargs
 from mdxnet.errors import UserError
 from mdxnet.gitinfo import git_commit
 
@@ -55,7 +55,7 @@ def mixer_path(models_dir: str | Path) -> Path:
     return Path(models_dir) / "mixer.pt"
 
 
-def save_checkpoint(path, model, *, kind: str, source: str | None, model_kwargs: dict, params: dict,
+def save_checkpoint(path, model, *, kind: str, source: str | None, model_kwargs: dict, params: Params | dict,
                     step: int, extra: dict | None = None) -> None:
     """Write a checkpoint atomically: a run killed mid-write keeps the previous file intact."""
     import torch
@@ -178,7 +178,7 @@ def load_mixer(path, expect_kwargs: dict | None = None, sample_rate: int | None 
     return _build(Path(path), ckpt, Mixer)
 
 
-def init_models(models_dir, params: dict, seed: int = 0) -> list[Path]:
+def init_models(models_dir, params: Params, seed: int = 0) -> list[Path]:
     """Randomly initialised checkpoints (step 0) for every source and the Mixer: for tests and benchmarks."""
     import torch
 
@@ -193,7 +193,7 @@ def init_models(models_dir, params: dict, seed: int = 0) -> list[Path]:
         save_checkpoint(path, separator_from_kwargs(**kwargs), kind="separator", source=source,
                         model_kwargs=kwargs, params=params, step=0)
         written.append(path)
-    kwargs = mixer_kwargs(params)
+    kwargs = mixer_kwargs(params.mixer, params.sources)
     torch.manual_seed(seed + len(params.sources))
     save_checkpoint(mixer_path(models_dir), Mixer(**kwargs), kind="mixer", source=None, model_kwargs=kwargs,
                     params=params, step=0)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mdxnet.config import separator_kwargs
+from mdxnet.config import Mixer as MixerParams
+from mdxnet.config import Params, separator_kwargs
 from mdxnet.errors import UserError
 from mdxnet.stft import CutSTFT
 
@@ -337,7 +338,7 @@ class Mixer(nn.Module):
         return out.reshape(batch, sources, channels, length)
 
 
-def with_mixer_kind(params, kind: str | None):
+def with_mixer_kind(params: Params, kind: str | None) -> Params:
     """The params a Mixer of `kind` is trained and loaded with: params.mixer with its kind replaced (the extra
     `mixer-conv` run shares hidden/layers/kernel/init with the recipe's Mixer); None keeps params.mixer.kind."""
     if kind is None or kind == params.mixer.kind:
@@ -345,11 +346,11 @@ def with_mixer_kind(params, kind: str | None):
     return params.replace({"mixer": {"kind": kind}})
 
 
-def mixer_kwargs(params: dict) -> dict:
-    """Mixer keyword arguments from the resolved params (recorded in its checkpoints as `model_kwargs`)."""
-    cfg = params.mixer
-    return dict(num_sources=len(params.sources), kind=cfg.kind, hidden=cfg.hidden,
-                layers=cfg.layers, kernel=cfg.kernel, init=cfg.init)
+def mixer_kwargs(mixer: MixerParams, sources: list[str]) -> dict:
+    """Mixer keyword arguments from params `mixer` over `sources` (recorded in its checkpoints as
+    `model_kwargs`)."""
+    return dict(num_sources=len(sources), kind=mixer.kind, hidden=mixer.hidden,
+                layers=mixer.layers, kernel=mixer.kernel, init=mixer.init)
 
 
 SEPARATORS: dict[str, type[SpectrogramUNet]] = {cls.arch: cls for cls in (TFCTDFUNet, TFCTDFUNetV1)}
@@ -362,7 +363,7 @@ def separator_from_kwargs(arch: str, **kwargs) -> SpectrogramUNet:
     return SEPARATORS[arch](**kwargs)
 
 
-def build_separator(params: dict, source: str) -> SpectrogramUNet:
+def build_separator(params: Params, source: str) -> SpectrogramUNet:
     """The separator for `source` as params.yaml's `model` section describes it (`model.arch` picks the
     class)."""
     try:
@@ -372,8 +373,8 @@ def build_separator(params: dict, source: str) -> SpectrogramUNet:
                         f"fix model.* there") from err
 
 
-def build_mixer(params: dict) -> Mixer:
-    return Mixer(**mixer_kwargs(params))
+def build_mixer(mixer: MixerParams, sources: list[str]) -> Mixer:
+    return Mixer(**mixer_kwargs(mixer, sources))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -23,7 +23,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from mdxnet.audio import SAMPLE_RATE, STEM_NAMES
-from mdxnet.config import Params, per_source, separator_kwargs
+from mdxnet.config import Augment, Evaluate, Mixer, Params, per_source, separator_kwargs
 from mdxnet.data import diskspace
 from mdxnet.data.augment import variants
 from mdxnet.data.musdb import DATASET_FILE, extra_test_songs, list_tracks, track_seconds
@@ -255,16 +255,16 @@ def check_stage(songs: Songs, cost: CostModel) -> Stage:
                  note=f"{songs.dataset_seconds / 3600:.2f} h of songs")
 
 
-def augment_stage(params: Params, songs: Songs, cost: CostModel, importing: bool) -> Stage:
+def augment_stage(augment: Augment, songs: Songs, cost: CostModel, importing: bool) -> Stage:
     """One rubberband job per training song; the cache size is diskspace's estimate (the refusal's)."""
     if importing:
         return Stage("augmentation", 0, 0, 0.0, note="skipped: models.origin import")
-    rates = [rate for _, rate in variants(params).values()]
+    rates = [rate for _, rate in variants(augment).values()]
     written = sum(songs.train) * sum(1.0 / r for r in rates)
     disk = sum(diskspace.cache_bytes(seconds, rates) for seconds in songs.train)  # per song, as the refusal sums
     return Stage("augmentation", len(songs.train), disk,
                  written * cost.augment_s_per_written_s,
-                 note=f"{len(rates)} variants ({params.augment.grid}), {sum(1.0 / r for r in rates):.2f} song "
+                 note=f"{len(rates)} variants ({augment.grid}), {sum(1.0 / r for r in rates):.2f} song "
                       f"lengths each; FLAC at {diskspace.FLAC_RATIO:g} of wav (upper bound)")
 
 
@@ -326,18 +326,19 @@ def separate_stage(params: Params, songs: Songs, cost: CostModel) -> Stage:
                                  + (" + ONNX cache" if onnx else ""))
 
 
-def mix_stage(params: Params, songs: Songs, cost: CostModel, mixers: dict) -> Stage:
-    """One job per Mixer and test song over the stored estimates (no separator runs again)."""
+def mix_stage(mixer: Mixer, sources: list[str], songs: Songs, cost: CostModel, mixers: dict) -> Stage:
+    """One job per Mixer and test song over the stored estimates (no separator runs again); a Mixer run without
+    its own kind has `mixer`'s."""
     seconds, jobs = sum(songs.scored), len(songs.scored)
-    kinds = [kind or params.mixer.kind for kind in mixers.values()]
+    kinds = [kind or mixer.kind for kind in mixers.values()]
     cpu = sum(seconds / cost.mix_audio_s_per_s[kind] + jobs * cost.mix_job_s for kind in kinds)
-    disk = round(len(mixers) * seconds * FLOAT_BYTES_PER_S * len(params.sources))
+    disk = round(len(mixers) * seconds * FLOAT_BYTES_PER_S * len(sources))
     return Stage("Mixers over estimates", len(mixers) * jobs, disk, cpu, note=f"kinds: {', '.join(kinds) or '-'}")
 
 
-def score_stage(params: Params, songs: Songs, cost: CostModel, runs: list[str]) -> Stage:
+def score_stage(evaluate: Evaluate, songs: Songs, cost: CostModel, runs: list[str]) -> Stage:
     """One BSS Eval job per run and test song; with the fast backend each run's shortest song also by museval."""
-    backend = params.evaluate.backend
+    backend = evaluate.backend
     cpu = len(runs) * sum(songs.scored) / cost.score_audio_s_per_s[backend]
     if backend != "museval" and songs.scored:
         cpu += len(runs) * min(songs.scored) / cost.score_audio_s_per_s["museval"]
@@ -382,9 +383,10 @@ def make_plan(params: Params, project_root: str | Path = ".", cost: CostModel = 
     models = model_runs(mixers)
     runs = scored_runs(models, blend_runs(params.blend.second, models))
     stages = [data_stage(params.data, songs, cost), check_stage(songs, cost),
-              augment_stage(params, songs, cost, importing), train_stage(params, songs, cost, importing),
+              augment_stage(params.augment, songs, cost, importing), train_stage(params, songs, cost, importing),
               mixer_stage(params, songs, cost, {} if importing else mixers), separate_stage(params, songs, cost),
-              mix_stage(params, songs, cost, mixers), score_stage(params, songs, cost, runs), report_stage(cost, runs)]
+              mix_stage(params.mixer, params.sources, songs, cost, mixers),
+              score_stage(params.evaluate, songs, cost, runs), report_stage(cost, runs)]
     return Plan(params.recipe, params.profile, songs, stages)
 
 

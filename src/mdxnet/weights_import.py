@@ -37,7 +37,7 @@ import torch
 from mdxnet import __version__
 from mdxnet.atomic import write_atomic, write_json_atomic
 from mdxnet.checkpoint import mixer_path, save_checkpoint, separator_path
-from mdxnet.config import per_source, separator_kwargs
+from mdxnet.config import Params, per_source, separator_kwargs
 from mdxnet.digest import file_sha256
 from mdxnet.errors import UserError
 from mdxnet.inference.imported import MANIFEST_FORMAT, manifest_path
@@ -240,7 +240,8 @@ def _pick(name: str, found: Any, given: Any, fallback: Any, where: str, path: Pa
     return fallback
 
 
-def separator_config(path: Path, state: dict, hparams: dict, given: dict, params, source: str) -> dict[str, Any]:
+def separator_config(path: Path, state: dict, hparams: dict, given: dict, params: Params,
+                     source: str) -> dict[str, Any]:
     """Our separator kwargs for the authors' weights: shapes from the weights, checked against their
     hyper-parameters; n_fft, hop and dim_t (not in the weights) from the hyper-parameters, else `given`, else
     params `model` for `source`."""
@@ -333,7 +334,7 @@ def _fixed(value) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
-def onnx_config(path: Path, given: dict, params, source: str) -> dict[str, Any]:
+def onnx_config(path: Path, given: dict, params: Params, source: str) -> dict[str, Any]:
     """n_fft, hop, dim_f, dim_t, frames of an ONNX separator: dim_f and frames from its input shape where fixed
     (and its metadata when mdxnet exported it), else given, else params."""
     session, spec_in, spec_out = onnx_signature(path)
@@ -401,7 +402,7 @@ def _record(path: Path, name: str, kind: str, runtime: str, model_file: str, con
     }
 
 
-def import_separator_checkpoint(path: Path, source: str, out_dir: Path, params, given: dict) -> Imported:
+def import_separator_checkpoint(path: Path, source: str, out_dir: Path, params: Params, given: dict) -> Imported:
 
     state, hparams, meta = state_dict_of(path, read_torch_file(path))
     require_finite(path, state.items())
@@ -418,7 +419,7 @@ def import_separator_checkpoint(path: Path, source: str, out_dir: Path, params, 
     return Imported(out, write_json_atomic(manifest_path(out_dir, source), record))
 
 
-def import_mixer(path: Path, out_dir: Path, params, file_sources: list[str]) -> Imported:
+def import_mixer(path: Path, out_dir: Path, params: Params, file_sources: list[str]) -> Imported:
 
     if params.mixer.kind != "linear":
         raise MixerSourcesMismatch(f"the published Mixer is the linear one; params mixer.kind is "
@@ -426,7 +427,7 @@ def import_mixer(path: Path, out_dir: Path, params, file_sources: list[str]) -> 
     state, hparams, meta = state_dict_of(path, read_torch_file(path))
     require_finite(path, state.items())
     key, weight = mixer_weight(path, state, hparams, list(file_sources), list(params.sources))
-    kwargs = mixer_kwargs(params)
+    kwargs = mixer_kwargs(params.mixer, params.sources)
     mixer = Mixer(**kwargs)
     with torch.no_grad():
         mixer.linear.weight.copy_(weight[..., None])
@@ -466,7 +467,7 @@ def onnx_weights(path: Path) -> None:
     require_finite(path, ((t.name, numpy_helper.to_array(t).copy()) for t in proto.graph.initializer))
 
 
-def import_onnx(path: Path, source: str, out_dir: Path, params, given: dict) -> Imported:
+def import_onnx(path: Path, source: str, out_dir: Path, params: Params, given: dict) -> Imported:
     onnx_weights(path)
     config = onnx_config(path, given, params, source)
     out = Path(out_dir) / f"{source}.onnx"
@@ -476,7 +477,7 @@ def import_onnx(path: Path, source: str, out_dir: Path, params, given: dict) -> 
     return Imported(out, write_json_atomic(manifest_path(out_dir, source), record))
 
 
-def import_file(path: str | Path, name: str, out_dir: str | Path, params, given: dict | None = None,
+def import_file(path: str | Path, name: str, out_dir: str | Path, params: Params, given: dict | None = None,
                 mixer_sources: list[str] | None = None) -> Imported:
     """Import one downloaded file as `name` (a source of params `sources`, or 'mixer') into `out_dir`."""
     path, out_dir, given = Path(path), Path(out_dir), dict(given or {})

@@ -26,7 +26,7 @@ def run_augment(args) -> int:
         cohort = []  # a track found in test/ of a dataset without train/ (find_track names a missing one)
     tracks = cohort if args.all else [find_track(root, args.track)]
     for track in tracks:
-        manifest = augment_track(track, params, out_root=args.out, cohort=cohort)
+        manifest = augment_track(track, params.augment, out_root=args.out, cohort=cohort)
         print(f"{track_name(track)}: {len(manifest['variants'])} variants cached in {manifest['folder']}")
         if is_stem_file(track):  # MUSDB18: decoded here, once, rather than by each separator's training
             print(f"{track_name(track)}: decoded for training in {decoded_track(track, params.data.decoded_root)}")

@@ -45,7 +45,7 @@ def run_fetch(args) -> int:
     from mdxnet.data.fetch import fetch_dataset
 
     params = args.params
-    fetch_dataset(params, root=args.root, force=args.force)
+    fetch_dataset(params.data, root=args.root, force=args.force)
     return 0
 
 
@@ -55,7 +55,7 @@ def run_synth(args) -> int:
     from mdxnet.data.synth import generate_dataset, synth_config
 
     params = args.params
-    config = synth_config(params, tracks=args.tracks, valid_tracks=args.valid_tracks,
+    config = synth_config(params.data.synth, tracks=args.tracks, valid_tracks=args.valid_tracks,
                           test_tracks=args.test_tracks, seconds=args.seconds, seed=args.seed, jobs=args.jobs)
     root = args.out or params.data.root
     start = time.perf_counter()
@@ -70,7 +70,7 @@ def run_check(args) -> int:
 
     params = args.params
     root = args.root or params.data.root
-    result = check_dataset(root, params)
+    result = check_dataset(root, params.data)
     if args.report:
         write_report(result, args.report)
     for problem in result.problems:
@@ -87,7 +87,7 @@ def run_list(args) -> int:
     if args.planned:
         from mdxnet.data.synth import planned_track_names
 
-        names = planned_track_names(params, args.subset)
+        names = planned_track_names(params.data, args.subset)
     else:
         names = [track_name(t) for t in split_tracks(params, args.subset, args.root)]
     print("\n".join(names))

@@ -122,8 +122,9 @@ def run_blend(args) -> int:
     from mdxnet.evaluation.scoring import scored_document
 
     params = args.params
-    track, estimates = blend_track(args.track, args.ours, args.second, args.name, params)
     weights = dict(params.blend.weights)
+    track, estimates = blend_track(args.track, args.ours, args.second, args.name, weights, params.sources,
+                                   params.sample_rate)
     metadata = {"estimator": "blend", "blend": {"ours": str(args.ours), "second": str(args.second),
                                                 "second_name": args.name, "weights": weights,
                                                 "label": describe(args.name, weights, params.sources)}}

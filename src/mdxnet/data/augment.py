@@ -48,6 +48,7 @@ import soundfile as sf
 
 from mdxnet.atomic import write_atomic, write_json_atomic
 from mdxnet.audio import SAMPLE_RATE
+from mdxnet.config import Augment
 from mdxnet.data import diskspace
 from mdxnet.data.musdb import is_stem_file, load_track, track_name, track_seconds
 from mdxnet.errors import UserError
@@ -74,12 +75,11 @@ def variant_name(semitones: float, rate: float) -> str:
     return f"p{semitones:+g}_t{rate:g}"
 
 
-def variants(params) -> dict[str, tuple[float, float]]:
+def variants(augment: Augment) -> dict[str, tuple[float, float]]:
     """{variant name: (semitones, tempo rate)} of the configured grid, pitch-major, without the unchanged pair."""
-    config = params.augment
-    pitches = [float(p) for p in config.pitch_semitones] or [0.0]
-    rates = [float(r) for r in config.tempo_rates] or [1.0]
-    if config.grid == "product":
+    pitches = [float(p) for p in augment.pitch_semitones] or [0.0]
+    rates = [float(r) for r in augment.tempo_rates] or [1.0]
+    if augment.grid == "product":
         pairs = [(p, r) for p in pitches for r in rates]
     else:  # axes
         pairs = [(p, 1.0) for p in pitches] + [(0.0, r) for r in rates]
@@ -92,15 +92,15 @@ def rubberband_args(semitones: float, rate: float, speech: bool) -> dict[str, st
     return {**args, **SPEECH_ARGS} if speech else args
 
 
-def render_plan(params, semitones: float, rate: float) -> dict[str, list[str]]:
+def render_plan(augment: Augment, semitones: float, rate: float) -> dict[str, list[str]]:
     """{stem: rubberband options as a flat list} of one variant (stored in RENDER and the manifest)."""
-    speech = set(params.augment.speech_sources)
+    speech = set(augment.speech_sources)
     return {stem: [s for item in rubberband_args(semitones, rate, stem in speech).items() for s in item if s]
             for stem in STEMS}
 
 
-def cache_root(params, out_root: str | Path | None = None) -> Path:
-    return Path(out_root or params.augment.root)
+def cache_root(augment: Augment, out_root: str | Path | None = None) -> Path:
+    return Path(out_root or augment.root)
 
 
 def fingerprint(track: Path) -> str:
@@ -212,21 +212,21 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def expected_manifest(track: Path, params) -> dict:
+def expected_manifest(track: Path, augment: Augment) -> dict:
     """What a finished cache of `track` records about how it was made: a manifest that differs is redone."""
-    plans = {variant: render_plan(params, *shift) for variant, shift in variants(params).items()}
+    plans = {variant: render_plan(augment, *shift) for variant, shift in variants(augment).items()}
     return {"track": track_name(track), "fingerprint": fingerprint(track), "grid": plans,
             "format": STEM_FORMAT["format"]}
 
 
-def pending_bytes(tracks: Sequence[Path], params, out_root: str | Path | None = None) -> tuple[int, int]:
+def pending_bytes(tracks: Sequence[Path], augment: Augment, out_root: str | Path | None = None) -> tuple[int, int]:
     """(estimated bytes still to write, number of tracks) for those of `tracks` without a finished, matching
     cache; what an unfinished track's folder already holds is counted as written."""
-    rates = [rate for _, rate in variants(params).values()]
+    rates = [rate for _, rate in variants(augment).values()]
     needed, pending = 0, 0
     for track in dict.fromkeys(Path(t) for t in tracks):  # a track given twice is rendered once
-        folder = cache_root(params, out_root) / track_name(track)
-        if _finished(folder, expected_manifest(track, params)) is not None:
+        folder = cache_root(augment, out_root) / track_name(track)
+        if _finished(folder, expected_manifest(track, augment)) is not None:
             continue
         written = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
         needed += max(0, diskspace.cache_bytes(track_seconds(track), rates) - written)
@@ -234,15 +234,15 @@ def pending_bytes(tracks: Sequence[Path], params, out_root: str | Path | None = 
     return needed, pending
 
 
-def require_room(tracks: Sequence[Path], params, out_root: str | Path | None = None) -> None:
+def require_room(tracks: Sequence[Path], augment: Augment, out_root: str | Path | None = None) -> None:
     """Refuse (UserError, nothing written) when the cache of the unfinished ones of `tracks` would not fit on the
     disk of the cache folder: one `mdxnet augment --track` job per track, so the first job must see them all."""
-    needed, pending = pending_bytes(tracks, params, out_root)
-    what = f"{pending} track(s) still to render x {len(variants(params))} variants"
-    diskspace.require_room(cache_root(params, out_root), needed, what)
+    needed, pending = pending_bytes(tracks, augment, out_root)
+    what = f"{pending} track(s) still to render x {len(variants(augment))} variants"
+    diskspace.require_room(cache_root(augment, out_root), needed, what)
 
 
-def augment_track(track: str | Path, params, out_root: str | Path | None = None, progress: bool = True,
+def augment_track(track: str | Path, augment: Augment, out_root: str | Path | None = None, progress: bool = True,
                   cohort: Sequence[Path] = ()) -> dict:
     """Cache every configured variant of one track; returns the manifest (already there or just written).
 
@@ -255,18 +255,18 @@ def augment_track(track: str | Path, params, out_root: str | Path | None = None,
     if not track.exists():
         raise UserError(f"track {track} not found: list training tracks with `mdxnet data list`")
     name = track_name(track)
-    folder = cache_root(params, out_root) / name
-    wanted = variants(params)
-    expected = expected_manifest(track, params)
+    folder = cache_root(augment, out_root) / name
+    wanted = variants(augment)
+    expected = expected_manifest(track, augment)
     plans = expected["grid"]
     if _finished(folder, expected) is None:
-        require_room([track, *cohort], params, out_root)
+        require_room([track, *cohort], augment, out_root)
     manifest = _prepare(folder, expected)
     if manifest is not None:
         log.info("%s: augmentation cache is complete", folder)
         return manifest
     version = rubberband_version()
-    speech = set(params.augment.speech_sources)
+    speech = set(augment.speech_sources)
     stems = load_track(track)
     results = {}
     for variant, (semitones, rate) in tqdm(wanted.items(), desc=f"augment {name}", unit="variant",
@@ -283,13 +283,13 @@ def augment_track(track: str | Path, params, out_root: str | Path | None = None,
     return manifest
 
 
-def cached_variants(params, name: str, out_root: str | Path | None = None) -> dict[str, Path]:
+def cached_variants(augment: Augment, name: str, out_root: str | Path | None = None) -> dict[str, Path]:
     """{variant: folder} of a finished cache for track `name`: the variants of the configured grid it holds, made
     with the configured arguments (empty when the manifest is absent)."""
-    folder = cache_root(params, out_root) / name
+    folder = cache_root(augment, out_root) / name
     manifest = read_manifest(folder)
     if manifest is None or manifest.get("format") != STEM_FORMAT["format"]:
         return {}
     recorded = manifest.get("grid", {})
-    return {variant: folder / variant for variant, shift in variants(params).items()
-            if variant in manifest["variants"] and recorded.get(variant) == render_plan(params, *shift)}
+    return {variant: folder / variant for variant, shift in variants(augment).items()
+            if variant in manifest["variants"] and recorded.get(variant) == render_plan(augment, *shift)}

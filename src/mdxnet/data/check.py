@@ -28,6 +28,7 @@ import soundfile as sf
 
 from mdxnet.atomic import write_json_atomic
 from mdxnet.audio import SAMPLE_RATE, STEM_NAMES, wav_truncation
+from mdxnet.config import Data
 from mdxnet.data.musdb import (
     STEM_SUFFIX,
     SUBSETS,
@@ -228,14 +229,14 @@ def _count_split(root: Path, result: CheckResult, valid_split: str) -> None:
         result.problems.append(str(err))
 
 
-def check_dataset(root: str | Path, params: dict, progress: bool = True) -> CheckResult:
+def check_dataset(root: str | Path, data: Data, progress: bool = True) -> CheckResult:
     from tqdm import tqdm
 
     root = Path(root)
-    min_snr = float(params.data.check.mix_snr_db)
-    min_stem_snr = float(params.data.check.stem_mix_snr_db)  # AAC streams: the sum holds only approximately
+    min_snr = float(data.check.mix_snr_db)
+    min_stem_snr = float(data.check.stem_mix_snr_db)  # AAC streams: the sum holds only approximately
     result = CheckResult(root=str(root))
-    tracks = _collect(root, result, params.data.valid_split)
+    tracks = _collect(root, result, data.valid_split)
     for track in tqdm(tracks, desc="check tracks", unit="track", disable=not progress or len(tracks) < 2):
         if is_stem_file(track):
             problems, seconds = check_stem_file(track, min_stem_snr)

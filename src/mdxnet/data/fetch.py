@@ -26,6 +26,7 @@ from http.client import HTTPException
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from urllib.parse import urlparse
 
+from mdxnet.config import Data
 from mdxnet.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -40,19 +41,18 @@ def is_complete_dataset(root: Path) -> bool:
 RELEASES = {"musdb18hq": "MUSDB18-HQ", "musdb18": "MUSDB18"}
 
 
-def fetch_record(params: dict) -> tuple[str, str | None, int | None, str]:
+def fetch_record(data: Data) -> tuple[str, str | None, int | None, str]:
     """(url, md5, size, the params keys they come from) of the Zenodo record data.dataset names."""
-    cfg = params.data.fetch
-    if params.data.dataset == "musdb18":
+    cfg = data.fetch
+    if data.dataset == "musdb18":
         record = cfg.musdb18
         return record.url, record.md5, record.size, "data.fetch.musdb18"
     return cfg.url, cfg.md5, cfg.size, "data.fetch"
 
 
-def fetch_dataset(params: dict, root: str | Path | None = None, force: bool = False, progress: bool = True) -> Path:
+def fetch_dataset(data: Data, root: str | Path | None = None, force: bool = False, progress: bool = True) -> Path:
     """Make data.root hold the release data.dataset names (downloading it unless it is there); returns the
     dataset folder."""
-    data = params.data
     release = RELEASES[data.dataset]
     root = Path(root or data.root)
     origin = data.origin
@@ -72,7 +72,7 @@ def fetch_dataset(params: dict, root: str | Path | None = None, force: bool = Fa
         raise UserError(f"{root} exists but has no train/ and test/ folders: move or delete it, then rerun "
                         "`mdxnet data fetch`")
     cfg = data.fetch
-    url, md5, size, keys = fetch_record(params)
+    url, md5, size, keys = fetch_record(data)
     archive = download(url, Path(cfg.download_dir), md5=md5, size=size, timeout=float(cfg.timeout_s),
                        progress=progress, keys=keys)
     extract_dataset(archive, root, progress=progress, release=release)

@@ -46,6 +46,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mdxnet.audio import SAMPLE_RATE
+from mdxnet.config import Augment, Params, Sampler
 from mdxnet.data.augment import cached_variants, stem_path, variants
 from mdxnet.data.decoded import DECODED_STAMP, decoded_track  # noqa: F401 (DECODED_STAMP: re-exported)
 from mdxnet.data.musdb import is_stem_file, split_tracks, track_name
@@ -90,15 +91,16 @@ def _variant(track: str, name: str, folder: Path, sources: list[str], cached: bo
     return Variant(track, name, paths, frames)
 
 
-def track_variants(params: dict, track: Path, use_augmented: bool = True) -> list[Variant]:
-    """The original stems of `track` (a MUSDB18-HQ folder, or a MUSDB18 stem file read from its decoded wavs)
-    plus its cached augmentation variants."""
-    name, sources = track_name(track), list(params.sources)
-    folder = decoded_track(track, params.data.decoded_root) if is_stem_file(track) else track
+def track_variants(track: Path, sources: list[str], decoded_root: str | Path, augment: Augment,
+                   use_augmented: bool = True) -> list[Variant]:
+    """The `sources` stems of `track` (a MUSDB18-HQ folder, or a MUSDB18 stem file read from its decoded wavs
+    under `decoded_root`, params data.decoded_root) plus its cached augmentation variants."""
+    name, sources = track_name(track), list(sources)
+    folder = decoded_track(track, decoded_root) if is_stem_file(track) else track
     found = [_variant(name, ORIGINAL, folder, sources)]
     if use_augmented:
-        cached = cached_variants(params, name)
-        if not cached and variants(params):  # a grid with variants but none cached
+        cached = cached_variants(augment, name)
+        if not cached and variants(augment):  # a grid with variants but none cached
             log.warning("no augmentation cache for %s: run `mdxnet augment --track '%s'`", name, name)
         found += [_variant(name, v, folder, sources, cached=True) for v, folder in sorted(cached.items())]
     return found
@@ -177,19 +179,19 @@ class RemixDataset(Dataset):
         return targets.sum(dim=0), targets
 
 
-def sampler_config(params: dict) -> SamplerConfig:
-    values = params.sampler
+def sampler_config(sampler: Sampler, remix_prob: float) -> SamplerConfig:
+    """The sampler section with train.remix_prob, checked and typed for RemixDataset."""
     return SamplerConfig(
-        variant_draw=str(values.variant_draw),
-        remix_prob=float(params.train.remix_prob),
-        transforms=build_transforms(values.transforms),
-        silence_db=float(values.silence_db),
-        silent_redraw_prob=float(values.silent_redraw_prob),
-        max_redraws=int(values.max_redraws),
+        variant_draw=str(sampler.variant_draw),
+        remix_prob=float(remix_prob),
+        transforms=build_transforms(sampler.transforms),
+        silence_db=float(sampler.silence_db),
+        silent_redraw_prob=float(sampler.silent_redraw_prob),
+        max_redraws=int(sampler.max_redraws),
     )
 
 
-def build_train_dataset(params: dict, chunk_samples: int, seed: int, length: int,
+def build_train_dataset(params: Params, chunk_samples: int, seed: int, length: int,
                         root: str | Path | None = None) -> RemixDataset:
     """The RemixDataset over data.root's training tracks (+ their augmentation cache when sampler.use_augmented).
 
@@ -199,5 +201,7 @@ def build_train_dataset(params: dict, chunk_samples: int, seed: int, length: int
     values = params.sampler
     use_augmented = bool(values.use_augmented)
     train = split_tracks(params, "train", root)
-    tracks = [track_variants(params, t, use_augmented) for t in train]
-    return RemixDataset(tracks, params.sources, chunk_samples, int(length), seed, sampler_config(params))
+    tracks = [track_variants(t, params.sources, params.data.decoded_root, params.augment, use_augmented)
+              for t in train]
+    return RemixDataset(tracks, params.sources, chunk_samples, int(length), seed,
+                        sampler_config(values, params.train.remix_prob))

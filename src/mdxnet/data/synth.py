@@ -30,6 +30,7 @@ import soundfile as sf
 
 from mdxnet.atomic import write_json_atomic
 from mdxnet.audio import SAMPLE_RATE, read_audio, resample
+from mdxnet.config import Data
 from mdxnet.config import Synth as SynthConfig
 from mdxnet.data.compose import beat_seconds, compose, to_midi
 from mdxnet.data.files import write_pcm16_atomic
@@ -59,9 +60,9 @@ def track_marker(config: SynthConfig, index: int) -> dict:
             "soundfont": Path(config.soundfont).name}
 
 
-def synth_config(params: dict, **overrides) -> SynthConfig:
+def synth_config(synth: SynthConfig, **overrides) -> SynthConfig:
     """data.synth values, with CLI overrides (None means: keep the params value)."""
-    config = params.data.synth.evolve(**{k: v for k, v in overrides.items() if v is not None})
+    config = synth.evolve(**{k: v for k, v in overrides.items() if v is not None})
     if config.tracks < 1 or config.seconds <= 0:
         raise UserError("data synth needs --tracks >= 1 and --seconds > 0")
     if config.valid_tracks + config.test_tracks >= config.tracks:
@@ -78,7 +79,7 @@ def track_names(config: SynthConfig) -> dict[str, list[str]]:
             "test": names[n_train + config.valid_tracks:]}
 
 
-def planned_track_names(params: dict, subset: str) -> list[str]:
+def planned_track_names(data: Data, subset: str) -> list[str]:
     """Track names of a subset known before the dataset exists (for workflow planning, e.g. Snakemake).
 
     data.origin 'synth': the names the generator will produce (a pure function of data.synth); otherwise the
@@ -86,10 +87,9 @@ def planned_track_names(params: dict, subset: str) -> list[str]:
     """
     from mdxnet.data.musdb import list_tracks, track_name
 
-    if params.data.origin == "synth":
-        return track_names(synth_config(params))[subset]
-    root = params.data.root
-    return [track_name(t) for t in list_tracks(root, subset, params.data.valid_split)]
+    if data.origin == "synth":
+        return track_names(synth_config(data.synth))[subset]
+    return [track_name(t) for t in list_tracks(data.root, subset, data.valid_split)]
 
 
 def track_dir(root: Path, config: SynthConfig, index: int) -> Path:

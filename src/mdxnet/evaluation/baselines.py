@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mdxnet.config import Params
 from mdxnet.errors import UserError
 from mdxnet.inference.separation import SeparationPipeline
 
@@ -48,7 +49,7 @@ def irm_estimates(
 
 def model_estimates(
     track: dict[str, np.ndarray],
-    params: dict,
+    params: Params,
     models_dir: str | Path,
     use_mixer: bool = True,
     device: str | None = None,
@@ -64,7 +65,7 @@ def model_estimates(
 def estimates_for(
     estimator: str,
     track: dict[str, np.ndarray],
-    params: dict,
+    params: Params,
     models_dir: str | Path | None = None,
     use_mixer: bool = True,
     device: str | None = None,

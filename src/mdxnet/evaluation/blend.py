@@ -58,15 +58,17 @@ def missing_tracks(root: str | Path, tracks, sources) -> list[str]:
 
 
 def blend_track(track_path: str | Path, ours_dir: str | Path, second_dir: str | Path, name: str,
-                params) -> tuple[dict, dict[str, np.ndarray]]:
-    """(the loaded track, its blended estimates): `ours_dir` and `second_dir` hold this track's estimates."""
-    sources = list(params.sources)
-    track = load_track(track_path, params.sample_rate)
+                weights: dict[str, float], sources: list[str],
+                sample_rate: int) -> tuple[dict, dict[str, np.ndarray]]:
+    """(the loaded track, its blended estimates): `ours_dir` and `second_dir` hold this track's estimates;
+    `weights` is params blend.weights."""
+    sources = list(sources)
+    track = load_track(track_path, sample_rate)
     length = track["mixture"].shape[-1]
-    ours = read_checked_estimates(ours_dir, sources, params.sample_rate, length, "this run's Mixer estimates")
-    second = read_checked_estimates(second_dir, sources, params.sample_rate, length,
+    ours = read_checked_estimates(ours_dir, sources, sample_rate, length, "this run's Mixer estimates")
+    second = read_checked_estimates(second_dir, sources, sample_rate, length,
                                     f"the estimates of the second system {name!r} (params blend.second)")
-    return track, blend(ours, second, params.blend.weights, sources)
+    return track, blend(ours, second, weights, sources)
 
 
 def describe(name: str, weights: dict[str, float], sources) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mdxnet.config import params_hash
+from mdxnet.config import Params, params_hash
 from mdxnet.data.musdb import load_track, track_index, track_name
 from mdxnet.errors import UserError
 from mdxnet.evaluation.scoring import score_estimates, track_document
@@ -123,7 +123,8 @@ def audio_problems(name: str, estimates: dict[str, np.ndarray], length: int) -> 
     return problems
 
 
-def score_track_estimates(folder: str | Path, reference: str | Path, params) -> tuple[dict | None, list[dict]]:
+def score_track_estimates(folder: str | Path, reference: str | Path,
+                          params: Params) -> tuple[dict | None, list[dict]]:
     """Score `<folder>/<source>.wav` against one reference track: (museval per-track document, problems).
 
     Problems (wrong_rate, wrong_length, nan_audio) are also recorded in the document's "mdxnet" metadata. A track
@@ -141,8 +142,8 @@ def score_track_estimates(folder: str | Path, reference: str | Path, params) -> 
     if silent:
         return None, problems + silent
     started = time.monotonic()
-    scores = score_estimates(track, estimates, params)
     evaluation = params.evaluate
+    scores = score_estimates(track, estimates, evaluation, params.sources, sample_rate)
     metadata = {
         "track": name,
         "reference": str(reference),
@@ -158,7 +159,7 @@ def score_track_estimates(folder: str | Path, reference: str | Path, params) -> 
     return track_document(scores, evaluation.win, evaluation.hop, metadata), problems
 
 
-def score_matched(match: EstimatesMatch, params,
+def score_matched(match: EstimatesMatch, params: Params,
                   desc: str = "scoring estimates") -> Iterator[tuple[str, dict | None, list]]:
     """(track, per-track document, problems) for every matched pair, in name order, as each is scored (document
     None: the track could not be scored, its problems say why)."""

@@ -20,6 +20,7 @@ import platform
 from pathlib import Path
 
 from mdxnet.atomic import write_atomic, write_json_atomic, write_text_atomic
+from mdxnet.config import Data, Params, params_hash
 from mdxnet.digest import file_sha256
 from mdxnet.errors import UserError, read_json
 from mdxnet.evaluation.aggregate import load_track_medians, read_track_json, summarize, track_json_paths
@@ -185,18 +186,18 @@ def reference_rows() -> list[dict]:
     ]
 
 
-def _split_songs(params: dict, rows: list[dict]) -> tuple[list[str], list[str]]:
+def _split_songs(data: Data, rows: list[dict]) -> tuple[list[str], list[str]]:
     """Scored songs (from the per-track files' "reference") inside data.root and elsewhere."""
-    root = Path(params.data.root).resolve()
+    root = Path(data.root).resolve()
     songs = sorted({ref for row in rows for ref in row.get("references", [])})
     inside = [s for s in songs if Path(s).resolve().is_relative_to(root)]
     return inside, [s for s in songs if s not in inside]
 
 
-def run_dataset(params: dict) -> str:
+def run_dataset(data: Data) -> str:
     """The set this run was scored on, as the table's Dataset column names it."""
-    release = RELEASE_NAMES[params.data.dataset]
-    return f"generated ({release} layout)" if params.data.origin == "synth" else release
+    release = RELEASE_NAMES[data.dataset]
+    return f"generated ({release} layout)" if data.origin == "synth" else release
 
 
 def comparable_row(row: dict, statement_comparable: bool) -> bool | None:
@@ -207,16 +208,15 @@ def comparable_row(row: dict, statement_comparable: bool) -> bool | None:
     return bool(statement_comparable and row["dataset"] == row.get("compared_dataset"))
 
 
-def dataset_statement(params: dict, rows: list[dict]) -> tuple[bool, str]:
+def dataset_statement(data: Data, profile: str | None, rows: list[dict]) -> tuple[bool, str]:
     """(comparable with the paper?, one loud sentence saying what was evaluated). The paper's rows were scored
     on MUSDB18 (mdxnet.evaluation.references), so only a MUSDB18 run can be comparable."""
-    data = params.data
     release = RELEASE_NAMES[data.dataset]
     tracks = max((r["tracks"] for r in rows), default=0)
-    inside, others = _split_songs(params, rows)
+    inside, others = _split_songs(data, rows)
     if data.origin == "synth":
         return False, (
-            f"EMBEDDED SYNTHETIC DATASET ({data.root}, {release} layout, profile '{params.profile}', {tracks} test "
+            f"EMBEDDED SYNTHETIC DATASET ({data.root}, {release} layout, profile '{profile}', {tracks} test "
             f"songs incl. any extra real clips): these numbers are NOT comparable with the paper's {MUSDB18} "
             "numbers."
         )
@@ -239,10 +239,10 @@ def dataset_statement(params: dict, rows: list[dict]) -> tuple[bool, str]:
     return True, f"{release} test set ({data.root}, 50 songs): comparable with the paper's numbers (same set)."
 
 
-def songs_statement(params: dict, rows: list[dict]) -> str:
+def songs_statement(data: Data, rows: list[dict]) -> str:
     """Where the scored songs came from, read from the per-track files (not assumed from params)."""
-    inside, others = _split_songs(params, rows)
-    text = f"{len(inside)} from data.root ({params.data.root})"
+    inside, others = _split_songs(data, rows)
+    text = f"{len(inside)} from data.root ({data.root})"
     if others:
         text += f", {len(others)} from elsewhere (e.g. data.extra_test real clips): "
         text += ", ".join(Path(s).name for s in others)
@@ -303,13 +303,11 @@ def recipe_deviations(params, params_file=None) -> dict:
     return table
 
 
-def provenance(params: dict, rows: list[dict], data_check=None, params_file=None) -> dict:
-    from mdxnet.config import params_hash
-
-    comparable, statement = dataset_statement(params, rows)
+def provenance(params: Params, rows: list[dict], data_check=None, params_file=None) -> dict:
+    comparable, statement = dataset_statement(params.data, params.profile, rows)
     return {
         "dataset": statement,
-        "songs": songs_statement(params, rows),
+        "songs": songs_statement(params.data, rows),
         "comparable_with_paper": comparable,
         "data_origin": params.data.origin,
         "recipe": params.recipe,
@@ -610,7 +608,7 @@ def imported_lines(records: list[dict] | None) -> list[str]:
     return [f"- models: PUBLISHED WEIGHTS imported with `mdxnet models import` (not trained in this run): {files}"]
 
 
-def write_report(runs: list[tuple[str, Path]], params: dict, out: str | Path, data_check=None,
+def write_report(runs: list[tuple[str, Path]], params: Params, out: str | Path, data_check=None,
                  params_file=None, imported=None, models=None) -> list[Path]:
     """Write table.md/.csv/.json and the box plot into `out`; returns the written paths. `params_file`: the file
     `params` were read from (default params.yaml), for the deviation table's kinds. `imported`: the models folder
@@ -631,7 +629,7 @@ def write_report(runs: list[tuple[str, Path]], params: dict, out: str | Path, da
     tests = paired_tests(per_track_sdr)
     prov = provenance(params, ours, data_check, params_file)
     for row in ours:
-        row["dataset"] = run_dataset(params)
+        row["dataset"] = run_dataset(params.data)
         row["comparable"] = comparable_row(row, prov["comparable_with_paper"])
     prov["imported_weights"] = records
     if models is not None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mdxnet.config import params_hash
+from mdxnet.config import Evaluate, Params, params_hash
 from mdxnet.data.musdb import load_track, track_name
 from mdxnet.errors import UserError
 from mdxnet.evaluation import fast_bsseval
@@ -136,7 +136,7 @@ def frame_values(document: dict) -> dict[str, dict[str, np.ndarray]]:
 def score_track(
     track_path: str | Path,
     estimator: str,
-    params: dict,
+    params: Params,
     models_dir: str | Path | None = None,
     use_mixer: bool = True,
     device: str | None = None,
@@ -166,11 +166,11 @@ def score_track(
 
 
 def scored_document(track_path: str | Path, track: dict[str, np.ndarray], estimates: dict[str, np.ndarray],
-                    params, metadata: dict, cross_check: bool = False) -> dict:
+                    params: Params, metadata: dict, cross_check: bool = False) -> dict:
     """Score `estimates` against the loaded track: the per-track document with its provenance ("mdxnet")."""
     evaluation = params.evaluate
     started = time.monotonic()
-    scores = score_estimates(track, estimates, params)
+    scores = score_estimates(track, estimates, evaluation, params.sources, params.sample_rate)
     metadata = {
         "track": track_name(track_path),
         "reference": str(track_path),
@@ -182,7 +182,7 @@ def scored_document(track_path: str | Path, track: dict[str, np.ndarray], estima
         "score_seconds": round(time.monotonic() - started, 3),
     }
     if cross_check:
-        metadata["crosscheck"] = cross_check_scores(track, estimates, params, scores)
+        metadata["crosscheck"] = cross_check_scores(track, estimates, evaluation, params.sources, params.sample_rate, scores)
     return track_document(scores, evaluation.win, evaluation.hop, metadata)
 
 
@@ -205,36 +205,37 @@ def largest_difference(a: dict[str, dict[str, np.ndarray]], b: dict[str, dict[st
     return {"max_abs_diff_db": worst, "where": where}
 
 
-def cross_check_scores(track: dict[str, np.ndarray], estimates: dict[str, np.ndarray], params,
-                       scores: dict[str, dict[str, np.ndarray]]) -> dict:
+def cross_check_scores(track: dict[str, np.ndarray], estimates: dict[str, np.ndarray], evaluate: Evaluate,
+                       sources: list[str], sample_rate: int, scores: dict[str, dict[str, np.ndarray]]) -> dict:
     """The same estimates scored by museval, the reference implementation, compared frame by frame with
-    `scores` (the params' backend): what the run's summary and the report record and check.
+    `scores` (evaluate.backend): what the run's summary and the report record and check.
 
     The tolerance applies to SDR, the number the tables report. The other metrics' largest difference is
     recorded beside it, not checked: where an estimate lies in the span of the references (the mixture as
     estimate is exactly their sum) SAR reads ~170-190 dB, an artifact energy at rounding level that the two
     implementations round differently (measured: up to 2.6 dB apart on the ci song; SDR there agrees to 1e-4)."""
     started = time.monotonic()
-    reference = score_estimates(track, estimates, params, backend="museval")
+    reference = score_estimates(track, estimates, evaluate, sources, sample_rate, backend="museval")
     sdr = largest_difference(scores, reference, ("SDR",))
     every = largest_difference(scores, reference)
-    return {"against": "museval", "backend": params.evaluate.backend, "metric": "SDR", **sdr,
-            "tolerance_db": float(params.evaluate.crosscheck_tolerance_db),
+    return {"against": "museval", "backend": evaluate.backend, "metric": "SDR", **sdr,
+            "tolerance_db": float(evaluate.crosscheck_tolerance_db),
             "all_metrics_max_abs_diff_db": every["max_abs_diff_db"], "all_metrics_where": every["where"],
             "museval_seconds": round(time.monotonic() - started, 3)}
 
 
 def score_estimates(
-    track: dict[str, np.ndarray], estimates: dict[str, np.ndarray], params: dict, backend: str | None = None
+    track: dict[str, np.ndarray], estimates: dict[str, np.ndarray], evaluate: Evaluate, sources: list[str],
+    sample_rate: int, backend: str | None = None
 ) -> dict[str, dict[str, np.ndarray]]:
-    """Score estimates against a loaded track with the params' window, hop and backend (or `backend`)."""
-    evaluation = params.evaluate
+    """Score estimates of `sources` against a loaded track with evaluate's window, hop and backend (or
+    `backend`)."""
     return bss_eval_v4(
-        {s: track[s] for s in params.sources},
+        {s: track[s] for s in sources},
         estimates,
-        list(params.sources),
-        params.sample_rate,
-        evaluation.win,
-        evaluation.hop,
-        backend or evaluation.backend,
+        list(sources),
+        sample_rate,
+        evaluate.win,
+        evaluate.hop,
+        backend or evaluate.backend,
     )

@@ -153,7 +153,7 @@ def mix_folder(track_path: str | Path, separated: str | Path, params, mixer_file
     mixture = track["mixture"]
     estimates = read_checked_estimates(separated, sources, params.sample_rate, mixture.shape[-1],
                                        "the separators' estimates")
-    mixer = load_mixer(mixer_file, mixer_kwargs(with_mixer_kind(params, kind)), params.sample_rate)
+    mixer = load_mixer(mixer_file, mixer_kwargs(with_mixer_kind(params, kind).mixer, params.sources), params.sample_rate)
     torch_device = pick_device(device or params.separate.device)
     mixer = mixer.to(torch_device).eval()
     segment = mixer_segment(stitching_for(params, s) for s in sources)  # as SeparationPipeline applies it

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from torch import nn
 
-from mdxnet.config import per_source, separator_kwargs
+from mdxnet.config import Params, per_source, separator_kwargs
 from mdxnet.digest import file_sha256
 from mdxnet.errors import UserError, read_json
 from mdxnet.inference.onnx_runtime import ImportedOnnxSeparator
@@ -29,7 +29,7 @@ def read_manifest(path: str | Path) -> dict:
     return record
 
 
-def imported_onnx_separator(models_dir: str | Path, source: str, params,
+def imported_onnx_separator(models_dir: str | Path, source: str, params: Params,
                             threads: int | None = None) -> nn.Module | None:
     """The ONNX separator imported for `source` into `models_dir` (None when it holds no such import), checked
     against the file's checksum and against params (the STFT and the chunk the pipeline cuts); its session runs

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from mdxnet.checkpoint import load_separator, separator_path
-from mdxnet.config import separator_kwargs
+from mdxnet.config import Params, separator_kwargs
 from mdxnet.digest import file_sha256
 from mdxnet.errors import UserError
 from mdxnet.inference.onnx_runtime import INPUT_NAME, OUTPUT_NAME
@@ -90,7 +90,7 @@ def export_separator(model, path: str | Path, frames: int, source: str = "", bat
     return path
 
 
-def export_models(models_dir, out_dir, params) -> list[Path]:
+def export_models(models_dir, out_dir, params: Params) -> list[Path]:
     """<models_dir>/<source>.pt -> <out_dir>/<source>.onnx for every source, for chunks of
     separate.chunk_frames frames (checked against the params' networks before any export)."""
     from tqdm import tqdm

@@ -39,7 +39,7 @@ from torch import nn
 
 from mdxnet.audio import ArraySong
 from mdxnet.checkpoint import load_mixer, load_separator, mixer_path, require_models_folder, separator_path
-from mdxnet.config import separator_kwargs
+from mdxnet.config import Params, separator_kwargs
 from mdxnet.digest import file_sha256
 from mdxnet.errors import UserError
 from mdxnet.inference.imported import imported_onnx_separator
@@ -119,7 +119,7 @@ def runnable(model, checkpoint: Path, source: str, backend: str, cfg, frames: in
     return fuse_for_inference(model)
 
 
-def require_export_room(models_dir: Path, params, cache_dir) -> None:
+def require_export_room(models_dir: Path, params: Params, cache_dir) -> None:
     """The ONNX cache entries of the checkpoints in `models_dir`, and a cache folder they can be exported into
     where one is missing: checked before any model loads (imported ONNX separators need no export)."""
     entries = []
@@ -191,7 +191,7 @@ class SeparationPipeline:
         self.parallel = max(1, int(parallel)) if self.device.type == "cpu" else 1
 
     @classmethod
-    def from_dir(cls, models_dir, params, device: str = "auto", use_mixer: bool = True,
+    def from_dir(cls, models_dir, params: Params, device: str = "auto", use_mixer: bool = True,
                  batch: int | None = None, backend: str | None = None,
                  parallel: int | None = None) -> SeparationPipeline:
         """Load <models_dir>/<source>.pt for every source (and mixer.pt), checking them against `params`.
@@ -216,7 +216,7 @@ class SeparationPipeline:
             if not path.is_file():
                 raise UserError(f"Mixer checkpoint {path} not found: train it with `mdxnet train mixer` "
                                 f"or separate without it (--no-mixer)")
-            mixer = load_mixer(path, mixer_kwargs(params), params.sample_rate)
+            mixer = load_mixer(path, mixer_kwargs(params.mixer, params.sources), params.sample_rate)
         separators = {}
         for source in params.sources:
             imported = imported_onnx_separator(models_dir, source, params, threads)  # `mdxnet models import` of an .onnx

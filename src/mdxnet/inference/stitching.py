@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from mdxnet.audio import ArraySong
-from mdxnet.config import per_source, separator_kwargs
+from mdxnet.config import Params, per_source, separator_kwargs
 from mdxnet.errors import UserError
 
 STITCHES = ("trim", "crossfade")
@@ -45,7 +45,7 @@ def time_downsampling(num_blocks: int) -> int:
     return 2 ** (num_blocks // 2)
 
 
-def checked_chunk_frames(params, source: str) -> int:
+def checked_chunk_frames(params: Params, source: str) -> int:
     """separate.chunk_frames for `source`, checked against its network and STFT (UserError naming the key)."""
     model = separator_kwargs(params, source)
     frames = int(per_source(params.separate.chunk_frames, source))
@@ -63,7 +63,7 @@ def checked_chunk_frames(params, source: str) -> int:
     return frames
 
 
-def stitching_for(params, source: str) -> Stitching:
+def stitching_for(params: Params, source: str) -> Stitching:
     """The `Stitching` that params.separate asks for, for one source's separator, checked at start."""
     cfg = params.separate
     if cfg.stitch not in STITCHES:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from mdxnet.checkpoint import load_separator, separator_path
-from mdxnet.config import separator_kwargs
+from mdxnet.config import Params, Train, separator_kwargs
 from mdxnet.data.sampler import build_train_dataset
 from mdxnet.errors import UserError
 from mdxnet.inference.separation import apply_mixer
@@ -71,7 +71,7 @@ class MixerTrainer(Trainer):
         self.loss_fn = EdgeTrimmedLoss(cfg.loss, edge_trim)
 
 
-def load_frozen_separators(params: dict, models_dir: Path) -> dict:
+def load_frozen_separators(params: Params, models_dir: Path) -> dict:
 
     separators = {}
     for source in params.sources:
@@ -88,12 +88,12 @@ class MixerTask:
     kind = "mixer"
     source = None
 
-    def __init__(self, params: dict, models_dir: Path, seed: int, items: int):
+    def __init__(self, params: Params, models_dir: Path, seed: int, items: int):
         self.params = params
         self.stitchings = {s: stitching_for(params, s) for s in params.sources}  # as `mdxnet separate`
         self.separators = load_frozen_separators(params, Path(models_dir))
-        self.model_kwargs = mixer_kwargs(params)
-        self.model = build_mixer(params)
+        self.model_kwargs = mixer_kwargs(params.mixer, params.sources)
+        self.model = build_mixer(params.mixer, params.sources)
         self.chunk = max(m.chunk_samples for m in self.separators.values())
         self.edge_trim = int(params.train.mixer.edge_trim)
         check_edge_trim(self.edge_trim, self.chunk)
@@ -136,7 +136,7 @@ class MixerTask:
 
     def _scores(self, estimates: list[torch.Tensor]) -> dict[str, float]:
         """Each source's validation score (`train.valid_sdr` per track, reduced by `train.valid_reduce`)."""
-        return {source: source_score(self.params, self._valid, source, [e[index].numpy() for e in estimates])
+        return {source: source_score(self.params.train, self._valid, source, [e[index].numpy() for e in estimates])
                 for index, source in enumerate(self.params.sources)}
 
     def _validate_as_inference(self, model, device: torch.device) -> tuple[list, list]:
@@ -181,9 +181,8 @@ class MixerTask:
         return metrics
 
 
-def mixer_config(params: dict, out: Path, live_dir: Path | None, steps: int | None, resume_key: str):
-
-    train, mixer = params.train, params.train.mixer
+def mixer_config(train: Train, out: Path, live_dir: Path | None, steps: int | None, resume_key: str):
+    mixer = train.mixer
     return LoopConfig(
         name="mixer",
         steps=int(steps if steps is not None else mixer.steps),
@@ -201,7 +200,7 @@ def mixer_config(params: dict, out: Path, live_dir: Path | None, steps: int | No
     )
 
 
-def train_mixer(params: dict, models_dir: Path, out: Path, *, device: str = "auto", steps: int | None = None,
+def train_mixer(params: Params, models_dir: Path, out: Path, *, device: str = "auto", steps: int | None = None,
                 live_dir: Path | None = None):
     dist, torch_device = ddp.init_distributed(device)
     try:
@@ -210,7 +209,7 @@ def train_mixer(params: dict, models_dir: Path, out: Path, *, device: str = "aut
         if missing:
             raise UserError(f"the Mixer needs the four trained separators; missing {', '.join(missing)}: train "
                             f"them with `mdxnet train separator --source S` or pass --models DIR")
-        cfg = mixer_config(params, out, live_dir, steps, resume_key(params, "mixer", inputs))
+        cfg = mixer_config(params.train, out, live_dir, steps, resume_key(params, "mixer", inputs))
         seed_everything(cfg.seed)
         task = MixerTask(params, Path(models_dir), cfg.seed, items=cfg.steps * cfg.batch_size)
         return MixerTrainer(task, cfg, dist, torch_device, task.edge_trim).run()

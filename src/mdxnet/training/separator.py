@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from mdxnet.config import per_source, separator_kwargs
+from mdxnet.config import Params, Train, per_source, separator_kwargs
 from mdxnet.data.sampler import build_train_dataset
 from mdxnet.inference.stitching import stitching_for
 from mdxnet.models import build_separator
@@ -28,7 +28,7 @@ class SeparatorTask:
 
     kind = "separator"
 
-    def __init__(self, params: dict, source: str, seed: int, items: int):
+    def __init__(self, params: Params, source: str, seed: int, items: int):
         self.params, self.source = params, source
         self.stitching = stitching_for(params, source)  # validation stitches tracks as `mdxnet separate` does
         self.model_kwargs = separator_kwargs(params, source)
@@ -51,7 +51,7 @@ class SeparatorTask:
             return None
         with Amp(self.params.train.amp, self.params.train.amp_dtype, device).autocast():
             estimates = [self._separate(model, t.mixture, device).numpy() for t in self._valid]
-        return {"valid_sdr": source_score(self.params, self._valid, self.source, estimates),
+        return {"valid_sdr": source_score(self.params.train, self._valid, self.source, estimates),
                 "valid_level_db": level_db([t.sources[self.source] for t in self._valid], estimates)}
 
     def _separate(self, model, mixture: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -68,9 +68,7 @@ class SeparatorTask:
         return warnings_for(metrics, self.params.train.health)
 
 
-def separator_config(params: dict, source: str, out: Path, live_dir: Path | None, steps: int | None, resume_key: str):
-
-    train = params.train
+def separator_config(train: Train, source: str, out: Path, live_dir: Path | None, steps: int | None, resume_key: str):
     return LoopConfig(
         name=source,
         steps=int(steps if steps is not None else train.steps),
@@ -87,7 +85,7 @@ def separator_config(params: dict, source: str, out: Path, live_dir: Path | None
     )
 
 
-def shared_loop_settings(train: dict) -> dict:
+def shared_loop_settings(train: Train) -> dict:
     """The `train` values that the separators and the Mixer share (logging, precision, seed, loader)."""
     return dict(
         log_every=int(train.log_every),
@@ -106,11 +104,12 @@ def checkpoint_dir(out: Path, name: str) -> Path:
     return Path(out).parent / "checkpoints" / name
 
 
-def train_separator(params: dict, source: str, out: Path, *, device: str = "auto", steps: int | None = None,
+def train_separator(params: Params, source: str, out: Path, *, device: str = "auto", steps: int | None = None,
                     live_dir: Path | None = None):
     dist, torch_device = ddp.init_distributed(device)
     try:
-        cfg = separator_config(params, source, out, live_dir, steps, resume_key(params, f"separator/{source}"))
+        cfg = separator_config(params.train, source, out, live_dir, steps,
+                               resume_key(params, f"separator/{source}"))
         seed_everything(cfg.seed)  # before the model is built: its initial weights come from this seed
         task = SeparatorTask(params, source, cfg.seed, items=cfg.steps * cfg.batch_size)
         return Trainer(task, cfg, dist, torch_device).run()

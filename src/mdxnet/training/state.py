@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mdxnet.config import as_plain
+from mdxnet.config import Params, as_plain
 from mdxnet.digest import file_sha256
 
 # Values that may change between a run and its resumption without changing the result up to the old end.
@@ -60,7 +60,7 @@ def restore_rng(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def resume_key(params: dict, name: str, inputs: list[Path] | None = None) -> str:
+def resume_key(params: Params | dict, name: str, inputs: list[Path] | None = None) -> str:
     """Identity of a training run: its name, the params that shape its result and the files it reads.
 
     A `last.pt` with another key belongs to another experiment (e.g. a changed lr) and is not resumed.

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mdxnet.config import Train
 from mdxnet.data.musdb import load_track, split_tracks, track_name
 from mdxnet.inference.stitching import overlap_add
 
@@ -85,10 +86,10 @@ def separate_track(model, mixture: torch.Tensor, stitching, batch: int, device: 
     return overlap_add(model, mixture, stitching, batch, device)
 
 
-def source_score(params, tracks: list[ValidTrack], source: str, estimates: list[np.ndarray]) -> float:
+def source_score(train: Train, tracks: list[ValidTrack], source: str, estimates: list[np.ndarray]) -> float:
     """One source's validation score: `train.valid_sdr` on each track, reduced by `train.valid_reduce`."""
-    formula = SDR_FORMULAS[params.train.valid_sdr]
-    reduce = REDUCTIONS[params.train.valid_reduce]
+    formula = SDR_FORMULAS[train.valid_sdr]
+    reduce = REDUCTIONS[train.valid_reduce]
     return float(reduce([formula(t.sources[source], e) for t, e in zip(tracks, estimates, strict=True)]))
 
 
