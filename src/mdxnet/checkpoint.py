@@ -165,6 +165,7 @@ def load_separator(path, source: str, expect_kwargs: dict | None = None, sample_
     """The separator for `source` in eval mode, of the class its recorded arch names (v2 if none), built
     from the checkpoint's own kwargs; `expect_kwargs` (mdxnet.config.separator_kwargs) includes the arch;
     `sample_rate`: the rate it will run at (params sample_rate), checked against its training's."""
+    # mdxnet.models imports torch: only where a network is built (reading a checkpoint's record needs none)
     from mdxnet.models import separator_from_kwargs
     ckpt = load_checkpoint(path, kind="separator", source=source, expect_kwargs=expect_kwargs,
                            sample_rate=sample_rate)
@@ -173,7 +174,7 @@ def load_separator(path, source: str, expect_kwargs: dict | None = None, sample_
 
 def load_mixer(path, expect_kwargs: dict | None = None, sample_rate: int | None = None):
     """The Mixer in eval mode (`sample_rate`: as for load_separator)."""
-    from mdxnet.models import Mixer
+    from mdxnet.models import Mixer  # torch, only where a network is built
     ckpt = load_checkpoint(path, kind="mixer", expect_kwargs=expect_kwargs, sample_rate=sample_rate)
     return _build(Path(path), ckpt, Mixer)
 
@@ -182,7 +183,7 @@ def init_models(models_dir, params: Params, seed: int = 0) -> list[Path]:
     """Randomly initialised checkpoints (step 0) for every source and the Mixer: for tests and benchmarks."""
     import torch
 
-    from mdxnet.models import Mixer, mixer_kwargs, separator_from_kwargs
+    from mdxnet.models import Mixer, mixer_kwargs, separator_from_kwargs  # torch, as above
 
 
     written = []

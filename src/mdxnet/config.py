@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from mdxnet.errors import UserError
+
 DEFAULT_PARAMS = Path("params.yaml")
 # When set, every mdxnet command appends the params keys it read to this file (one JSON line per process): the
 # test that checks each dvc.yaml stage declares what its commands read uses it.
@@ -301,7 +303,6 @@ class Sampler(Section):
         # (audiomentations is imported only when the list is not empty: it takes ~1 s).
         specs = object.__getattribute__(self, "transforms")  # not a traced read (see TRACE_ENV)
         if specs:
-            from mdxnet.errors import UserError
             from mdxnet.transforms import build_transforms
 
             try:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mdxnet.config import declarations
+from mdxnet.config import declarations, load_yaml, resolve_profile
 
 AUTHORS = "kuielab/mdx-net@Leaderboard_A"
 SUBMISSION = "kuielab/mdx-net-submission@leaderboard_A"
@@ -393,7 +393,6 @@ def _overlay_keys(overlay: Any, prefix: str = "") -> set[str]:
 
 def read_raw(path: str | Path) -> dict | None:
     """A params file's raw contents (recipes and profiles included), or None where there is none to read."""
-    from mdxnet.config import load_yaml
 
     path = Path(path)
     if not path.is_file():
@@ -415,7 +414,6 @@ class Overlays:
     def read(cls, raw: dict | None, recipe: str | None, profile: str | None) -> Overlays:
         if not raw:
             return cls(None, frozenset(), frozenset(), False)
-        from mdxnet.config import resolve_profile
 
         recipe_values = resolve_profile({**raw, "profile": None}, None, recipe)
         recipe_overlay = (raw.get("recipes") or {}).get(recipe) or {}

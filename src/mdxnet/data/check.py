@@ -27,7 +27,7 @@ import numpy as np
 import soundfile as sf
 
 from mdxnet.atomic import write_json_atomic
-from mdxnet.audio import SAMPLE_RATE, STEM_NAMES, wav_truncation
+from mdxnet.audio import SAMPLE_RATE, STEM_NAMES, read_stem_file, wav_truncation
 from mdxnet.config import Data
 from mdxnet.data.musdb import (
     STEM_SUFFIX,
@@ -127,7 +127,6 @@ def check_stem_file(path: Path, min_snr_db: float) -> tuple[list[str], float]:
     """Problems of one MUSDB `.stem.mp4` file (5 stereo 44.1 kHz streams, mixture ~ sum of stems)."""
     import stempeg
 
-    from mdxnet.audio import read_stem_file
 
     try:
         info = stempeg.Info(str(path))

@@ -28,13 +28,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from mdxnet.atomic import write_json_atomic
-from mdxnet.audio import SAMPLE_RATE, read_audio, resample
+from mdxnet.atomic import write_atomic, write_json_atomic
+from mdxnet.audio import SAMPLE_RATE, STEM_NAMES, read_audio, resample
 from mdxnet.config import Data
 from mdxnet.config import Synth as SynthConfig
 from mdxnet.data.compose import beat_seconds, compose, to_midi
 from mdxnet.data.files import write_pcm16_atomic
-from mdxnet.data.musdb import DATASET_FILE, pcm16
+from mdxnet.data.musdb import DATASET_FILE, STEM_SUFFIX, list_tracks, pcm16, track_name
 from mdxnet.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,6 @@ def planned_track_names(data: Data, subset: str) -> list[str]:
     data.origin 'synth': the names the generator will produce (a pure function of data.synth); otherwise the
     dataset must exist and is listed.
     """
-    from mdxnet.data.musdb import list_tracks, track_name
 
     if data.origin == "synth":
         return track_names(synth_config(data.synth))[subset]
@@ -278,8 +277,6 @@ STEM_BITRATE = "256k"  # MUSDB18's streams are AAC at 256 kbit/s (sigsep.github.
 def encode_stem_file(track: Path, out: Path) -> None:
     """Encode a wav track folder into a MUSDB18-style stem file: streams mixture, drums, bass, other, vocals,
     each AAC (ffmpeg's native encoder), written atomically (the format named, as the temp name has no .mp4)."""
-    from mdxnet.atomic import write_atomic
-    from mdxnet.audio import STEM_NAMES
 
     if shutil.which("ffmpeg") is None:
         raise UserError("ffmpeg is not installed: apt-get install ffmpeg (needed for the MUSDB18 .stem.mp4 layout)")
@@ -293,7 +290,6 @@ def encode_stem_file(track: Path, out: Path) -> None:
 def _generate_stem_dataset(root: Path, config: SynthConfig, progress: bool) -> dict:
     """The MUSDB18 layout: render (or reuse) the wav tracks in the staging folder, then encode every track whose
     stem file is missing or older than its wav track's marker."""
-    from mdxnet.data.musdb import STEM_SUFFIX
 
     info = generate_dataset(root / WAV_STAGING, config, progress=progress)
     _remove_stale(root, set())  # wav track folders of an earlier wav-layout generation at the same root

@@ -26,8 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from mdxnet.atomic import write_atomic, write_text_atomic
+from mdxnet.config import ParamsError, load_yaml, resolve_profile
 from mdxnet.errors import UserError
 from mdxnet.evaluation.stats import median_ci, paired_wilcoxon
+from mdxnet.evaluation.table_page import render_page
 
 TABLE = "results/table.json"
 PARAMS = "params.yaml"
@@ -86,7 +89,6 @@ def resolved_params(text: str, where: str) -> dict:
     """A params file's values with its recipe and profile applied (plain data).
 
     Not schema-checked: an older revision was valid under its own schema, which may not be today's."""
-    from mdxnet.config import ParamsError, load_yaml, resolve_profile
 
     try:
         raw = load_yaml(text)
@@ -398,7 +400,6 @@ def write_plot(result: dict, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mdxnet.atomic import write_atomic
 
     runs = list(dict.fromkeys(r["run"] for r in result["rows"]))
     sources = list(dict.fromkeys(r["source"] for r in result["rows"]))
@@ -432,8 +433,6 @@ def write_plot(result: dict, path: str | Path) -> Path:
 
 def write_page(result: dict, path: str | Path, plot_name: str | None = None) -> Path:
     """The comparison as an HTML page (the results table's styling), with the paired plot beside it by name."""
-    from mdxnet.atomic import write_text_atomic
-    from mdxnet.evaluation.table_page import render_page
 
     markdown = render_markdown(result)
     if plot_name:

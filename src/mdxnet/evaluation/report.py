@@ -19,13 +19,23 @@ import math
 import platform
 from pathlib import Path
 
+from mdxnet import recipes
 from mdxnet.atomic import write_atomic, write_json_atomic, write_text_atomic
-from mdxnet.config import Data, Params, params_hash
+from mdxnet.config import DEFAULT_PARAMS, Data, Params, ParamsError, params_hash, resolve_profile
 from mdxnet.digest import file_sha256
 from mdxnet.errors import UserError, read_json
-from mdxnet.evaluation.aggregate import load_track_medians, read_track_json, summarize, track_json_paths
+from mdxnet.evaluation.aggregate import (
+    check_cross_checks,
+    load_track_medians,
+    read_track_json,
+    summarize,
+    track_json_paths,
+)
 from mdxnet.evaluation.references import MUSDB18, REFERENCE_ROWS, RELEASE_NAMES, SOURCES, VERSIONS, paper_row
 from mdxnet.evaluation.stats import median_ci, paired_wilcoxon
+from mdxnet.gitinfo import git_commit, git_dirty
+from mdxnet.recipes import Deviation
+from mdxnet.training.health import separator_health
 
 RUN_LABELS = {
     "no-mixer": "this run: without Mixer",
@@ -110,7 +120,6 @@ def run_crosscheck(metadata: list[dict]) -> dict | None:
 
 def check_crosschecks(rows: list[dict]) -> None:
     """Fail loudly when a run's scoring backend differs from museval beyond the tolerance it recorded."""
-    from mdxnet.evaluation.aggregate import check_cross_checks
 
     for row in rows:
         if row.get("crosscheck"):
@@ -251,7 +260,6 @@ def songs_statement(data: Data, rows: list[dict]) -> str:
 
 def _git_commit() -> dict:
     """The commit of the code that produced the numbers: the checkout holding the mdxnet package."""
-    from mdxnet.gitinfo import git_commit, git_dirty
 
     commit = git_commit()
     return {"commit": commit if commit != "unknown" else "unknown (not a git checkout)", "dirty": git_dirty()}
@@ -287,8 +295,6 @@ def dataset_checksum(data_check: str | Path | None) -> str | None:
 def recipe_deviations(params, params_file=None) -> dict:
     """The deviation table of these params as data. The params file tells a value its profile sets (scale) from
     the recipe's; it is used only when it resolves to exactly these params (else the kinds go by value alone)."""
-    from mdxnet import recipes
-    from mdxnet.config import DEFAULT_PARAMS, ParamsError, resolve_profile
 
     path = Path(params_file or DEFAULT_PARAMS)
     raw = recipes.read_raw(path)
@@ -532,11 +538,9 @@ def render_markdown(rows: list[dict], prov: dict, tests: list[dict]) -> str:
 
 def deviations_markdown(table: dict) -> list[str]:
     """The "Recipe and deviations" section: the recipe, the profile and every value off the two references."""
-    from mdxnet.recipes import Deviation, render_markdown
-
     rows = [Deviation(**row) for row in table["rows"]]
     return ["## Recipe and deviations", "", table["heading"], "", f"Kinds read from: {table['kinds_from']}.", "",
-            render_markdown(rows)]
+            recipes.render_markdown(rows)]
 
 
 def render_csv(rows: list[dict]) -> str:
@@ -587,6 +591,7 @@ IMPORTED_PREFIX = "published weights (imported): "
 
 def imported_weights(models_dir) -> list[dict]:
     """What `mdxnet models import` recorded for each file in `models_dir`: name, original file, sha256, how read."""
+    # imports torch (the imported networks' classes): only here, not for every report module user
     from mdxnet.inference.imported import imported_records
 
     keys = ("name", "kind", "runtime", "original_file", "sha256", "size", "read_as")
@@ -633,7 +638,6 @@ def write_report(runs: list[tuple[str, Path]], params: Params, out: str | Path, 
         row["comparable"] = comparable_row(row, prov["comparable_with_paper"])
     prov["imported_weights"] = records
     if models is not None:
-        from mdxnet.training.health import separator_health
 
         prov["separator_health"] = separator_health(models, list(params.sources))
     out = Path(out)
