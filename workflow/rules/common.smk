@@ -97,8 +97,8 @@ wildcard_constraints:
 # ---- what each rule depends on --------------------------------------------------------------------------------
 # mdxnet.stages declares, per DVC stage, the params keys and the package modules the stage depends on (dvc.yaml's
 # lists are generated from it). The rules read the same declaration, the modules as inputs, and the RESOLVED
-# values of the keys as a `params:` entry, so each rule's params rerun trigger fires exactly when one of them changes (a
-# different profile that yields the same values reruns nothing).
+# values of the keys as a `params:` entry, so each rule's params rerun trigger fires exactly when one of them
+# changes (a different profile that yields the same values reruns nothing).
 def lookup(params, dotted):
     value = params
     for part in dotted.split("."):
