@@ -201,7 +201,7 @@ def _function_nodes(tree: ast.Module, function: str) -> list[ast.AST]:
     top-level statements (its module-level imports)."""
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     if function not in functions:
-        raise KeyError(function)
+        raise KeyError(f"no function {function} in the command module (mdxnet.stages names it)")
     nodes = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.ClassDef))]
     todo, seen = [function], set()
     while todo:
