@@ -217,6 +217,7 @@ def _function_nodes(tree: ast.Module, function: str) -> list[ast.AST]:
 def imported_modules(runs: tuple[str, ...], root: Path) -> set[str]:
     """The package modules that the command functions `runs` reach through imports, plumbing left out."""
     modules = package_modules(root)
+    # the packages' __init__ modules hold docstrings and the version (provenance, as the git commit is)
     packages = _packages(modules)
     todo = [(f"{COMMANDS}.{run.split(':')[0]}", run.split(":")[1]) for run in runs]
     seen, reached = set(), set()
