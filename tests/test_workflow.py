@@ -9,6 +9,7 @@ file shipped with stempeg (a name with spaces, read through `data.extra_test`).
 from __future__ import annotations
 
 import base64
+import difflib
 import json
 import os
 import re
@@ -203,52 +204,48 @@ def dvc_stages(pipeline: str = "dvc.yaml") -> dict:
 
 
 @pytest.mark.parametrize("pipeline", PIPELINES)
-def test_every_dvc_stage_runs_one_snakemake_target_and_tracks_the_profile(pipeline):
+def test_every_dvc_stage_runs_one_snakemake_target(pipeline):
     for name, stage in dvc_stages(pipeline).items():
         stage = stage.get("do", stage)
         # no options: the cores and the rest come from profiles/default, so changing them there does
         # not change every stage's command (which DVC would take as a reason to rerun them all)
         assert re.fullmatch(r"snakemake \S+", stage["cmd"]), f"stage {name}: {stage['cmd']}"
-        params = stage["params"]
-        assert params == [{"params.yaml": None}] or {"profile", "profiles"} <= set(params), name
 
 
-def test_published_pipeline_covers_what_its_rules_read():
-    """Under import the evaluation and report rules take their code and params lists from dvc.yaml's stages: the
-    published pipeline's stages must declare them too, or DVC would not rerun what Snakemake reruns."""
+def test_dvc_yaml_is_generated_from_the_stage_declaration(tmp_path):
+    """dvc.yaml's code deps and params lists are mdxnet.stages' (`mdxnet stages --check` passes here); an import
+    added to a module makes the stages whose commands reach it stale, named with the fix, and `--write` changes
+    exactly those lines."""
+    mdxnet = [sys.executable, "-m", "mdxnet.cli"]
+    run([*mdxnet, "stages", "--check"], REPO)
+    folder = tmp_path / "project"
+    for name in ("src", "dvc.yaml", "published/dvc.yaml", "params.yaml"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy2
+        copy(REPO / name, folder / name)
+    module = folder / "src/mdxnet/training/mixer.py"
+    module.write_text(module.read_text() + "\n\ndef _later():\n    from mdxnet.evaluation import stats  # noqa\n")
+    result = run([*mdxnet, "stages", "--check"], folder, check=False)
+    assert result.returncode == 1
+    stale = [line.split(":")[:2] for line in result.stderr.splitlines() if line.startswith(("dvc.yaml", "published"))]
+    assert stale == [["dvc.yaml", " stage mixer"]], result.stderr
+    assert "src/mdxnet/evaluation/stats.py" in result.stderr and "mdxnet stages --write" in result.stderr
+
+    before = (folder / "dvc.yaml").read_text().splitlines(keepends=True)
+    run([*mdxnet, "stages", "--write"], folder)
+    run([*mdxnet, "stages", "--check"], folder)
+    after = (folder / "dvc.yaml").read_text().splitlines(keepends=True)
+    changed = [line for line in difflib.unified_diff(before, after, n=0) if line[0] in "+-"]
+    assert changed[2:] == ["+      - src/mdxnet/evaluation/stats.py\n"], changed  # after the ---/+++ header
+    mixer = yaml.safe_load("".join(after))["stages"]["mixer"]["deps"]
+    assert mixer.index("src/mdxnet/evaluation/stats.py") < mixer.index("resources/data-check.json")
+    assert (folder / "published/dvc.yaml").read_text() == (REPO / "published/dvc.yaml").read_text()
+
+
+def test_the_published_pipeline_needs_no_training():
     published = dvc_stages("published/dvc.yaml")
-    covered = {"evaluate": ["evaluate", "baselines", "blend"], "report": ["report"]}
-    for stage, sources in covered.items():
-        deps, params = set(published[stage]["deps"]), published[stage]["params"]
-        for source in sources:
-            definition = dvc_stages()[source].get("do", dvc_stages()[source])
-            code = {dep for dep in definition["deps"] if dep.startswith("src/")}
-            if source == "report":  # the training curves are not drawn for imported models
-                code -= {"src/mdxnet/training/curves.py"}
-            assert code <= deps, f"published/dvc.yaml {stage} lacks {sorted(code - deps)}"
-            if params == [{"params.yaml": None}]:
-                continue
-            keys = {key.split(".${")[0] for key in definition["params"] if isinstance(key, str)}
-            assert all(is_declared(key, params) for key in keys), f"published/dvc.yaml {stage}: {keys}"
     assert all(not dep.startswith(("models/vocals", "resources/augmented", "dvclive"))
                for stage in published.values() for dep in stage.get("deps", [])), "imports need no training"
-
-
-def test_training_stage_declares_every_training_key():
-    """A key added to `model` or `train` must be declared (per source where it is per source), or DVC and
-    Snakemake would not retrain when it changes."""
-    from mdxnet.config import load_params
-
-    params = load_params(REPO / "params.yaml")
-    declared = set(dvc_stages()["train"]["do"]["params"])
-    for section in ("model", "train"):
-        for key, value in params.to_dict()[section].items():
-            if key == "mixer":
-                continue
-            wanted = f"{section}.{key}.${{item}}" if isinstance(value, dict) else f"{section}.{key}"
-            forms = {wanted, f"{section}.{key}", f"{section}.{key}.${{item}}"}  # a profile may make it shared
-            assert forms & declared, f"dvc.yaml train stage lacks {wanted}"
-    assert {"sampler", "sample_rate", "sources"} <= declared
 
 
 @pytest.mark.parametrize("pipeline", PIPELINES)
@@ -281,7 +278,7 @@ def test_dvc_paths_are_the_workflows_paths():
     assert mixer_deps == [f"models/{source}.pt" for source in params.sources]
 
 
-# ---- the keys each stage reads are the keys dvc.yaml declares for it -------------------------------------------
+# ---- the keys each stage reads are the keys mdxnet.stages declares for it -----------------------------------------
 MODEL_RUNS = ("mixer", "no-mixer", "mixer-conv")
 
 
@@ -310,17 +307,6 @@ def stage_of(argv: list[str]) -> tuple[str, str | None]:
     raise AssertionError(f"no dvc.yaml stage known for `mdxnet {' '.join(argv)}`: add it to stage_of")
 
 
-def declared_keys(stage: str, item: str | None) -> list[str] | None:
-    definition = dvc_stages()[stage]
-    definition = definition.get("do", definition)
-    keys = []
-    for entry in definition["params"]:
-        if isinstance(entry, dict):
-            return None  # the whole params file
-        keys.append(entry.replace("${item}", str(item)).replace("${key}", str(item)))
-    return keys
-
-
 def is_declared(key: str, declared: list[str]) -> bool:
     # a declared section covers its keys; a read of a per-source value (`model.n_fft`) or of a section object
     # (`train`) is covered by its declared parts (`model.n_fft.vocals`)
@@ -329,18 +315,20 @@ def is_declared(key: str, declared: list[str]) -> bool:
 
 @pytest.mark.slow  # the ci chain first (~1.5 min)
 def test_every_command_reads_only_keys_its_stage_declares(ci_run):
+    from mdxnet.stages import param_keys
+
     records = [json.loads(line) for line in ci_run["trace"].read_text().splitlines()]
     stages = {stage_of(record["argv"])[0] for record in records}
     assert {"data", "augment", "train", "mixer", "evaluate", "blend", "baselines", "report"} <= stages
     problems = []
     for record in records:
         stage, item = stage_of(record["argv"])
-        declared = declared_keys(stage, item)
+        declared = param_keys("dvc.yaml", stage, item)
         if declared is None:
             continue
         problems += [f"stage {stage}{'@' + item if item else ''} reads {key} (mdxnet {' '.join(record['argv'])})"
                      for key in record["keys"] if not is_declared(key, declared)]
-    assert not sorted(set(problems)), "dvc.yaml does not declare:\n" + "\n".join(sorted(set(problems)))
+    assert not sorted(set(problems)), "mdxnet.stages does not declare:\n" + "\n".join(sorted(set(problems)))
 
 
 # ---- the chain, end to end on the ci profile -----------------------------------------------------------------

@@ -10,6 +10,7 @@ from functools import cache
 from pathlib import Path
 
 import yaml
+from mdxnet import stages
 from mdxnet.config import ParamsError, load_params
 from mdxnet.runs import BASELINE_RUNS, blend_runs, mixer_runs, model_runs, scored_runs
 
@@ -93,52 +94,33 @@ wildcard_constraints:
     mixer="|".join(MIXER_RUNS),
 
 
-# ---- the params each rule depends on -------------------------------------------------------------------------
-# dvc.yaml declares, per stage, the params keys the stage depends on; this is the one place where they are
-# written down. Snakemake reads the same lists and gives each rule the RESOLVED values of those keys as a
-# `params:` entry, so its params rerun trigger fires exactly when one of them changes (a different profile
-# that yields the same values reruns nothing).
-@cache
-def dvc_stages(pipeline="dvc.yaml"):
-    """The stages of dvc.yaml (the trained path, whose stage lists the evaluation rules read under either
-    origin: the same code and keys) or of published/dvc.yaml (its `import` stage)."""
-    return yaml.safe_load(Path(pipeline).read_text())["stages"]
-
-
+# ---- what each rule depends on --------------------------------------------------------------------------------
+# mdxnet.stages declares, per DVC stage, the params keys and the package modules the stage depends on (dvc.yaml's
+# lists are generated from it). The rules read the same declaration, the modules as inputs, and the RESOLVED
+# values of the keys as a `params:` entry, so each rule's params rerun trigger fires exactly when one of them
+# changes (a different profile that yields the same values reruns nothing).
 def lookup(params, dotted):
     value = params
     for part in dotted.split("."):
         if part in SOURCES and not isinstance(value, dict):
             return value  # a value shared by every source (e.g. model.n_fft: 512) stands for each of them
         if not isinstance(value, dict) or part not in value:
-            raise WorkflowError(f"dvc.yaml names params key {dotted!r}, which {PARAMS_FILE} does not define")
+            raise WorkflowError(f"mdxnet.stages names params key {dotted!r}, which {PARAMS_FILE} does not define")
         value = value[part]
     return value
 
 
 def stage_param_keys(stage, item=None, pipeline="dvc.yaml"):
-    """Params keys of a dvc.yaml stage (`foreach` stages: `${item}`, or for a mapping its `${key}`, replaced by
-    `item`); None means the whole file."""
-    definition = dvc_stages(pipeline)[stage]
-    definition = definition.get("do", definition)
-    keys = []
-    for entry in definition.get("params", []):
-        if isinstance(entry, dict):  # {params.yaml: [keys]}; an empty list or null means every key
-            listed = next(iter(entry.values()))
-            if not listed:
-                return None
-            keys.extend(listed)
-        else:
-            keys.append(entry)
-    return [key.replace("${item}", str(item)).replace("${key}", str(item)) for key in keys]
+    """Params keys of a stage of dvc.yaml (the trained path, whose evaluation stages the rules read under either
+    origin: the same code and keys) or published/dvc.yaml, for one foreach item; None means the whole file."""
+    return stages.param_keys(pipeline, stage, item)
 
 
+@cache
 def code_deps(stage, pipeline="dvc.yaml"):
-    """The package modules a dvc.yaml stage depends on (its `src/` deps): the same files are inputs of the
-    stage's Snakemake rules, so a code change reruns the same steps in both orchestrators."""
-    definition = dvc_stages(pipeline)[stage]
-    definition = definition.get("do", definition)
-    return [dep for dep in definition.get("deps", []) if dep.startswith("src/")]
+    """The package modules a stage depends on: inputs of the stage's Snakemake rules, as they are DVC deps of the
+    stage, so a code change reruns the same steps in both orchestrators."""
+    return stages.code_deps(pipeline, stage)
 
 
 def stage_params(stage, item=None, pipeline="dvc.yaml"):

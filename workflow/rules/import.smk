@@ -1,8 +1,8 @@
 # models.origin: import. The published files named in params models.published (downloaded beforehand: nothing is
 # fetched here) are imported into models/imported/ by `mdxnet models import`, one job per file; evaluation then
 # reads that folder as it reads trained models and writes under published/ (evaluation, estimates, results).
-# Augmentation and training are not part of this workflow. Its DVC pipeline is published/dvc.yaml, whose
-# `import` stage lists what an import depends on (code and params keys), read here as the rules' inputs.
+# Augmentation and training are not part of this workflow. Its DVC pipeline is published/dvc.yaml; what its
+# `import` stage depends on (code and params keys, declared in mdxnet.stages) is the rules' inputs here too.
 
 PUBLISHED = P.models.published
 IMPORTED_NAMES = SOURCES + (["mixer"] if PUBLISHED.files["mixer"] is not None else [])
