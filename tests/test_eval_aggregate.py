@@ -12,7 +12,8 @@ from mdxnet.atomic import write_json_atomic
 from mdxnet.cli import main
 from mdxnet.errors import UserError
 from mdxnet.evaluation.aggregate import aggregate, nanmedian
-from mdxnet.evaluation.scoring import METRICS, bss_eval_v4, track_document
+from mdxnet.evaluation.scoring import bss_eval_v4
+from mdxnet.evaluation.track_json import METRICS, track_document
 
 SOURCES = ["vocals", "drums", "bass", "other"]
 

@@ -8,7 +8,8 @@ import pytest
 from mdxnet.audio import read_stem_file
 from mdxnet.data.musdb import to_musdb_pcm16
 from mdxnet.evaluation import fast_bsseval
-from mdxnet.evaluation.scoring import METRICS, score_estimates
+from mdxnet.evaluation.scoring import score_estimates
+from mdxnet.evaluation.track_json import METRICS
 
 SOURCES = ["vocals", "drums", "bass", "other"]
 TOLERANCE_DB = 1e-3

@@ -16,8 +16,8 @@ from mdxnet.errors import UserError
 from mdxnet.evaluation.aggregate import aggregate
 from mdxnet.evaluation.references import ARXIV, REFERENCE_ROWS, WORKSHOP, paper_row
 from mdxnet.evaluation.report import dataset_statement, parse_runs, songs_statement, write_report
-from mdxnet.evaluation.scoring import METRICS, track_document
 from mdxnet.evaluation.stats import median_ci
+from mdxnet.evaluation.track_json import METRICS, track_document
 
 SOURCES = ["vocals", "drums", "bass", "other"]
 

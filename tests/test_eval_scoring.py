@@ -11,7 +11,7 @@ import pytest
 
 from mdxnet.audio import read_stem_file, write_wav
 from mdxnet.cli import main
-from mdxnet.evaluation.scoring import METRICS, frame_values, museval_round, track_document
+from mdxnet.evaluation.track_json import METRICS, frame_values, museval_round, track_document
 
 SOURCES = ["vocals", "drums", "bass", "other"]
 SR = 44100

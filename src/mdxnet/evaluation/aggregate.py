@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from mdxnet.errors import UserError, read_json
-from mdxnet.evaluation.scoring import METRICS, frame_values
+from mdxnet.evaluation.track_json import METRICS, frame_values
 
 
 def nanmedian(values) -> float:

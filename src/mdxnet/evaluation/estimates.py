@@ -27,8 +27,9 @@ import numpy as np
 from mdxnet.config import Params, params_hash
 from mdxnet.data.musdb import load_track, track_index, track_name
 from mdxnet.errors import UserError
-from mdxnet.evaluation.scoring import score_estimates, track_document
+from mdxnet.evaluation.scoring import score_estimates
 from mdxnet.evaluation.separated import read_estimates_folder
+from mdxnet.evaluation.track_json import track_document
 
 
 def problem(kind: str, message: str, **details) -> dict:

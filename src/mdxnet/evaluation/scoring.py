@@ -9,10 +9,8 @@ that so its files are interchangeable with published submissions and readable by
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import time
-from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +21,11 @@ from mdxnet.errors import UserError
 from mdxnet.evaluation import fast_bsseval
 from mdxnet.evaluation.baselines import estimates_for
 from mdxnet.evaluation.separated import read_checked_estimates
+from mdxnet.evaluation.track_json import METRICS, track_document
 
 log = logging.getLogger(__name__)
 
-METRICS = ("SDR", "SIR", "ISR", "SAR")
-# Key order museval writes inside each frame's "metrics".
-JSON_METRIC_ORDER = ("SDR", "SIR", "SAR", "ISR")
 BACKENDS = ("museval", "fast")
-_QUANTUM = Decimal(".00001")
 
 
 def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
@@ -92,45 +87,6 @@ def bss_eval_v4(
     sdr, isr, sir, sar = evaluate(refs, ests, win=int(win * sample_rate), hop=int(hop * sample_rate))
     values = dict(zip(("SDR", "ISR", "SIR", "SAR"), (sdr, isr, sir, sar), strict=True))
     return {source: {m: np.asarray(values[m][i], dtype=np.float64) for m in METRICS} for i, source in enumerate(sources)}
-
-
-def museval_round(value: float) -> float:
-    """museval's TrackStore quantisation: 5 decimals, +-inf stored as NaN."""
-    value = float(value)
-    if np.isinf(value):
-        return float("nan")
-    return float(Decimal(value).quantize(_QUANTUM))
-
-
-def track_document(
-    scores: dict[str, dict[str, np.ndarray]], win: float = 1.0, hop: float = 1.0, metadata: dict | None = None
-) -> dict:
-    """museval's per-track JSON structure; our provenance goes under an extra "mdxnet" key (schema allows it)."""
-    targets = []
-    for source, metrics in scores.items():
-        frames = [
-            {
-                "time": i * hop,
-                "duration": win,
-                "metrics": {m: museval_round(metrics[m][i]) for m in JSON_METRIC_ORDER},
-            }
-            for i in range(len(metrics["SDR"]))
-        ]
-        targets.append({"name": source, "frames": frames})
-    document = {"targets": targets, "museval_version": importlib.metadata.version("museval")}
-    if metadata:
-        document["mdxnet"] = metadata
-    return document
-
-
-def frame_values(document: dict) -> dict[str, dict[str, np.ndarray]]:
-    """Inverse of track_document: {target: {metric: (frames,) array}} from a per-track JSON document."""
-    return {
-        target["name"]: {
-            m: np.array([frame["metrics"][m] for frame in target["frames"]], dtype=np.float64) for m in METRICS
-        }
-        for target in document["targets"]
-    }
 
 
 def score_track(
