@@ -17,7 +17,7 @@ from mdxnet.config import ParamsError, load_params, start_trace
 from mdxnet.errors import UserError
 
 COMMAND_MODULES = ["separate", "models", "export", "data", "augment", "train", "evaluate", "report", "audit", "render",
-                   "params", "plan", "compare", "stages"]
+                   "params", "plan", "compare", "metrics", "stages"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -64,7 +64,7 @@ DATA_KEYS = ("data.dataset", "data.root", "data.decoded_root", "data.valid_split
 EVALUATE_RUNS = ("evaluate:run_separate", "evaluate:run_mix", "evaluate:run_track", "evaluate:run_aggregate")
 BASELINES_RUNS = ("evaluate:run_track", "evaluate:run_aggregate")
 BLEND_RUNS = ("evaluate:run_blend", "evaluate:run_aggregate")
-REPORT_RUNS = ("report:run_report", "render:run_table", "compare:run_metrics")
+REPORT_RUNS = ("report:run_report", "render:run_table", "metrics:run_metrics")
 SCORING = ("sample_rate", "sources", "data.extra_test")
 
 TRAINED = {

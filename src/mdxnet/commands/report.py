@@ -29,9 +29,10 @@ def run_report(args) -> int:
     from mdxnet.evaluation.report import parse_runs, write_report
 
     if args.compare:
-        from mdxnet.commands.compare import write_comparison_page
+        from mdxnet.evaluation.compare import compare_named, write_comparison_page
 
-        for path in write_comparison_page(args, *args.compare, Path(args.out)):
+        result = compare_named(*args.compare, args.params.evaluate.bootstrap)
+        for path in write_comparison_page(result, Path(args.out)):
             print(path)
         return 0
     if not args.runs:

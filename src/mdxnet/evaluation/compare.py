@@ -433,11 +433,28 @@ def write_plot(result: dict, path: str | Path) -> Path:
 
 def write_page(result: dict, path: str | Path, plot_name: str | None = None) -> Path:
     """The comparison as an HTML page (the results table's styling), with the paired plot beside it by name."""
-
     markdown = render_markdown(result)
     if plot_name:
         markdown += f"\n![paired per-song SDR]({plot_name})\n"
     return write_text_atomic(path, render_page(markdown, "comparison"))
+
+
+def compare_named(a: str, b: str, bootstrap, seeds: bool = False, runs: list[str] | None = None,
+                  repo: str | Path = ".") -> dict:
+    """`mdxnet compare A B`: each side read by name (experiment, revision, folder; a,b,c a seed group, or with
+    `seeds` the experiments differing from it only in train.seed), then compared."""
+    if seeds and ("," in a or "," in b):
+        raise UserError("--seeds gathers the seed groups itself: name one experiment per side, not a list")
+    side_a = seed_group(a, repo) if seeds else load_group(a, repo)
+    side_b = seed_group(b, repo) if seeds else load_group(b, repo)
+    return compare(side_a, side_b, bootstrap, runs)
+
+
+def write_comparison_page(result: dict, out: Path) -> list[Path]:
+    """`mdxnet report --compare A B`: compare.html and its plot compare.png in the folder `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    plot = write_plot(result, out / "compare.png")
+    return [write_page(result, out / "compare.html", plot.name), plot]
 
 
 # ---- the compact metrics DVC shows -----------------------------------------------------------------------------
