@@ -4,7 +4,8 @@ BIN := $(VENV)/bin
 CORES ?= 2
 # pytest-xdist workers: whole test files spread over the cores (tests/conftest.py shares the cores out)
 TEST_JOBS ?= $(CORES)
-PYTEST := $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile
+# --durations: the log names the slowest tests with their seconds (the SLURM and rehearsal runs among them: ran, not skipped)
+PYTEST := $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile --durations=12
 
 .PHONY: all setup test test-fast lint gpu-rehearsal
 all: setup
