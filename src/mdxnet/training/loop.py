@@ -34,6 +34,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mdxnet.checkpoint import load_checkpoint, save_checkpoint
+from mdxnet.config import Params
 from mdxnet.errors import UserError
 from mdxnet.training import ddp, health
 from mdxnet.training.ddp import DistContext
@@ -58,7 +59,7 @@ class TrainingTask(Protocol):
     source: str | None
     model: nn.Module
     model_kwargs: dict
-    params: dict
+    params: Params  # recorded in every checkpoint; train.health read at the end
     dataset: Dataset
 
     def prepare(self, batch: Any, device: torch.device) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
