@@ -5,7 +5,8 @@ CORES ?= 2
 # pytest-xdist workers: whole test files spread over the cores (tests/conftest.py shares the cores out)
 TEST_JOBS ?= $(CORES)
 # --durations: the log names the slowest tests with their seconds (the SLURM and rehearsal runs among them: ran, not skipped)
-PYTEST := $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile --durations=12
+# --no-loadscope-reorder: files in collection order, the slow ones first (tests/conftest.py), not by test count
+PYTEST := $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder --durations=12
 
 .PHONY: all setup test test-fast lint gpu-rehearsal
 all: setup

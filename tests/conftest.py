@@ -60,6 +60,15 @@ def _torch_threads():
     torch.set_num_threads(worker_threads())
 
 
+def pytest_collection_modifyitems(items):
+    """The files holding slow tests first, each file kept whole and in order. Under `make test` (`--dist loadfile
+    --no-loadscope-reorder`: xdist hands the files out in this order rather than largest test count first) the
+    minutes-long workflow files start at once and the short files fill in around them, instead of the paper
+    rehearsal starting last on one worker while the other idles (23 min 9 s that way, fresh clone of da1345a)."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
 @pytest.fixture(scope="session")
 def synth_dataset(tmp_path_factory, params) -> Path:
     """A tiny generated dataset in MUSDB18-HQ layout (data issue): 4 songs x 3 s, split 2 train / 1 valid / 1 test.
