@@ -188,3 +188,22 @@ def test_list_test_songs_resolves_extra_entries_against_the_project_root(musdb_l
     params = params.replace({"data": {"root": str(musdb_like), "extra_test": ["../shared/data/real-clips"]}})
     songs = list_test_songs(params, project_root=repo_root)
     assert real_clip.resolve() in [s.resolve() for s in songs]
+
+
+def test_training_on_wav_and_writing_scores_need_no_ffmpeg():
+    """The validation names and the per-track score documents load neither stempeg (which refuses to import
+    without ffmpeg on PATH) nor museval: a GPU machine without ffmpeg stopped at both (bench/README.md, GPU
+    rehearsal). Checked in a fresh interpreter, whose modules nothing else has imported."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from mdxnet.data.musdb import musdb_validation_names\n"
+            "from mdxnet.evaluation.track_json import track_document\n"
+            "names = musdb_validation_names()\n"
+            "document = track_document({'vocals': {m: [1.0] for m in ('SDR', 'SIR', 'ISR', 'SAR')}})\n"
+            "print(len(names), document['museval_version'], sorted({'musdb', 'stempeg', 'museval'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    count, version, imported = done.stdout.split(" ", 2)
+    assert int(count) == 14 and version.count(".") == 2
+    assert imported.strip() == "[]"
