@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,9 +215,16 @@ def _function_nodes(tree: ast.Module, function: str) -> list[ast.AST]:
     return nodes
 
 
-def imported_modules(runs: tuple[str, ...], root: Path) -> set[str]:
-    """The package modules that the command functions `runs` reach through imports, plumbing left out."""
-    modules = package_modules(root)
+@functools.cache
+def _tree(path: Path) -> ast.Module:
+    """A module's syntax tree, parsed once per process: every stage's scan (a Snakemake start scans them all)
+    walks the same modules."""
+    return ast.parse(path.read_text(), str(path))
+
+
+def imported_modules(runs: tuple[str, ...], modules: dict[str, Path]) -> set[str]:
+    """The package modules (of `modules`, package_modules') that the command functions `runs` reach through
+    imports, plumbing left out."""
     # the packages' __init__ modules hold docstrings and the version (provenance, as the git commit is)
     packages = _packages(modules)
     todo = [(f"{COMMANDS}.{run.split(':')[0]}", run.split(":")[1]) for run in runs]
@@ -226,7 +234,7 @@ def imported_modules(runs: tuple[str, ...], root: Path) -> set[str]:
         if (module, function) in seen:
             continue
         seen.add((module, function))
-        tree = ast.parse(modules[module].read_text(), str(modules[module]))
+        tree = _tree(modules[module])
         nodes = [tree] if function is None else _function_nodes(tree, function)
         for node in nodes:
             for target, name in _imported(node, module, modules):
@@ -242,5 +250,5 @@ def imported_modules(runs: tuple[str, ...], root: Path) -> set[str]:
 def code_deps(pipeline: str, name: str, root: Path | str = ".") -> list[str]:
     """The stage's code dependencies, as dvc.yaml lists them (paths from the project root, sorted)."""
     modules = package_modules(Path(root))
-    reached = imported_modules(stage(pipeline, name).runs, Path(root))
+    reached = imported_modules(stage(pipeline, name).runs, modules)
     return sorted(modules[module].relative_to(root).as_posix() for module in reached)
