@@ -167,7 +167,7 @@ def array(items: dict, **constraints: Any) -> dict:
 def per_source_object(value: dict) -> dict:
     """One value for each of the four sources, all given."""
     names = DEFS["source"]["enum"]
-    return {"type": "object", "additionalProperties": False, "required": names,
+    return {"type": "object", "additionalProperties": False, "required": list(names),
             "properties": {name: value for name in names}}
 
 
@@ -460,10 +460,15 @@ class Report(Section):
     boxplot: str = key({"type": "string", "pattern": "\\.png$"}, doc="the box plot's file name")
 
 
-_PUBLISHED_FILES = {"type": "object", "additionalProperties": False,
-                    "required": ["vocals", "drums", "bass", "other", "mixer"],
-                    "properties": {"vocals": TEXT, "drums": TEXT, "bass": TEXT, "other": TEXT,
-                                   "mixer": {"type": ["string", "null"], "minLength": 1}}}
+def _published_files() -> dict:
+    """A file name per source, and the Mixer's (null: none)."""
+    files = per_source_object(TEXT)
+    files["required"].append("mixer")
+    files["properties"]["mixer"] = {"type": ["string", "null"], "minLength": 1}
+    return files
+
+
+_PUBLISHED_FILES = _published_files()
 
 
 @dataclass(frozen=True)

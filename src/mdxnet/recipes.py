@@ -371,9 +371,7 @@ def leaf_keys(node: Any, prefix: str = "") -> list[str]:
 
 def ignored(key: str) -> bool:
     """Whether `key` or a section holding it is declared not compared."""
-    reasons = ignored_reasons()
-    parts = key.split(".")
-    return any(".".join(parts[:n]) in reasons for n in range(1, len(parts) + 1))
+    return _ignored_entry(key, ignored_reasons()) is not None
 
 
 def lookup(values: dict, key: str, missing: Any = None) -> Any:
@@ -498,10 +496,10 @@ def _opt_in_rows(values: dict, sources: list[str], equal: bool) -> list[Deviatio
 
 
 
-def _ignored_entry(key: str, reasons: dict[str, str]) -> str:
-    """The not-compared entry that covers `key` (the key itself or the section holding it)."""
+def _ignored_entry(key: str, reasons: dict[str, str]) -> str | None:
+    """The not-compared entry that covers `key` (the key itself or the section holding it); None: none does."""
     parts = key.split(".")
-    return next(".".join(parts[:n]) for n in range(1, len(parts) + 1) if ".".join(parts[:n]) in reasons)
+    return next((".".join(parts[:n]) for n in range(1, len(parts) + 1) if ".".join(parts[:n]) in reasons), None)
 
 
 def _profile_rows(values: dict, params, overlays: Overlays, sources: list[str]) -> list[Deviation]:
@@ -512,7 +510,8 @@ def _profile_rows(values: dict, params, overlays: Overlays, sources: list[str]) 
         return []
     reasons = ignored_reasons()
     rows = []
-    for key in sorted({_ignored_entry(key, reasons) for key in overlays.profile_keys if ignored(key)}):
+    entries = {_ignored_entry(key, reasons) for key in overlays.profile_keys} - {None}
+    for key in sorted(entries):
         value, without = lookup(values, key), lookup(overlays.recipe_values, key)
         if matches(without, value, sources):
             continue

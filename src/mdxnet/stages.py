@@ -21,7 +21,7 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-from mdxnet.config import Params, Section
+from mdxnet.config import Params, is_section
 
 PIPELINES = ("dvc.yaml", "published/dvc.yaml")  # trained models | models.origin: import
 
@@ -115,13 +115,13 @@ def section_class(key: str) -> type | None:
     """The Section class of a dotted params key; None for a value; KeyError for a key Params does not have."""
     kind = Params
     for part in key.split("."):
-        if not (isinstance(kind, type) and issubclass(kind, Section)):
+        if not is_section(kind):
             raise KeyError(key)
         hints = typing.get_type_hints(kind)
         if part not in hints:
             raise KeyError(key)
         kind = hints[part]
-    return kind if isinstance(kind, type) and issubclass(kind, Section) else None
+    return kind if is_section(kind) else None
 
 
 def _expand(key: str, left_out: tuple[str, ...], declared: Stage) -> list[str]:
