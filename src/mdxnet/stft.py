@@ -13,8 +13,23 @@ needs to stay accurate.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
+
+
+def float32_under_autocast(transform):
+    """Runs a transform of one tensor in float32 with autocast off, where autocast is on (see the module's note)."""
+
+    @functools.wraps(transform)
+    def run(self, tensor: torch.Tensor) -> torch.Tensor:
+        if torch.is_autocast_enabled(tensor.device.type):
+            with torch.autocast(tensor.device.type, enabled=False):
+                return transform(self, tensor.float())
+        return transform(self, tensor)
+
+    return run
 
 
 class CutSTFT(nn.Module):
@@ -35,11 +50,9 @@ class CutSTFT(nn.Module):
         """Wave length whose centered STFT has exactly dim_t frames."""
         return self.hop * (self.dim_t - 1)
 
+    @float32_under_autocast
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         """(B, 2, chunk_samples) -> (B, 4, dim_f, dim_t)."""
-        if torch.is_autocast_enabled(wave.device.type):
-            with torch.autocast(wave.device.type, enabled=False):
-                return self.forward(wave.float())
         batch, channels, length = wave.shape
         spec = torch.stft(
             wave.reshape(batch * channels, length),
@@ -53,11 +66,9 @@ class CutSTFT(nn.Module):
         spec = spec.reshape(batch, channels, self.dim_f, -1, 2).permute(0, 1, 4, 2, 3)
         return spec.reshape(batch, channels * 2, self.dim_f, spec.shape[-1])
 
+    @float32_under_autocast
     def inverse(self, spec: torch.Tensor) -> torch.Tensor:
         """(B, 4, dim_f, dim_t) -> (B, 2, chunk_samples), the cut bins filled with zeros."""
-        if torch.is_autocast_enabled(spec.device.type):
-            with torch.autocast(spec.device.type, enabled=False):
-                return self.inverse(spec.float())
         batch, _, dim_f, frames = spec.shape
         spec = spec.reshape(batch * 2, 2, dim_f, frames).permute(0, 2, 3, 1)  # (B*2, dim_f, T, re/im)
         spec = nn.functional.pad(spec, (0, 0, 0, 0, 0, self.num_bins - dim_f))
