@@ -4,8 +4,8 @@
     .venv/bin/python bench/gpu_rehearsal.py --data resources/synth-rehearsal --json out.json
 
 1. the `gpu`-marked tests (CUDA matches the CPU; fp16 and bf16 autocast training);
-2. the paper rehearsal (params profile `rehearsal`) on CUDA with the paper's AMP (fp16 autocast + GradScaler,
-   train.amp / train.amp_dtype): the four separators at the paper's batch sizes (16/8/8/8: the GPU has the memory
+2. the paper rehearsal (params profile `rehearsal`) on CUDA with the authors' AMP (fp16 autocast + GradScaler,
+   train.amp / train.amp_dtype): the four separators at the authors' batch sizes (16/8/8/8: the GPU has the memory
    the CPU rehearsal lacks), the two Mixers, the separation of the test songs and their BSS Eval scores, each
    through the `mdxnet` command its Snakemake rule runs (through `snakemake all` itself where Snakemake is
    installed); checks: paper-size parameter counts, estimates as long as their songs, no NaN;
@@ -133,7 +133,7 @@ def rehearsal_params(project: Path, data: Path | None, extra_test: bool, device:
     raw["profile"] = "rehearsal"
     overlay = raw["profiles"]["rehearsal"]
     overlay["train"]["device"] = device
-    if device == "cuda":  # the paper's batch sizes: the GPU has the memory the CPU rehearsal lacks
+    if device == "cuda":  # the authors' batch sizes: the GPU has the memory the CPU rehearsal lacks
         overlay["train"]["batch_size"] = dict(PAPER_BATCH)
         overlay["train"]["mixer"]["batch_size"] = MIXER_BATCH
     if data is not None:

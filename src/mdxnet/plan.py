@@ -55,8 +55,9 @@ class CostModel:
     # faster one (a lower bound of the speed, under load)
     cpu_train_chunks_per_s: float = 0.051
     # GPU training of the paper-size separator, chunks/s by train.batch_size, fp16 autocast + GradScaler (the
-    # paper's train.amp): "GPU rehearsal on an H200", training-step table, the slowest source at each batch
-    # (drums 41.7 at batch 8, vocals 43.6 at 16). Batch 1 (the CPU rehearsal's) was not measured.
+    # authors' train.amp, configs/trainer/minimal.yaml): "GPU rehearsal on an H200", training-step table, the
+    # slowest source at each batch (drums 41.7 at batch 8, vocals 43.6 at 16). Batch 1 (the CPU rehearsal's) was
+    # not measured.
     gpu_train_chunks_per_s: Mapping[int, float | None] = field(
         default_factory=lambda: {1: None, 8: 41.7, 16: 43.6})
     # "Separation inference speed": one paper-size separator forward, "224.9 GFLOP" per 5.92 s chunk
