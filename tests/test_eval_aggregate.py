@@ -11,7 +11,7 @@ import pytest
 from mdxnet.atomic import write_json_atomic
 from mdxnet.cli import main
 from mdxnet.errors import UserError
-from mdxnet.evaluation.aggregate import aggregate, nanmedian
+from mdxnet.evaluation.aggregate import aggregate, load_track_medians, nanmedian
 from mdxnet.evaluation.scoring import bss_eval_v4
 from mdxnet.evaluation.track_json import METRICS, track_document
 
@@ -97,7 +97,7 @@ def test_aggregate_cli_writes_summary(scores_dir, tmp_path, repo_root, capsys):
     out = tmp_path / "summary.json"
     assert main(["--params", str(repo_root / "params.yaml"), "evaluate", "aggregate", str(scores_dir), "-o", str(out)]) == 0
     summary = json.loads(out.read_text())
-    assert summary == json.loads(json.dumps(aggregate([scores_dir])))
+    assert summary == json.loads(json.dumps(aggregate([scores_dir], out)))
     assert "vocals" in capsys.readouterr().out
 
 
@@ -127,3 +127,43 @@ def test_a_track_file_that_scores_no_source_is_refused(scores_dir, tmp_path):
     write_json_atomic(folder / "test" / "Empty.json", {"targets": []})
     with pytest.raises(UserError, match=r"Empty.json scores no source .*re-run `mdxnet evaluate track`"):
         aggregate([folder])
+
+
+def _dataset_document(rng, root: str) -> dict:
+    document = track_document(_random_scores(rng, 5, 0.0))
+    document["mdxnet"] = {"dataset": {"release": "musdb18hq", "root": root}}
+    return document
+
+
+def test_a_summary_counts_the_files_it_is_given_and_a_report_reads_the_same(tmp_path, repo_root):
+    """A run folder also holds score files of an earlier run on another dataset: the summary of this run's one file
+    counts one song, and whatever reads the run's folder afterwards (the report) reads that file only."""
+    rng = np.random.default_rng(3)
+    run = tmp_path / "evaluation" / "mixer"
+    for i in range(5):  # the earlier, embedded run's songs
+        write_json_atomic(run / "test" / f"Old {i}.json", _dataset_document(rng, "resources/synth"))
+    fresh = run / "test" / "New.json"
+    write_json_atomic(fresh, _dataset_document(rng, "resources/synth-ci"))
+    out = run / "summary.json"
+    assert main(["--params", str(repo_root / "params.yaml"), "evaluate", "aggregate", str(fresh), "-o", str(out)]) == 0
+    summary = json.loads(out.read_text())
+    assert summary["tracks"] == 1 and summary["files"] == ["test/New.json"]
+    assert summary["dataset"] == {"release": "musdb18hq", "root": "resources/synth-ci"}
+    assert list(load_track_medians([run])) == ["New"]  # the folder's summary names its files: no glob
+
+
+def test_scores_of_different_datasets_are_refused_naming_the_file(tmp_path):
+    rng = np.random.default_rng(4)
+    write_json_atomic(tmp_path / "test" / "A.json", _dataset_document(rng, "resources/synth-ci"))
+    write_json_atomic(tmp_path / "test" / "B.json", _dataset_document(rng, "resources/synth"))
+    with pytest.raises(UserError, match=r"B\.json scored another dataset than .*A\.json \(root 'resources/synth'"):
+        aggregate([tmp_path])
+
+
+def test_a_summary_whose_files_are_gone_is_refused(tmp_path):
+    rng = np.random.default_rng(5)
+    write_json_atomic(tmp_path / "test" / "A.json", _dataset_document(rng, "r"))
+    write_json_atomic(tmp_path / "summary.json", aggregate([tmp_path / "test" / "A.json"], tmp_path / "summary.json"))
+    (tmp_path / "test" / "A.json").unlink()
+    with pytest.raises(UserError, match=r"aggregated from .*A\.json, which no longer exists"):
+        load_track_medians([tmp_path])

@@ -298,7 +298,8 @@ def stage_of(argv: list[str]) -> tuple[str, str | None]:
     if command == "evaluate" and rest[0] == "blend":
         return "blend", rest[rest.index("--name") + 1]
     if command == "evaluate" and rest[0] in ("track", "aggregate"):
-        run = Path(rest[rest.index("-o") + 1]).parents[1].name if rest[0] == "track" else Path(rest[1]).name
+        out = Path(rest[rest.index("-o") + 1])  # <run>/test/<track>.json or <run>/summary.json
+        run = out.parents[1].name if rest[0] == "track" else out.parent.name
         if run.startswith("blend-"):
             return "blend", run.removeprefix("blend-")
         return ("evaluate" if run in MODEL_RUNS else "baselines"), None

@@ -3,8 +3,11 @@
 A checkpoint is a plain dict (loadable with `torch.load(weights_only=True)`, so no pickled code runs):
 
     format, kind ('separator' | 'mixer'), source (None for the mixer), model_kwargs, state_dict,
-    params (the resolved params.yaml that built it), params_hash, git_commit, mdxnet_version, step,
+    params (the resolved params.yaml that built it), params_hash, mdxnet_version, step,
     extra (training-resume state: optimizer/scheduler state dicts, rng tensors, plain numbers).
+
+No commit, time or host goes in: the same training gives the same bytes at every commit, so DVC's cache and
+lock keep matching the models (the commit of a run is in the results' provenance block).
 
 A separator's model_kwargs hold its `arch` ('v2' | 'v1', mdxnet.models.SEPARATORS) beside the class's
 arguments; checkpoints written before v1 existed lack it and are v2.
@@ -14,6 +17,7 @@ Models folder layout: <models>/<source>.pt for each source and <models>/mixer.pt
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 from typing import Any
@@ -22,7 +26,6 @@ from mdxnet import __version__
 from mdxnet.atomic import write_atomic
 from mdxnet.config import Params, as_plain, params_hash, separator_kwargs
 from mdxnet.errors import UserError
-from mdxnet.gitinfo import git_commit
 
 # torch and mdxnet.models are imported inside the functions that build or read models: the path helpers here
 # serve light commands and the workflow's parsing, which should not pay torch's ~1 s import
@@ -73,12 +76,15 @@ def save_checkpoint(path, model, *, kind: str, source: str | None, model_kwargs:
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "params": as_plain(params),
         "params_hash": params_hash(params),
-        "git_commit": git_commit(),
         "mdxnet_version": __version__,
         "step": int(step),
         "extra": extra or {},
     }
-    write_atomic(path, lambda tmp: torch.save(payload, tmp))
+    # saved through a buffer: torch.save to a path names the archive's records after the file, here the atomic
+    # write's temp name (host, pid, random), which would make every save of the same model differ
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_atomic(path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
 
 
 def with_arch(model, model_kwargs: dict) -> dict:

@@ -137,7 +137,6 @@ rule aggregate:
         summary=f"{EVALUATION}/{{run}}/summary.json",
     params:
         file=PARAMS_FILE,
-        folder=lambda w, input: os.path.dirname(input.scores[0]),
     conda:
         "../envs/mdxnet.yaml"
     log:
@@ -145,7 +144,8 @@ rule aggregate:
     benchmark:
         "benchmarks/aggregate/{run}.tsv"
     shell:
-        "mdxnet --params {params.file} evaluate aggregate {params.folder:q} -o {output.summary:q} > {log:q} 2>&1"
+        # exactly this run's score files: a file left in the folder by another dataset's run is not counted
+        "mdxnet --params {params.file} evaluate aggregate {input.scores:q} -o {output.summary:q} > {log:q} 2>&1"
 
 
 rule evaluate_models:

@@ -84,7 +84,8 @@ def _register_estimates(commands) -> None:
 
 def _register_aggregate(commands) -> None:
     cmd = commands.add_parser("aggregate", help="median over frames, then over tracks (SiSEC2018)")
-    cmd.add_argument("folders", nargs="+", help="folders of per-track JSON (test/*.json or *.json)")
+    cmd.add_argument("scores", nargs="+", help="per-track JSON files (read exactly), or folders: a folder with a "
+                     "summary.json gives the files that summary read, any other its test/**/*.json or *.json")
     cmd.add_argument("-o", "--out", required=True, help="summary JSON")
     cmd.set_defaults(func=run_aggregate)
 
@@ -174,7 +175,7 @@ def run_aggregate(args) -> int:
     from mdxnet.atomic import write_json_atomic
     from mdxnet.evaluation.aggregate import aggregate
 
-    summary = aggregate(args.folders)
+    summary = aggregate(args.scores, args.out)
     write_json_atomic(args.out, summary)
     check = summary["crosscheck"]
     if check:

@@ -1,6 +1,7 @@
-"""`mdxnet stages --check | --write`: dvc.yaml's and published/dvc.yaml's `src/` code deps and `params:` lists, as
-mdxnet.stages derives them (the one declaration). --write rewrites just those lines; every other line of the files
-(commands, data deps, outputs, comments) stays as it is."""
+"""`mdxnet stages --check | --write | --check-lock`: dvc.yaml's and published/dvc.yaml's `src/` code deps and
+`params:` lists, as mdxnet.stages derives them (the one declaration). --write rewrites just those lines; every other
+line of the files (commands, data deps, outputs, comments) stays as it is. --check-lock: dvc.lock against the tree
+(mdxnet.lockcheck)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ def register(subparsers) -> None:
     what = cmd.add_mutually_exclusive_group(required=True)
     what.add_argument("--check", action="store_true", help="exit 1, naming each stale stage, unless current")
     what.add_argument("--write", action="store_true", help="rewrite the lists in place")
+    what.add_argument("--check-lock", action="store_true",
+                      help="exit 1, naming each stage whose dvc.lock entry records other code or params than the "
+                           "tree holds (a commit changed a stage without regenerating its outputs and lock)")
     cmd.add_argument("--root", type=Path, default=Path("."),
                      help="project root holding dvc.yaml, published/dvc.yaml and src/mdxnet (default: .)")
     cmd.set_defaults(func=run_stages)
@@ -25,6 +29,8 @@ def register(subparsers) -> None:
 def run_stages(args) -> int:
     from mdxnet.stages import PIPELINES
 
+    if args.check_lock:
+        return run_check_lock(args.root)
     problems = []
     for pipeline in PIPELINES:
         path = args.root / pipeline
@@ -40,6 +46,19 @@ def run_stages(args) -> int:
     if problems:
         print(f"run `{FIX}` (after editing src/mdxnet/stages.py where a stage itself changed)", file=sys.stderr)
         return 1
+    return 0
+
+
+def run_check_lock(root: Path) -> int:
+    from mdxnet.lockcheck import FIX, lock_problems
+
+    problems = lock_problems(root)
+    for problem in problems:
+        print(f"dvc.lock: {problem}", file=sys.stderr)
+    if problems:
+        print(FIX, file=sys.stderr)
+        return 1
+    print("dvc.lock records the code and params of the tree")
     return 0
 
 

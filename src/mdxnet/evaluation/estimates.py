@@ -17,7 +17,6 @@ Each problem is a dict {"kind", "message", "track", ...details}: `mdxnet evaluat
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,7 +141,6 @@ def score_track_estimates(folder: str | Path, reference: str | Path,
     silent = silent_problems(name, estimates)
     if silent:
         return None, problems + silent
-    started = time.monotonic()
     evaluation = params.evaluate
     scores = score_estimates(track, estimates, evaluation, params.sources, sample_rate)
     metadata = {
@@ -154,7 +152,6 @@ def score_track_estimates(folder: str | Path, reference: str | Path,
         "samples": int(length),
         "sample_rate": sample_rate,
         "backend": evaluation.backend,
-        "score_seconds": round(time.monotonic() - started, 3),
         "problems": problems,
     }
     return track_document(scores, evaluation.win, evaluation.hop, metadata), problems
