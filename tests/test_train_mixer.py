@@ -84,14 +84,15 @@ def test_edges_that_leave_nothing_are_a_named_error_at_start(tmp_path, params):
 
 
 def test_mixer_and_separators_read_their_own_loss_lr_and_batch(tmp_path, params):
+    from mdxnet.training.length import Length
     from mdxnet.training.mixer import mixer_config
     from mdxnet.training.separator import separator_config
 
     p = params.replace({"train": {"loss": "l1", "batch_size": {s: 3 for s in SOURCES},
                                   "mixer": {"loss": "mse", "lr": 3.0e-3, "batch_size": 16}}})
-    mixer = mixer_config(p.train, tmp_path / "mixer.pt", None, None, "key")
+    mixer = mixer_config(p.train, tmp_path / "mixer.pt", None, None, "key", Length(4, 2))
     assert (mixer.loss, mixer.lr, mixer.batch_size) == ("mse", 3.0e-3, 16)
-    separator = separator_config(p.train, "bass", tmp_path / "bass.pt", None, None, "key")
+    separator = separator_config(p.train, "bass", tmp_path / "bass.pt", None, None, "key", Length(4, 2))
     assert (separator.loss, separator.batch_size) == ("l1", 3)
 
 
