@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mdxnet.config import Params, per_source
+from mdxnet.config import Params, per_source, separator_kwargs
 from mdxnet.data.musdb import split_tracks, track_samples
 from mdxnet.errors import UserError
 
@@ -57,6 +57,17 @@ class Length:
     valid_every: int
     epoch_steps: int | None = None  # steps per epoch (unit epochs)
     epoch_chunks: int | None = None  # chunks per epoch (unit epochs)
+
+
+def separator_chunk(params: Params, source: str) -> int:
+    """Samples in `source`'s training chunk, hop x (dim_t - 1) (the model's chunk_samples, without building it)."""
+    config = separator_kwargs(params, source)
+    return int(config["hop"]) * (int(config["dim_t"]) - 1)
+
+
+def mixer_chunk(params: Params) -> int:
+    """The Mixer's training chunk: the longest separator chunk (mdxnet.training.mixer.MixerTask.chunk)."""
+    return max(separator_chunk(params, source) for source in params.sources)
 
 
 def training_samples(params: Params, root: str | Path | None = None) -> list[int]:

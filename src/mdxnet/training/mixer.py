@@ -22,14 +22,14 @@ import numpy as np
 import torch
 
 from mdxnet.checkpoint import load_separator, separator_path
-from mdxnet.config import Params, Train, per_source, separator_kwargs
+from mdxnet.config import Params, Train, separator_kwargs
 from mdxnet.data.sampler import build_train_dataset
 from mdxnet.errors import UserError
 from mdxnet.inference.separation import apply_mixer
 from mdxnet.inference.stitching import stitching_for
 from mdxnet.models import build_mixer, mixer_kwargs
 from mdxnet.training import ddp
-from mdxnet.training.length import Length, describe_length, mixer_length, training_samples
+from mdxnet.training.length import Length, describe_length, mixer_chunk, mixer_length, training_samples
 from mdxnet.training.loop import LOSSES, Amp, LoopConfig, Trainer
 from mdxnet.training.separator import checkpoint_dir, shared_loop_settings
 from mdxnet.training.state import resume_key, seed_everything
@@ -216,11 +216,8 @@ def train_mixer(params: Params, models_dir: Path, out: Path, *, device: str = "a
         if missing:
             raise UserError(f"the Mixer needs the four trained separators; missing {', '.join(missing)}: train "
                             f"them with `mdxnet train separator --source S` or pass --models DIR")
-        # the Mixer's chunk: the longest separator chunk (MixerTask.chunk), from the params before any is loaded
-        chunk = max(int(per_source(params.model.hop, s)) * (int(per_source(params.model.dim_t, s)) - 1)
-                    for s in params.sources)
         songs = training_samples(params) if params.train.unit == "epochs" else None
-        length = mixer_length(params, chunk, songs)
+        length = mixer_length(params, mixer_chunk(params), songs)
         cfg = mixer_config(params.train, out, live_dir, steps, resume_key(params, "mixer", inputs), length)
         describe_length("mixer", length)
         seed_everything(cfg.seed)

@@ -12,7 +12,13 @@ from mdxnet.inference.stitching import stitching_for
 from mdxnet.models import build_separator
 from mdxnet.training import ddp
 from mdxnet.training.health import level_db, warnings_for
-from mdxnet.training.length import Length, describe_length, separator_length, training_samples
+from mdxnet.training.length import (
+    Length,
+    describe_length,
+    separator_chunk,
+    separator_length,
+    training_samples,
+)
 from mdxnet.training.loop import Amp, LoopConfig, Trainer
 from mdxnet.training.state import resume_key, seed_everything
 from mdxnet.training.validation import (
@@ -112,10 +118,8 @@ def train_separator(params: Params, source: str, out: Path, *, device: str = "au
                     live_dir: Path | None = None):
     dist, torch_device = ddp.init_distributed(device)
     try:
-        kwargs = separator_kwargs(params, source)
-        chunk = int(kwargs["hop"]) * (int(kwargs["dim_t"]) - 1)  # the model's chunk_samples, before it is built
         songs = training_samples(params) if params.train.unit == "epochs" else None
-        length = separator_length(params, source, chunk, songs)
+        length = separator_length(params, source, separator_chunk(params, source), songs)
         cfg = separator_config(params.train, source, out, live_dir, steps,
                                resume_key(params, f"separator/{source}"), length)
         describe_length(source, length)
