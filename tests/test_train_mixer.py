@@ -258,3 +258,41 @@ def test_mixer_validation_is_the_mean_over_sources_of_the_configured_score(tmp_p
         assert metrics[f"valid_sdr_{s}"] == pytest.approx(alone[s], abs=1e-5)
     assert metrics["valid_sdr"] == pytest.approx(np.mean(list(alone.values())), abs=1e-5)
     assert metrics["valid_sdr_separators"] == pytest.approx(metrics["valid_sdr"], abs=1e-9)
+
+
+def test_separator_estimates_for_mixer_training_run_under_the_training_autocast(tmp_path, params, monkeypatch,
+                                                                                no_training_data):
+    """The authors' Mixer.training_step runs the separators inside Lightning's precision-16 autocast: so do the
+    estimates here (Amp with train.amp / amp_dtype; autocast itself only acts on CUDA)."""
+    from mdxnet.checkpoint import init_models
+    from mdxnet.training import mixer as mixer_module
+
+    tiny = params.replace({"model": TINY_MODEL, "train": {"amp": True, "amp_dtype": "float16",
+                                                          "mixer": {"edge_trim": 256}}})
+    init_models(tmp_path, tiny)
+    task = mixer_module.MixerTask(tiny, tmp_path, seed=0, items=1)
+    seen, inside = [], []
+
+    class RecordingAmp:
+        def __init__(self, enabled, dtype_name, device):
+            seen.append((enabled, dtype_name, device.type))
+
+        def autocast(self):
+            class Context:
+                def __enter__(self):
+                    inside.append(True)
+
+                def __exit__(self, *exc):
+                    inside.append(False)
+
+            return Context()
+
+    calls = []
+    for source, model in task.separators.items():
+        model.register_forward_pre_hook(lambda module, args, s=source: calls.append((s, inside[-1])))
+    monkeypatch.setattr(mixer_module, "Amp", RecordingAmp)
+    mixture, targets = torch.zeros(2, 2, 1920), torch.zeros(2, 4, 2, 1920)
+    (estimates, _), _ = task.prepare((mixture, targets), torch.device("cpu"))
+    assert seen == [(True, "float16", "cpu")]
+    assert calls == [(s, True) for s in SOURCES] and inside[-1] is False
+    assert estimates.dtype == torch.float32 and estimates.shape == (2, 4, 2, 1920)
