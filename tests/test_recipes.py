@@ -116,10 +116,15 @@ def test_scale_is_told_from_the_recipe():
     assert paper["mixer.init"].kind == "mdxnet opt-in (profile embedded)"
     assert f"recipe mdxnet: {recipes.show(RAW['recipes']['mdxnet']['train']['batch_size'])}" in \
         rows["train.batch_size"].kind
-    # epoch-counted keys are scale even at full size
+    # at full size the run counts the authors' epochs: no step count is read or listed, the epoch keys are equal
     full = {row.key: row for row in _deviations("authors", "paper")}
-    assert {"train.steps", "train.mixer.steps"} <= set(full)
-    assert full["train.steps"].kind == "scale (profile paper)"
+    assert not {"train.unit", "train.max_epochs", "train.valid_every_epochs", "train.steps", "train.valid_every",
+                "train.mixer.max_epochs", "train.mixer.steps"} & set(full)
+    # a step count is scale wherever the run counts steps (never equal to the authors' epochs); counting steps is
+    # the profile's scale, or the mdxnet recipe's own choice (its fixed step budget)
+    assert paper["train.steps"].kind.startswith("scale (profile embedded)")
+    assert paper["train.unit"].kind.startswith("scale (profile embedded)")
+    assert rows["train.unit"].kind == "mdxnet opt-in"
 
 
 def test_a_base_value_changed_away_from_the_authors_is_called_edited(tmp_path):
@@ -245,8 +250,8 @@ def test_the_mixer_trains_on_the_test_set_only_off_leaderboard_a():
 
 
 # ---- the paper rehearsal: the paper's values except its declared scale ----------------------------------------
-REHEARSAL_SCALE = {"data.origin", "data.root", "data.extra_test", "data.synth", "train.batch_size", "train.steps",
-                   "train.device", "train.mixer.batch_size", "train.mixer.steps"}
+REHEARSAL_SCALE = {"data.origin", "data.root", "data.extra_test", "data.synth", "train.batch_size", "train.unit",
+                   "train.steps", "train.device", "train.mixer.batch_size", "train.mixer.steps"}
 
 
 def _leaves(node, prefix=""):
@@ -264,7 +269,9 @@ def test_the_rehearsal_differs_from_the_paper_profile_only_in_its_declared_scale
                   if key != "profile" and paper.get(key, missing) != rehearsal.get(key, missing)}
         covering = {next(s for s in REHEARSAL_SCALE if key == s or key.startswith(s + ".")) for key in differ
                     if any(key == s or key.startswith(s + ".") for s in REHEARSAL_SCALE)}
-        assert covering == REHEARSAL_SCALE, f"recipe {recipe}: declared scale keys that do not differ"
+        # the mdxnet recipe counts steps itself (its fixed step budget): the rehearsal's train.unit is its own
+        same_unit = {"train.unit"} if RAW["recipes"][recipe].get("train", {}).get("unit") == "steps" else set()
+        assert covering == REHEARSAL_SCALE - same_unit, f"recipe {recipe}: declared scale keys that do not differ"
         undeclared = sorted(key for key in differ if not any(key == s or key.startswith(s + ".")
                                                              for s in REHEARSAL_SCALE))
         assert not undeclared, f"recipe {recipe}: the rehearsal changes {undeclared} beyond its declared scale"
@@ -281,7 +288,8 @@ def test_deviations_list_every_key_the_rehearsal_changes_as_scale():
     # nothing else is put down to the profile (the epoch-counted keys are scale at the paper size too)
     paper_scale = {row.key for row in _deviations("paper", "paper") if row.kind.startswith(SCALE_KINDS)}
     by_profile = {key for key, row in rows.items() if row.kind.startswith(SCALE_KINDS)}
-    assert by_profile == REHEARSAL_SCALE | paper_scale
+    # the step intervals are read, so listed, once the rehearsal counts steps (train.unit), though it sets neither
+    assert by_profile == REHEARSAL_SCALE | paper_scale | {"train.valid_every", "train.mixer.valid_every"}
     # and the rest of the table is the paper profile's
     others = {(r.key, r.value, r.kind) for r in rows.values() if r.key not in by_profile}
     assert others == {(r.key, r.value, r.kind) for r in _deviations("paper", "paper")

@@ -100,6 +100,7 @@ def test_a_separator_trained_to_silence_is_announced_and_marked_in_its_checkpoin
     log, dvclive's metrics.json and the published checkpoint all say it collapsed; the table reads it back."""
     from mdxnet.training import separator
     from mdxnet.training.ddp import DistContext
+    from mdxnet.training.length import Length
     from mdxnet.training.loop import Trainer
 
     tiny = params.replace({"model": TINY_MODEL, "data": {"root": str(synth_dataset)},
@@ -108,7 +109,8 @@ def test_a_separator_trained_to_silence_is_announced_and_marked_in_its_checkpoin
     task = separator.SeparatorTask(tiny, "other", seed=0, items=8)
     task.model = Scaled(task.model, 0.0)  # trains (the gradient is 0) and outputs silence
     out = tmp_path / "models" / "other.pt"
-    cfg = separator.separator_config(tiny.train, "other", out, tmp_path / "live", steps=2, resume_key="k")
+    cfg = separator.separator_config(tiny.train, "other", out, tmp_path / "live", steps=2, resume_key="k",
+                                     length=Length(2, 2))
     cfg.valid_every, cfg.batch_size = 2, 2
     with caplog.at_level(logging.WARNING, logger="mdxnet.training.health"):
         Trainer(task, cfg, DistContext(), torch.device("cpu")).run()

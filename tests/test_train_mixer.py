@@ -84,14 +84,15 @@ def test_edges_that_leave_nothing_are_a_named_error_at_start(tmp_path, params):
 
 
 def test_mixer_and_separators_read_their_own_loss_lr_and_batch(tmp_path, params):
+    from mdxnet.training.length import Length
     from mdxnet.training.mixer import mixer_config
     from mdxnet.training.separator import separator_config
 
     p = params.replace({"train": {"loss": "l1", "batch_size": {s: 3 for s in SOURCES},
                                   "mixer": {"loss": "mse", "lr": 3.0e-3, "batch_size": 16}}})
-    mixer = mixer_config(p.train, tmp_path / "mixer.pt", None, None, "key")
+    mixer = mixer_config(p.train, tmp_path / "mixer.pt", None, None, "key", Length(4, 2))
     assert (mixer.loss, mixer.lr, mixer.batch_size) == ("mse", 3.0e-3, 16)
-    separator = separator_config(p.train, "bass", tmp_path / "bass.pt", None, None, "key")
+    separator = separator_config(p.train, "bass", tmp_path / "bass.pt", None, None, "key", Length(4, 2))
     assert (separator.loss, separator.batch_size) == ("l1", 3)
 
 
@@ -257,3 +258,41 @@ def test_mixer_validation_is_the_mean_over_sources_of_the_configured_score(tmp_p
         assert metrics[f"valid_sdr_{s}"] == pytest.approx(alone[s], abs=1e-5)
     assert metrics["valid_sdr"] == pytest.approx(np.mean(list(alone.values())), abs=1e-5)
     assert metrics["valid_sdr_separators"] == pytest.approx(metrics["valid_sdr"], abs=1e-9)
+
+
+def test_separator_estimates_for_mixer_training_run_under_the_training_autocast(tmp_path, params, monkeypatch,
+                                                                                no_training_data):
+    """The authors' Mixer.training_step runs the separators inside Lightning's precision-16 autocast: so do the
+    estimates here (Amp with train.amp / amp_dtype; autocast itself only acts on CUDA)."""
+    from mdxnet.checkpoint import init_models
+    from mdxnet.training import mixer as mixer_module
+
+    tiny = params.replace({"model": TINY_MODEL, "train": {"amp": True, "amp_dtype": "float16",
+                                                          "mixer": {"edge_trim": 256}}})
+    init_models(tmp_path, tiny)
+    task = mixer_module.MixerTask(tiny, tmp_path, seed=0, items=1)
+    seen, inside = [], []
+
+    class RecordingAmp:
+        def __init__(self, enabled, dtype_name, device):
+            seen.append((enabled, dtype_name, device.type))
+
+        def autocast(self):
+            class Context:
+                def __enter__(self):
+                    inside.append(True)
+
+                def __exit__(self, *exc):
+                    inside.append(False)
+
+            return Context()
+
+    calls = []
+    for source, model in task.separators.items():
+        model.register_forward_pre_hook(lambda module, args, s=source: calls.append((s, inside[-1])))
+    monkeypatch.setattr(mixer_module, "Amp", RecordingAmp)
+    mixture, targets = torch.zeros(2, 2, 1920), torch.zeros(2, 4, 2, 1920)
+    (estimates, _), _ = task.prepare((mixture, targets), torch.device("cpu"))
+    assert seen == [(True, "float16", "cpu")]
+    assert calls == [(s, True) for s in SOURCES] and inside[-1] is False
+    assert estimates.dtype == torch.float32 and estimates.shape == (2, 4, 2, 1920)

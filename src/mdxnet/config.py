@@ -341,8 +341,10 @@ class Mixer(Section):
 class MixerTrain(Section):
     lr: float = key(POSITIVE_NUMBER, doc="the Mixer's RMSProp learning rate")
     batch_size: int = key(POSITIVE_INT, doc="the Mixer's batch (one value, not per source)")
-    steps: int = key(POSITIVE_INT, doc="the Mixer's step budget")
-    valid_every: int = key(POSITIVE_INT, doc="steps between the Mixer's validations")
+    max_epochs: int = key(POSITIVE_INT, doc="the Mixer's budget in epochs (train.unit epochs)")
+    valid_every_epochs: int = key(POSITIVE_INT, doc="epochs between the Mixer's validations (train.unit epochs)")
+    steps: int = key(POSITIVE_INT, doc="the Mixer's step budget (train.unit steps)")
+    valid_every: int = key(POSITIVE_INT, doc="steps between the Mixer's validations (train.unit steps)")
     checkpoint_every: int = key(POSITIVE_INT, doc="steps between the Mixer's resumable checkpoints",
                                 not_compared=_RESUMABLE)
     loss: str = key(enum("mse", "l1"), doc="the Mixer's loss")
@@ -371,8 +373,13 @@ class Train(Section):
     lr: PerSource = key(PER_SOURCE_POSITIVE_NUMBER, doc="learning rate")
     lr_scale: float = key(POSITIVE_NUMBER, doc="multiplies every lr (profiles change this, not lr)")
     batch_size: PerSource = key(PER_SOURCE_POSITIVE_INT, doc="chunks per training batch")
-    steps: int = key(POSITIVE_INT, doc="the step budget")
-    valid_every: int = key(POSITIVE_INT, doc="steps between validations")
+    unit: str = key(enum("epochs", "steps"), doc="what the training budgets and validation intervals count "
+                    "(separators and Mixer): the authors' epochs of the training songs, or steps")
+    max_epochs: PerSource = key(PER_SOURCE_POSITIVE_INT, doc="the budget in epochs (train.unit epochs)")
+    valid_every_epochs: PerSource = key(PER_SOURCE_POSITIVE_INT,
+                                        doc="epochs between validations (train.unit epochs)")
+    steps: PerSource = key(PER_SOURCE_POSITIVE_INT, doc="the step budget (train.unit steps)")
+    valid_every: PerSource = key(PER_SOURCE_POSITIVE_INT, doc="steps between validations (train.unit steps)")
     early_stopping: EarlyStoppingParams = key(doc="stop once validations no longer improve")
     deterministic: bool = key(BOOLEAN, doc="cuDNN's deterministic algorithms on CUDA")
     valid_sdr: str = key(enum("authors", "mdx"), doc="the validation SDR's formula")

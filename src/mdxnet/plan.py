@@ -30,6 +30,15 @@ from mdxnet.data.musdb import DATASET_FILE, extra_test_songs, list_tracks, track
 from mdxnet.inference.stitching import stitching_for
 from mdxnet.models import SPEC_CHANNELS, separator_from_kwargs
 from mdxnet.runs import blend_runs, mixer_runs, model_runs, scored_runs
+from mdxnet.training.length import (
+    AUTHORS_CHECKPOINT_EPOCHS,
+    Length,
+    expected_epochs,
+    mixer_chunk,
+    mixer_length,
+    separator_chunk,
+    separator_length,
+)
 
 ON_DISK, PLANNED_SYNTH, ASSUMED_MUSDB = "on disk", "planned synth", "assumed MUSDB18-HQ"
 WAV_BYTES_PER_S = SAMPLE_RATE * 2 * 2  # one 16-bit stereo wav
@@ -60,6 +69,8 @@ class CostModel:
     # not measured.
     gpu_train_chunks_per_s: Mapping[int, float | None] = field(
         default_factory=lambda: {1: None, 8: 41.7, 16: 43.6})
+    # the GPU those figures were measured on ("GPU rehearsal on an H200": one NVIDIA H200)
+    gpu_name: str = "NVIDIA H200"
     # "Separation inference speed": one paper-size separator forward, "224.9 GFLOP" per 5.92 s chunk
     paper_forward_flop: float = 224.9e9
     # "Cost model of the paper run", Mixer row ("Idle-machine rerun"): eager PyTorch fp32, "2.16 s per chunk per
@@ -138,6 +149,11 @@ class Songs:
     @property
     def dataset_seconds(self) -> float:
         return sum(self.train) + sum(self.valid) + sum(self.test)
+
+    @property
+    def train_samples(self) -> list[int]:
+        """Each training song's length in samples (an epoch's measure, mdxnet.training.length)."""
+        return [round(seconds * SAMPLE_RATE) for seconds in self.train]
 
 
 def dataset_on_disk(data, project_root: Path) -> bool:
@@ -269,26 +285,36 @@ def augment_stage(augment: Augment, songs: Songs, cost: CostModel, importing: bo
                       f"lengths each; FLAC at {diskspace.FLAC_RATIO:g} of wav (upper bound)")
 
 
+def separator_lengths(params: Params, songs: Songs) -> dict[str, Length]:
+    """Each separator's budget and validation interval in steps (train.unit epochs: of these songs)."""
+    return {s: separator_length(params, s, separator_chunk(params, s), songs.train_samples) for s in params.sources}
+
+
 def train_stage(params: Params, songs: Songs, cost: CostModel, importing: bool) -> Stage:
     """One job per separator: steps x batch chunks, plus validation over the validation songs."""
     if importing:
         return Stage("train separators", 0, 0, 0.0, gpu=True, note="skipped: models.origin import")
     train = params.train
     cpu, gpu, disk, chunks, gpu_missing = 0.0, 0.0, 0, 0, []
-    validations = math.ceil(train.steps / train.valid_every)
+    lengths = separator_lengths(params, songs)
+    validations = 0
     for source in params.sources:
+        length = lengths[source]
         batch = int(per_source(train.batch_size, source))
-        work = train.steps * batch * forward_flop(params, source)
-        valid = validations * sum(songs.valid) / chunk_seconds(params, source) * forward_flop(params, source)
+        validations += math.ceil(length.steps / length.valid_every)
+        work = length.steps * batch * forward_flop(params, source)
+        valid = (math.ceil(length.steps / length.valid_every) * sum(songs.valid) / chunk_seconds(params, source)
+                 * forward_flop(params, source))
         cpu += work / cost.train_cpu_flops + valid / cost.eager_cpu_flops
         rate = cost.train_gpu_flops(batch)
         gpu_missing += [f"batch {batch}"] if rate is None else []
         gpu += 0.0 if rate is None else work / rate + _gpu_or_zero(valid, cost.separate_gpu_flops)
         disk += parameter_count(params, source) * 4 * cost.checkpoint_weight_copies
-        chunks += train.steps * batch
-    note = (f"{len(params.sources)} x {train.steps:,} steps = {chunks:,} chunks of "
+        chunks += length.steps * batch
+    steps = sum(length.steps for length in lengths.values())
+    note = (f"{steps:,} steps in all = {chunks:,} chunks of "
             f"{chunk_seconds(params, params.sources[0]):.2f} s, {forward_flop(params, params.sources[0]) / 1e9:.4g} "
-            f"GFLOP forward each; {validations} validation(s) over the validation songs")
+            f"GFLOP forward each (per source: below); {validations} validation(s) over the validation songs")
     if train.early_stopping.patience is not None:  # the budget is then a maximum
         note += f"; at most: early stopping (patience {train.early_stopping.patience} validations) may end it sooner"
     if gpu_missing:
@@ -305,13 +331,14 @@ def mixer_stage(params: Params, songs: Songs, cost: CostModel, mixers: dict) -> 
     """One job per Mixer: each step runs its chunks through the four frozen separators (no_grad), and the
     validation songs are separated once."""
     config = params.train.mixer
+    steps = mixer_length(params, mixer_chunk(params), songs.train_samples).steps
     per_chunk = sum(forward_flop(params, s) for s in params.sources)
     per_audio_s = sum(forward_flop(params, s) / chunk_seconds(params, s) for s in params.sources)
-    work = len(mixers) * (config.steps * config.batch_size * per_chunk + sum(songs.valid) * per_audio_s)
+    work = len(mixers) * (steps * config.batch_size * per_chunk + sum(songs.valid) * per_audio_s)
     gpu = None if cost.separate_gpu_flops is None else work / cost.separate_gpu_flops
     return Stage("train Mixers", len(mixers), len(mixers) * cost.mixer_checkpoint_bytes,
                  work / cost.eager_cpu_flops, gpu, True,
-                 note=f"{', '.join(mixers) or 'none'}: {config.steps:,} steps x {config.batch_size} chunks x "
+                 note=f"{', '.join(mixers) or 'none'}: {steps:,} steps x {config.batch_size} chunks x "
                       f"{len(params.sources)} separators each (GPU: at the separation figure)")
 
 
@@ -353,6 +380,61 @@ def report_stage(cost: CostModel, runs: list[str]) -> Stage:
                  note="a summary per run, the results table and figures")
 
 
+# ---- training length per source --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LengthRow:
+    """One training length of one model: its budget (`cap`) or, with train.unit epochs, the `expected` length of
+    a run whose best epoch falls where the authors' checkpoint did. epochs None: counted in steps."""
+
+    model: str
+    which: str  # cap | expected
+    batch: int
+    epochs: int | None
+    steps: int
+    chunks: int
+    gpu_s: float | None
+
+
+def _training_gpu_s(chunks: int, flop_per_chunk: float, rate: float | None) -> float | None:
+    return None if rate is None else chunks * flop_per_chunk / rate
+
+
+def length_rows(params: Params, songs: Songs, cost: CostModel, importing: bool) -> list[LengthRow]:
+    """Per separator, the cap and (train.unit epochs) the expected length, in epochs, steps, chunks and GPU
+    seconds of training steps at cost.gpu_train_chunks_per_s (validation left out); the Mixer's cap (GPU: at the
+    separation figure, as its stage)."""
+    if importing:
+        return []
+    rows = []
+    for source, length in separator_lengths(params, songs).items():
+        batch = int(per_source(params.train.batch_size, source))
+        flop, rate = forward_flop(params, source), cost.train_gpu_flops(batch)
+        runs = [("cap", length.steps)]
+        if length.epoch_steps is not None and source in AUTHORS_CHECKPOINT_EPOCHS:
+            runs.append(("expected", min(expected_epochs(params, source) * length.epoch_steps, length.steps)))
+        for which, steps in runs:
+            epochs = None if length.epoch_steps is None else steps // length.epoch_steps
+            rows.append(LengthRow(source, which, batch, epochs, steps, steps * batch,
+                                  _training_gpu_s(steps * batch, flop, rate)))
+    mixer = params.train.mixer
+    length = mixer_length(params, mixer_chunk(params), songs.train_samples)
+    per_chunk = sum(forward_flop(params, s) for s in params.sources)
+    epochs = None if length.epoch_steps is None else length.steps // length.epoch_steps
+    rows.append(LengthRow("Mixer", "cap", mixer.batch_size, epochs, length.steps, length.steps * mixer.batch_size,
+                          _training_gpu_s(length.steps * mixer.batch_size, per_chunk, cost.separate_gpu_flops)))
+    return rows
+
+
+def epoch_line(params: Params, songs: Songs) -> str:
+    """What one epoch is for this run (train.unit epochs), or that the lengths are steps."""
+    if params.train.unit != "epochs":
+        return "train.unit steps: budgets and validation intervals in steps (no epochs)"
+    chunk = separator_chunk(params, params.sources[0])
+    length = separator_lengths(params, songs)[params.sources[0]]
+    return (f"one epoch (the authors'): {len(songs.train)} songs, {sum(songs.train_samples):,} samples // "
+            f"{chunk:,} = {length.epoch_chunks:,} chunks\nsteps per epoch: ceil(chunks / batch)")
+
+
 # ---- the plan --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Plan:
@@ -360,6 +442,8 @@ class Plan:
     profile: str | None
     songs: Songs
     stages: list[Stage]
+    lengths: list[LengthRow] = field(default_factory=list)
+    epoch: str = ""
 
     @property
     def disk_bytes(self) -> int:
@@ -388,7 +472,8 @@ def make_plan(params: Params, project_root: str | Path = ".", cost: CostModel = 
               mixer_stage(params, songs, cost, {} if importing else mixers), separate_stage(params, songs, cost),
               mix_stage(params.mixer, params.sources, songs, cost, mixers),
               score_stage(params.evaluate, songs, cost, runs), report_stage(cost, runs)]
-    return Plan(params.recipe, params.profile, songs, stages)
+    lengths = length_rows(params, songs, cost, importing)
+    return Plan(params.recipe, params.profile, songs, stages, lengths, epoch_line(params, songs) if lengths else "")
 
 
 # ---- output ----------------------------------------------------------------------------------------------------
@@ -435,7 +520,32 @@ def render_table(plan: Plan) -> str:
     total = (f"total: disk ~{_size(plan.disk_bytes)}, CPU {_hours(plan.cpu_s)} h, GPU "
              f"{_hours(plan.gpu_s, 'no GPU figure')}{' h' if plan.gpu_s is not None else ''} (all estimates; DVC "
              "may store the cache and the estimates twice unless its cache links)")
-    return "\n".join([heading(plan), "", line(header), rule, *map(line, rows), "", total]) + "\n"
+    return "\n".join([heading(plan), "", line(header), rule, *map(line, rows), "", total, *render_lengths(plan)]) + "\n"
+
+
+def render_lengths(plan: Plan, cost: CostModel = COST_MODEL) -> list[str]:
+    """The per-source training lengths as lines of a short table (each line under 100 columns)."""
+    if not plan.lengths:
+        return []
+    header = ["model", "length", "batch", "epochs", "steps", "chunks", "GPU h"]
+    rows = [[r.model, r.which, str(r.batch), "-" if r.epochs is None else f"{r.epochs:,}", f"{r.steps:,}",
+             f"{r.chunks:,}", _hours(r.gpu_s, "no figure")] for r in plan.lengths]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in
+                                 enumerate(zip(cells, widths, strict=True))) + " |"
+
+    rates = ", ".join(f"{rate:g} at {batch}" for batch, rate in cost.gpu_train_chunks_per_s.items() if rate)
+    notes = [f"GPU h: training steps only, one {cost.gpu_name}, fp16 (bench/README.md chunks/s at batch:",
+             f"{rates}); the Mixer at the separation figure."]
+    if any(r.which == "expected" for r in plan.lengths):
+        epochs = "/".join(str(e) for e in AUTHORS_CHECKPOINT_EPOCHS.values())
+        notes += [f"cap: train.max_epochs. expected: the authors' checkpoint epoch ({epochs} for",
+                  f"{'/'.join(AUTHORS_CHECKPOINT_EPOCHS)}, README_SUBMISSION.md) + early stopping's patience x",
+                  "valid_every_epochs, if the best validation falls where theirs did."]
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return ["", "## Training length per model", plan.epoch, *notes, "", line(header), rule, *map(line, rows)]
 
 
 def as_data(plan: Plan) -> dict:
@@ -445,6 +555,7 @@ def as_data(plan: Plan) -> dict:
                         dataclasses.asdict(plan.songs).items() if k != "source"}},
             "stages": [{**dataclasses.asdict(s), "cpu_hours": _in_hours(s.cpu_s),
                         "gpu_hours": _in_hours(s.gpu_s) if s.gpu else None} for s in plan.stages],
+            "lengths": [{**dataclasses.asdict(r), "gpu_hours": _in_hours(r.gpu_s)} for r in plan.lengths],
             "total": {"disk_bytes": plan.disk_bytes, "cpu_hours": _in_hours(plan.cpu_s),
                       "gpu_hours": _in_hours(plan.gpu_s)}}
 

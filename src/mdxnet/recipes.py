@@ -103,6 +103,8 @@ class Governed:
     epochs: bool = False
     # a choice of method, not a size: a profile that sets it makes an opt-in of this project, not a scale
     method: bool = False
+    # (key, value): compared only when that key has that value (train.steps is read only when train.unit is steps)
+    when: tuple[str, Any] | None = None
 
     @property
     def paper_reference(self) -> Reference:
@@ -112,9 +114,9 @@ class Governed:
 
 
 def _row(key, value, source, paper_value=None, paper_section=None, shown=None, paper_shown=None, epochs=False,
-         method=False):
+         method=False, when=None):
     paper_ref = None if paper_section is None else Reference(paper_value, paper(paper_section), paper_shown)
-    return Governed(key, Reference(value, source, shown), paper_ref, epochs, method)
+    return Governed(key, Reference(value, source, shown), paper_ref, epochs, method, when)
 
 
 _SIZES = "Configurations and Training (table, v2 row)"
@@ -122,6 +124,7 @@ _PER_SOURCE = "configs/model/ConvTDFNet_{vocals,drums,bass,other}.yaml"
 _EXPERIMENTS = "configs/experiment/multigpu_{vocals,drums,bass,other}.yaml"
 _AUGMENT = "src/utils/data_augmentation.py"
 _DATASET = "src/datamodules/datasets/musdb.py"
+_EPOCHS, _STEPS = ("train.unit", "epochs"), ("train.unit", "steps")
 
 GOVERNED: tuple[Governed, ...] = (
     # ---- data -------------------------------------------------------------------------------------------------
@@ -170,13 +173,22 @@ GOVERNED: tuple[Governed, ...] = (
          authors(f"{_EXPERIMENTS} (one batch, split over 4/2/3/2 GPUs by DataParallel)")),
     _row("train.amp", True, authors("configs/trainer/minimal.yaml (precision: 16, amp_backend: native)")),
     _row("train.amp_dtype", "float16", authors("configs/trainer/minimal.yaml (precision: 16)")),
+    # Training length: epochs of the training songs (mdxnet.training.length turns them into steps from the
+    # dataset on disk, as the authors' dataset and Lightning 1.3.8 count them), or steps (the small profiles).
+    _row("train.unit", "epochs", authors(f"configs/trainer/minimal.yaml (max_epochs, check_val_every_n_epoch) and "
+                                         f"{_DATASET} (epoch_size: the training songs' samples // the chunk)")),
+    _row("train.max_epochs", 3000, authors("configs/trainer/minimal.yaml (max_epochs: 3000; early stopping ends "
+                                           "it; checkpoints used: vocals epoch 2360, drums 600, bass 1720, other "
+                                           "1720, README_SUBMISSION.md)"), when=_EPOCHS),
+    _row("train.valid_every_epochs", 10, authors("configs/trainer/minimal.yaml (check_val_every_n_epoch: 10)"),
+         when=_EPOCHS),
     _row("train.steps", NO_PARAMS_VALUE, authors("configs/trainer/minimal.yaml, configs/experiment/"
                                                  "multigpu_default.yaml, README_SUBMISSION.md"),
          shown="epochs until early stopping (max 3000; patience 50 validations); checkpoints used: "
-               "vocals epoch 2360, drums 600, bass 1720, other 1720", epochs=True),
+               "vocals epoch 2360, drums 600, bass 1720, other 1720", epochs=True, when=_STEPS),
     _row("train.valid_every", NO_PARAMS_VALUE, authors("configs/trainer/minimal.yaml "
                                                        "(check_val_every_n_epoch: 10)"),
-         shown="every 10 epochs", epochs=True),
+         shown="every 10 epochs", epochs=True, when=_STEPS),
     _row("train.early_stopping.patience", 50,
          authors("configs/experiment/multigpu_default.yaml (callbacks.early_stopping.patience: 50, validations)")),
     _row("train.early_stopping.min_delta", 0.05,
@@ -195,10 +207,14 @@ GOVERNED: tuple[Governed, ...] = (
     _row("train.mixer.batch_size", 16, authors("configs/experiment/mixer.yaml")),
     _row("train.mixer.loss", "mse", authors("src/models/mdxnet.py Mixer.training_step (mse_loss)")),
     _row("train.mixer.edge_trim", 8192, authors("configs/model/Mixer.yaml (overlap, cut from the loss)")),
+    _row("train.mixer.max_epochs", 10, authors("configs/experiment/mixer.yaml (max_epochs: 10)"), when=_EPOCHS),
+    _row("train.mixer.valid_every_epochs", 1, authors("configs/experiment/mixer.yaml (check_val_every_n_epoch: 1)"),
+         when=_EPOCHS),
     _row("train.mixer.steps", NO_PARAMS_VALUE, authors("configs/experiment/mixer.yaml (max_epochs: 10)"),
-         shown="10 epochs", epochs=True),
+         shown="10 epochs", epochs=True, when=_STEPS),
     _row("train.mixer.valid_every", NO_PARAMS_VALUE,
-         authors("configs/experiment/mixer.yaml (check_val_every_n_epoch: 1)"), shown="every epoch", epochs=True),
+         authors("configs/experiment/mixer.yaml (check_val_every_n_epoch: 1)"), shown="every epoch", epochs=True,
+         when=_STEPS),
     # ---- inference ----------------------------------------------------------------------------------------------
     _row("separate.stitch", "trim", submission("predict_blend.py demix_base")),
     _row("separate.chunk_frames", 512, submission("models.py (chunk_size = hop * (2 dim_t - 1), dim_t 256)")),
@@ -272,6 +288,12 @@ FIXED: tuple[Deviation, ...] = (
               "each GPU's share of the batch (DataParallel, sync_batchnorm False)",
               authors(f"configs/trainer/minimal.yaml (accelerator: dp) and {_EXPERIMENTS} (gpus)"),
               SILENT, SILENT, KIND_FIXED, True, False),
+    Deviation("epoch's last batch (train.unit epochs)", "every step a full batch of train.batch_size chunks, "
+              "ceil(epoch / batch) steps per epoch (src/mdxnet/training/length.py)",
+              "the last batch of each epoch holds the rest, epoch mod batch chunks (DataLoader drop_last False; "
+              "MUSDB18-HQ: 3,465 mod 16 = 9 for vocals, mod 8 = 1 for the others)",
+              authors("src/datamodules/musdb_datamodule.py train_dataloader"), SILENT, SILENT, KIND_FIXED, True,
+              False),
     Deviation("Mixer: validation score", "mean over the 4 sources of each source's score (src/mdxnet/training/"
               "validation.py)", "one SDR per track over the 4 sources pooled as one signal",
               authors("src/models/mdxnet.py Mixer.validation_step"), SILENT, SILENT, KIND_FIXED, True, False),
@@ -467,6 +489,8 @@ def deviations(params, raw: dict | None = None, equal: bool = False) -> list[Dev
         value = lookup(values, row.key, missing)
         if value is missing:  # a form of the params this file does not have (sampler.gain_db vs transforms)
             continue
+        if row.when is not None and lookup(values, row.when[0], missing) != row.when[1]:
+            continue  # not read with this run's values (the step counts when train.unit is epochs)
         paper_ref = row.paper_reference
         from_authors = not matches(row.authors.value, value, sources)
         from_paper = not matches(paper_ref.value, value, sources)

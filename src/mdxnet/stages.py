@@ -81,7 +81,8 @@ TRAINED = {
     "mixer": Stage(
         ("train:run_mixer",),
         ("sample_rate", "sources", "mixer", "model", "separate", *DATA_KEYS, "augment",
-         Minus("train", "loss", "lr", "lr_scale", "batch_size", "steps", "valid_every", "health"), "sampler"),
+         Minus("train", "loss", "lr", "lr_scale", "batch_size", "max_epochs", "valid_every_epochs", "steps",
+               "valid_every", "health"), "sampler"),
     ),
     "evaluate": Stage(EVALUATE_RUNS, (*SCORING, "model", "mixer", "separate", "evaluate")),
     "blend": Stage(BLEND_RUNS, (*SCORING, "evaluate", "blend"), per_item=("blend.second",), item="${key}"),

@@ -257,6 +257,16 @@ def track_seconds(track: str | Path) -> float:
     return float(sf.info(track / "mixture.wav").duration)
 
 
+def track_samples(track: str | Path) -> int:
+    """A training track's length in samples from its header: the vocals.wav of a track folder (the stem the
+    authors' MusdbTrainDataset measures, src/datamodules/datasets/musdb.py), or a stem file's first stream (its
+    duration at SAMPLE_RATE, rounded)."""
+    track = Path(track)
+    if is_stem_file(track):
+        return round(track_seconds(track) * SAMPLE_RATE)
+    return int(sf.info(track / "vocals.wav").frames)
+
+
 def pcm16(audio: np.ndarray) -> np.ndarray:
     """float audio -> int16 samples, rounded and clipped as a 16-bit PCM encoder does."""
     return np.clip(np.round(np.asarray(audio, dtype=np.float64) * 32768.0), -32768, 32767).astype(np.int16)

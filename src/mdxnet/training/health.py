@@ -62,7 +62,7 @@ def announce(name: str, warnings: list[str]) -> str | None:
     bar = "!" * 78
     lines = [bar, f"SEPARATOR '{name}' IS NOT HEALTHY:", *(f"  - {w}" for w in warnings),
              "  Its results will be marked in the results table. Train longer or with a larger learning rate",
-             "  (train.steps, train.lr_scale in params.yaml).", bar]
+             "  (train.max_epochs or train.steps, train.lr_scale in params.yaml).", bar]
     message = "\n".join(lines)
     log.warning("%s", message)
     return message

@@ -29,6 +29,7 @@ from mdxnet.inference.separation import apply_mixer
 from mdxnet.inference.stitching import stitching_for
 from mdxnet.models import build_mixer, mixer_kwargs
 from mdxnet.training import ddp
+from mdxnet.training.length import Length, describe_length, mixer_chunk, mixer_length, training_samples
 from mdxnet.training.loop import LOSSES, Amp, LoopConfig, Trainer
 from mdxnet.training.separator import checkpoint_dir, shared_loop_settings
 from mdxnet.training.state import resume_key, seed_everything
@@ -120,10 +121,14 @@ class MixerTask:
         return torch.stack(outputs, dim=1)
 
     def prepare(self, batch, device: torch.device):
+        """The separators' estimates run under the training's autocast (train.amp, on CUDA only), as the authors'
+        Mixer.training_step runs them inside Lightning's precision-16 autocast (src/models/mdxnet.py)."""
         mixture, targets = batch
         mixture = mixture.to(device, non_blocking=True)
         self._on(device)
-        return (self._estimate_chunks(mixture), mixture), targets.to(device, non_blocking=True)
+        with Amp(self.params.train.amp, self.params.train.amp_dtype, device).autocast():
+            estimates = self._estimate_chunks(mixture)
+        return (estimates, mixture), targets.to(device, non_blocking=True)
 
     def _prepare_validation(self, device: torch.device) -> None:
         """Separator estimates of the validation tracks, once: the separators are frozen."""
@@ -181,14 +186,16 @@ class MixerTask:
         return metrics
 
 
-def mixer_config(train: Train, out: Path, live_dir: Path | None, steps: int | None, resume_key: str):
+def mixer_config(train: Train, out: Path, live_dir: Path | None, steps: int | None, resume_key: str, length: Length):
+    """`length`: the budget and validation interval in steps (mdxnet.training.length); `steps` overrides the
+    budget (`mdxnet train --steps`)."""
     mixer = train.mixer
     return LoopConfig(
         name="mixer",
-        steps=int(steps if steps is not None else mixer.steps),
+        steps=int(steps if steps is not None else length.steps),
         batch_size=int(mixer.batch_size),
         lr=float(mixer.lr),
-        valid_every=int(mixer.valid_every),
+        valid_every=length.valid_every,
         checkpoint_every=int(mixer.checkpoint_every),
         loss=mixer.loss,
         **shared_loop_settings(train),
@@ -209,7 +216,10 @@ def train_mixer(params: Params, models_dir: Path, out: Path, *, device: str = "a
         if missing:
             raise UserError(f"the Mixer needs the four trained separators; missing {', '.join(missing)}: train "
                             f"them with `mdxnet train separator --source S` or pass --models DIR")
-        cfg = mixer_config(params.train, out, live_dir, steps, resume_key(params, "mixer", inputs))
+        songs = training_samples(params) if params.train.unit == "epochs" else None
+        length = mixer_length(params, mixer_chunk(params), songs)
+        cfg = mixer_config(params.train, out, live_dir, steps, resume_key(params, "mixer", inputs), length)
+        describe_length("mixer", length)
         seed_everything(cfg.seed)
         task = MixerTask(params, Path(models_dir), cfg.seed, items=cfg.steps * cfg.batch_size)
         return MixerTrainer(task, cfg, dist, torch_device, task.edge_trim).run()

@@ -12,6 +12,13 @@ from mdxnet.inference.stitching import stitching_for
 from mdxnet.models import build_separator
 from mdxnet.training import ddp
 from mdxnet.training.health import level_db, warnings_for
+from mdxnet.training.length import (
+    Length,
+    describe_length,
+    separator_chunk,
+    separator_length,
+    training_samples,
+)
 from mdxnet.training.loop import Amp, LoopConfig, Trainer
 from mdxnet.training.state import resume_key, seed_everything
 from mdxnet.training.validation import (
@@ -68,13 +75,16 @@ class SeparatorTask:
         return warnings_for(metrics, self.params.train.health)
 
 
-def separator_config(train: Train, source: str, out: Path, live_dir: Path | None, steps: int | None, resume_key: str):
+def separator_config(train: Train, source: str, out: Path, live_dir: Path | None, steps: int | None, resume_key: str,
+                     length: Length):
+    """`length`: the budget and validation interval in steps (mdxnet.training.length); `steps` overrides the
+    budget (`mdxnet train --steps`)."""
     return LoopConfig(
         name=source,
-        steps=int(steps if steps is not None else train.steps),
+        steps=int(steps if steps is not None else length.steps),
         batch_size=int(per_source(train.batch_size, source)),
         lr=float(per_source(train.lr, source)) * float(train.lr_scale),
-        valid_every=int(train.valid_every),
+        valid_every=length.valid_every,
         checkpoint_every=int(train.checkpoint_every),
         loss=train.loss,
         **shared_loop_settings(train),
@@ -108,8 +118,11 @@ def train_separator(params: Params, source: str, out: Path, *, device: str = "au
                     live_dir: Path | None = None):
     dist, torch_device = ddp.init_distributed(device)
     try:
+        songs = training_samples(params) if params.train.unit == "epochs" else None
+        length = separator_length(params, source, separator_chunk(params, source), songs)
         cfg = separator_config(params.train, source, out, live_dir, steps,
-                               resume_key(params, f"separator/{source}"))
+                               resume_key(params, f"separator/{source}"), length)
+        describe_length(source, length)
         seed_everything(cfg.seed)  # before the model is built: its initial weights come from this seed
         task = SeparatorTask(params, source, cfg.seed, items=cfg.steps * cfg.batch_size)
         return Trainer(task, cfg, dist, torch_device).run()

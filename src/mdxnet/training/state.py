@@ -19,7 +19,8 @@ from mdxnet.config import Params, as_plain
 from mdxnet.digest import file_sha256
 
 # Values that may change between a run and its resumption without changing the result up to the old end.
-RESUME_INSENSITIVE_KEYS = (("train", "steps"), ("train", "mixer", "steps"))
+RESUME_INSENSITIVE_KEYS = (("train", "steps"), ("train", "mixer", "steps"), ("train", "max_epochs"),
+                           ("train", "mixer", "max_epochs"))
 
 
 def seed_everything(seed: int) -> None:
