@@ -9,8 +9,12 @@ TEST_JOBS ?= $(CORES)
 PYTEST := $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder --durations=12
 
 .PHONY: all setup test test-fast lint gpu-rehearsal
+# then the outputs go into DVC's cache (dvc.lock unchanged where the run reproduced the committed results), so that
+# `dvc exp run` keeps them and the way back from an experiment (`dvc exp apply`, or `git checkout` + `dvc checkout`)
+# restores them in seconds
 all: setup
 	$(BIN)/snakemake --cores $(CORES) all
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc commit --force --quiet dvc.yaml
 
 setup: $(VENV)/.installed
 

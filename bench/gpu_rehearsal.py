@@ -268,18 +268,16 @@ def loop_throughput(project: Path, env: dict) -> dict:
                           cwd=project, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-4000:])
-    rows = read_logged(project / "dvclive" / "loop", "samples_per_s")
+    rows = read_timing(project / "dvclive" / "loop", "samples_per_s")
     print(f"  loop: samples/s per 10-step window {rows} ({time.perf_counter() - began:.0f} s)")
     return {"windows_samples_per_s": rows, "workers": raw["train"]["num_workers"]}
 
 
-def read_logged(live_dir: Path, name: str) -> list[float]:
-    """One metric's logged values: dvclive's tsv where dvclive ran, else the stand-in's metrics.json."""
-    tsv = live_dir / "plots" / "metrics" / f"{name}.tsv"
-    if tsv.is_file():
-        return [round(float(line.split("\t")[-1]), 2) for line in tsv.read_text().splitlines()[1:]]
-    rows = json.loads((live_dir / "metrics.json").read_text())
-    return [round(row["value"], 2) for row in rows if row["name"] == name]
+def read_timing(live_dir: Path, name: str) -> list[float]:
+    """One throughput column of the loop's timing.tsv (mdxnet.training.monitor)."""
+    lines = [line.split("\t") for line in (live_dir / "timing.tsv").read_text().splitlines()]
+    column = lines[0].index(name)
+    return [round(float(line[column]), 2) for line in lines[1:]]
 
 
 def separation_speed(torch, scratch: Path, seconds: float = 240.0) -> list[dict]:

@@ -168,12 +168,13 @@ class Window:
         self.losses.append(loss)
         self.seconds.append(seconds)
 
-    def metrics(self, lr: float, batch_size: int) -> dict[str, float]:
+    def metrics(self, lr: float, batch_size: int) -> tuple[dict[str, float], dict[str, float]]:
+        """(the logged metrics, the throughput of the window: a log of its own, see mdxnet.training.monitor)."""
         step_time = sum(self.seconds) / len(self.seconds)
-        row = {"loss": sum(self.losses) / len(self.losses), "lr": lr, "step_time": step_time,
-               "samples_per_s": batch_size / step_time}
+        row = {"loss": sum(self.losses) / len(self.losses), "lr": lr}
+        timing = {"step_time": step_time, "samples_per_s": batch_size / step_time}
         self.losses, self.seconds = [], []
-        return row
+        return row, timing
 
 
 def all_finite(model: nn.Module) -> bool:
@@ -374,7 +375,9 @@ class Trainer:
                 window.add(loss, time.perf_counter() - tick)
                 monitor.step(loss)
                 if done % cfg.log_every == 0 or done == cfg.steps:
-                    monitor.log(done, window.metrics(cfg.lr, global_batch))
+                    metrics, timing = window.metrics(cfg.lr, global_batch)
+                    monitor.log(done, metrics)
+                    monitor.timing(done, timing)
                 validate = done % cfg.valid_every == 0 or done == cfg.steps
                 if validate:
                     self._validate(done, monitor)

@@ -3,6 +3,9 @@
 dvclive writes `<dir>/metrics.json` (latest values + step: `dvc metrics show/diff`, `dvc exp show`) and one
 `<dir>/plots/metrics/<name>.tsv` per metric (`dvc plots show`). It does not write dvc.yaml (the project's own
 dvc.yaml declares these files) nor save DVC experiments itself (`dvc exp run` does that).
+
+Throughput (seconds per step, samples/s) is not a dvclive metric: it changes on every run and machine, and the
+logs are committed DVC outputs compared across experiments. It goes to `<dir>/timing.tsv` (git-ignored).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 log = logging.getLogger(__name__)
+TIMING = "timing.tsv"
 
 
 class Monitor:
@@ -27,8 +31,11 @@ class Monitor:
         self.live = None
         self.bar = tqdm(total=total_steps, initial=start_step, desc=f"train {name}", disable=not enabled,
                         dynamic_ncols=True, mininterval=1.0, unit="step")
+        self.timing_path = Path(live_dir) / TIMING
         if enabled:
             self.live = open_live(Path(live_dir), start_step)
+            if start_step == 0:
+                self.timing_path.unlink(missing_ok=True)
 
     def step(self, loss: float) -> None:
         self.bar.update(1)
@@ -44,6 +51,16 @@ class Monitor:
         for name, value in (summary or {}).items():
             self.live.log_metric(name, float(value), plot=False)
         self.live.make_summary()
+
+    def timing(self, step: int, row: dict[str, float]) -> None:
+        """Append one row of throughput figures at `step` to timing.tsv (a log beside the metrics, not one)."""
+        if self.live is None:
+            return
+        new = not self.timing_path.is_file()
+        with self.timing_path.open("a") as file:
+            if new:
+                file.write("\t".join(["step", *row]) + "\n")
+            file.write("\t".join([str(step), *(f"{float(v):.6g}" for v in row.values())]) + "\n")
 
     def note(self, message: str) -> None:
         if self.enabled:
