@@ -192,6 +192,10 @@ def test_revisions_experiments_and_folders_are_read_from_git_with_resolved_param
 def test_compact_metrics_hold_a_median_and_interval_per_run_and_source():
     document = json.loads((REPO / "results/table.json").read_text())
     metrics = cmp.compact_metrics(document)
+    scored = metrics.pop("scored")  # what the numbers were scored on, shown by DVC beside them
+    provenance = document["provenance"]
+    assert scored["profile"] == provenance["profile"] and scored["data"].startswith(provenance["data_origin"])
+    assert scored["songs"] == max(r["tracks"] for r in document["rows"] if r["kind"] == "this run")
     assert set(metrics) == set(document["sdr"])
     for run, values in metrics.items():
         for source in SOURCES:

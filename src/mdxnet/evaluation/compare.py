@@ -474,4 +474,18 @@ def compact_metrics(table: dict) -> dict:
         metrics[run] = {source: rounded(values[source]) for source in sources}
         metrics[run]["lo"] = {source: rounded((intervals.get(source) or {}).get("low")) for source in sources}
         metrics[run]["hi"] = {source: rounded((intervals.get(source) or {}).get("high")) for source in sources}
+    metrics["scored"] = scored_set(table)
     return metrics
+
+
+def scored_set(table: dict) -> dict:
+    """What the numbers were scored on, as DVC shows it beside them (`scored.profile`, `scored.data`,
+    `scored.songs`), so that `dvc metrics diff` and `dvc exp show` never set two datasets' numbers side by side
+    unmarked: the profile, the dataset's origin and checksum prefix, and the test songs of the model runs."""
+    provenance = table.get("provenance") or {}
+    songs = [row.get("tracks") for row in table.get("rows") or [] if row.get("kind") == "this run"]
+    return {
+        "profile": provenance.get("profile"),
+        "data": f"{provenance.get('data_origin')}:{(provenance.get('dataset_checksum') or 'unchecked')[:8]}",
+        "songs": max((n for n in songs if isinstance(n, int)), default=None),
+    }
