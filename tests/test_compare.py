@@ -308,3 +308,11 @@ def test_seeds_gathers_each_sides_seed_group_from_the_dvc_experiments(tmp_path, 
     assert done.returncode == 0, done.stderr
     assert "| train.lr.vocals | 0.001 | 0.002 |" in done.stdout and "3 seeds" in done.stdout
     assert "| +0.30 |" in done.stdout and "0.20/0.20 |" in done.stdout  # the difference and both seed spreads
+
+
+def test_a_key_new_since_a_is_not_a_difference_of_value():
+    """A key the code added between two revisions (A never had it) is listed apart, not as `None -> value`."""
+    a = {"train": {"lr": 1e-3, "steps": 10}}
+    b = {"train": {"lr": 2e-3, "steps": 10, "unit": "epochs"}}
+    assert cmp.params_diff(a, b) == [("train.lr", 1e-3, 2e-3)]
+    assert cmp.one_sided_keys(a, b) == {"new": ["train.unit"], "gone": []}

@@ -510,14 +510,17 @@ def test_files_restored_with_new_times_do_not_rerun(ci_run, tmp_path):
 
 @pytest.mark.slow
 def test_dvc_repro_and_experiments(ci_run, tmp_path):
-    """dvc repro adopts the Snakemake run, a second one does nothing, and an experiment on one learning rate
-    reruns exactly that separator's stage, the Mixer, evaluation and the report."""
+    """`dvc commit` adopts the Snakemake run as `make` does (its outputs into DVC's cache), dvc repro then does
+    nothing, an experiment on one learning rate reruns exactly that separator's stage, the Mixer, evaluation and the
+    report, and the way back to the committed run restores its models and results from the cache."""
     folder = tmp_path / "copy"
     shutil.copytree(ci_run["folder"], folder, symlinks=True)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-    run([DVC, "repro"], folder)
+    run([DVC, "commit", "--force", "--quiet", "dvc.yaml"], folder)  # the end of `make`
     run(["git", "add", "-A"], folder)
-    run([*git, "commit", "-q", "-m", "dvc repro"], folder)
+    run([*git, "commit", "-q", "-m", "results"], folder)
+    committed = {path: (folder / path).read_bytes() for path in
+                 ["models/vocals.pt", "models/mixer.pt", "evaluation/mixer/summary.json", "results/table.json"]}
 
     start = time.perf_counter()
     result = run([DVC, "repro"], folder)
@@ -532,6 +535,16 @@ def test_dvc_repro_and_experiments(ci_run, tmp_path):
     lrs = [rev["data"]["params"]["params.yaml"]["data"]["train"]["lr"]["vocals"] for rev in experiments]
     assert lrs == [5e-05]
     assert "dvclive/vocals/metrics.json" in experiments[0]["data"]["metrics"]
+    assert (folder / "models/vocals.pt").read_bytes() != committed["models/vocals.pt"]
+
+    # the way back (README "Comparing experiments"): the committed params, lock and git-tracked results, then the
+    # DVC outputs from the cache
+    run(["git", "checkout", "--", "."], folder)
+    start = time.perf_counter()
+    run([DVC, "checkout", "--force"], folder)
+    print(f"way back: dvc checkout {time.perf_counter() - start:.1f} s")
+    assert {path: (folder / path).read_bytes() for path in committed} == committed
+    assert "Running stage" not in run([DVC, "repro"], folder).stdout
 
 
 @pytest.mark.slow

@@ -191,12 +191,21 @@ def flatten(values: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def params_diff(a: dict | None, b: dict | None) -> list[tuple[str, Any, Any]]:
-    """[(key, A's value, B's value)] of the resolved params that differ (a key one side lacks shows None)."""
+    """[(key, A's value, B's value)] of the resolved params both sides have and set differently. A key one side
+    lacks is not a difference of values (the code added or removed it between them): see one_sided_keys."""
     if a is None or b is None:
         return []
     flat_a, flat_b = flatten(a), flatten(b)
-    keys = list(flat_a) + [k for k in flat_b if k not in flat_a]
-    return [(k, flat_a.get(k), flat_b.get(k)) for k in keys if flat_a.get(k) != flat_b.get(k)]
+    return [(k, flat_a[k], flat_b[k]) for k in flat_a if k in flat_b and flat_a[k] != flat_b[k]]
+
+
+def one_sided_keys(a: dict | None, b: dict | None) -> dict[str, list[str]]:
+    """{"new": keys only B has, "gone": keys only A has} of the resolved params (keys the code added or removed
+    between the two sides)."""
+    if a is None or b is None:
+        return {"new": [], "gone": []}
+    flat_a, flat_b = flatten(a), flatten(b)
+    return {"new": [k for k in flat_b if k not in flat_a], "gone": [k for k in flat_a if k not in flat_b]}
 
 
 def _songs(side: Side) -> dict[str, set[str]]:
@@ -327,6 +336,7 @@ def compare(a: list[Side], b: list[Side], bootstrap, runs: list[str] | None = No
         "params_diff": [{"key": k, "a": va, "b": vb} for k, va, vb in params_diff(a[0].params, b[0].params)
                         if not (len(a) > 1 or len(b) > 1) or k != SEED_KEY],
         "params_known": a[0].params is not None and b[0].params is not None,
+        "params_one_sided": one_sided_keys(a[0].params, b[0].params),
         "scored_on": {"dataset_checksum": provenance.get("dataset_checksum"), "scoring": provenance.get("scoring")},
         "bootstrap": {"resamples": bootstrap.resamples, "confidence": bootstrap.confidence, "seed": bootstrap.seed,
                       "interval": "percentile bootstrap over songs of the median per-song difference (paired)"},
@@ -369,6 +379,10 @@ def render_markdown(result: dict) -> str:
         lines.append("")
     else:
         lines += ["Params: the same (recipe and profile applied)" + (" but for the seeds." if grouped else "."), ""]
+    one_sided = result.get("params_one_sided") or {}
+    for kind, side in (("new", "B only (added since A)"), ("gone", "A only (removed since A)")):
+        if one_sided.get(kind):
+            lines += [f"Keys in {side}, not differences of value: {', '.join(one_sided[kind])}", ""]
     head = "| run | source | A | B | B-A | 95% CI | p | n |"
     rule = "|---|---|--:|--:|--:|--:|--:|--:|"
     if grouped:
@@ -414,13 +428,15 @@ def write_plot(result: dict, path: str | Path) -> Path:
             if row is None:
                 ax.axis("off")
                 continue
-            for scores in row["per_song"].values():
+            for song, scores in row["per_song"].items():
                 # green: the song scored higher in B; red: lower (the reader sees the sign at a glance)
                 color = "tab:green" if scores["b"] > scores["a"] else "tab:red" if scores["b"] < scores["a"] else "grey"
                 ax.plot([0, 1], [scores["a"], scores["b"]], "-o", color=color, alpha=0.7, markersize=3)
+                ax.annotate(song[:18], (1, scores["b"]), xytext=(3, 0), textcoords="offset points", fontsize=5,
+                            va="center", color=color)  # each line names its song
             ax.set_title(f"{run} / {source}: {_num(row['median_difference'], True)} dB", fontsize=8)
             ax.set_xticks([0, 1], ["A", "B"])
-            ax.set_xlim(-0.2, 1.2)
+            ax.set_xlim(-0.2, 1.9)  # room for the song names right of B
             ax.tick_params(labelsize=7)
             if j == 0:
                 ax.set_ylabel("SDR (dB)", fontsize=8)
