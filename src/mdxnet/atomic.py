@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import tempfile
 import time
@@ -50,9 +51,25 @@ def remove_stale_temps(path: Path) -> list[Path]:
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         match = pattern.fullmatch(tmp.name)
         if match and _stale(tmp, match["host"], match["pid"]):
-            tmp.unlink(missing_ok=True)  # missing: another rerun removed it first
+            if tmp.is_dir() and not tmp.is_symlink():  # a temp_dir_beside of a killed writer
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)  # missing: another rerun removed it first
             removed.append(tmp)
     return removed
+
+
+@contextmanager
+def temp_dir_beside(path: Path) -> Iterator[Path]:
+    """A temp folder in `path`'s folder, named as the temp files are (so a killed writer's leftover is removed by
+    the next write of the same target, as `remove_stale_temps` does for files), removed when the block ends."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.{HOST}-{os.getpid()}.", suffix=".tmp"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _stale(tmp: Path, host: str | None, pid: str | None) -> bool:
