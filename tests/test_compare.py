@@ -304,3 +304,48 @@ def test_seeds_gathers_each_sides_seed_group_from_the_dvc_experiments(tmp_path, 
     assert done.returncode == 0, done.stderr
     assert "| train.lr.vocals | 0.001 | 0.002 |" in done.stdout and "3 seeds" in done.stdout
     assert "| +0.30 |" in done.stdout and "0.20/0.20 |" in done.stdout  # the difference and both seed spreads
+
+
+@pytest.mark.parametrize("per_song, named", [
+    ({"song": {"vocals": float("inf")}}, "['mixer']['song']['vocals'] is Infinity"),
+    ({"song": {"vocals": True}}, "['mixer']['song']['vocals'] is true"),
+    ({"song": {"vocals": "12.5"}}, "['mixer']['song']['vocals'] is \"12.5\""),
+    ({"song": None}, "['mixer']['song'] is null"),
+    ({}, "names no run with scored songs"),
+])
+def test_scores_that_are_no_sdr_are_refused_with_the_file_and_key(tmp_path, per_song, named):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "table.json").write_text(json.dumps(table(per_song)))
+    with pytest.raises(UserError, match="per_track_sdr") as err:
+        cmp.load_side(str(folder))
+    assert str(folder / "table.json") in str(err.value) and named in str(err.value)
+
+
+def test_sides_that_differ_only_in_the_seed_are_refused(tmp_path, bootstrap, caplog):
+    """B differing from A only in a key A's profile overrides has A's resolved params: `--seeds` then put A's seed
+    experiment on both sides. Such sides are refused; --seeds finding no seed-mates says so."""
+    repo = tmp_path / "repo"
+    (repo / "results").mkdir(parents=True)
+    git(repo, "init", "-q")
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["profiles"][raw["profile"]].setdefault("train", {})["log_every"] = 3  # the profile's value wins
+    a, _ = planted(shift=0.0)
+    edits = {"a": {}, "b": {"log_every": 7}, "c": {"seed": 5}, "d": {"lr": {**raw["train"]["lr"], "vocals": 5e-4}}}
+    for name, edit in edits.items():
+        edited = yaml.safe_load(yaml.safe_dump(raw))
+        edited["train"].update(edit)
+        (repo / "params.yaml").write_text(yaml.safe_dump(edited))
+        (repo / "results/table.json").write_text(json.dumps(table(a)))
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", name)
+        commit = git(repo, "rev-parse", "HEAD").strip()
+        git(repo, "update-ref", f"refs/exps/{commit[:2]}/{commit[2:]}/{name}", commit)
+    with pytest.raises(UserError, match="a and b have the same params once the recipe and profile are applied"):
+        cmp.compare_named("a", "b", bootstrap, repo=repo)
+    with pytest.raises(UserError, match="is on both sides"):  # c is the seed-mate of a and of b
+        cmp.compare_named("a", "b", bootstrap, seeds=True, repo=repo)
+    with caplog.at_level("WARNING", logger="mdxnet.evaluation.compare"):
+        result = cmp.compare_named("a", "d", bootstrap, seeds=True, repo=repo)
+    assert "no DVC experiment differs from d only in train.seed" in caplog.text
+    assert result["rows"]

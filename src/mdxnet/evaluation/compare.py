@@ -18,6 +18,7 @@ The two sides must have been scored alike, or the difference measures the scorin
 from __future__ import annotations
 
 import json
+import logging
 import math
 import subprocess
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from mdxnet.config import ParamsError, load_yaml, resolve_profile
 from mdxnet.errors import UserError
 from mdxnet.evaluation.stats import median_ci, paired_wilcoxon
 from mdxnet.evaluation.table_page import render_page
+
+log = logging.getLogger(__name__)
 
 TABLE = "results/table.json"
 PARAMS = "params.yaml"
@@ -108,7 +111,28 @@ def _parse_table(text: str, where: str) -> dict:
     if not isinstance(table, dict) or not isinstance(table.get("per_track_sdr"), dict):
         raise UserError(f"{where} holds no per-song scores ('per_track_sdr'): it was written by an older "
                         "`mdxnet report`; re-run `snakemake all` there")
+    problem = _scores_problem(table["per_track_sdr"])
+    if problem:
+        raise UserError(f"{where}: per_track_sdr{problem}: the file is damaged or was edited; re-run "
+                        "`snakemake all` there")
     return table
+
+
+def _scores_problem(scores: dict) -> str | None:
+    """Where the per-song scores {run: {song: {source: SDR}}} break that shape, or hold a value that is no score:
+    an SDR is a finite number, or null/NaN for "not scored" (a boolean counted as 1 dB, "12.5" was dropped and
+    +inf used, each silently); None when they are sound."""
+    if not scores or not all(isinstance(songs, dict) and songs for songs in scores.values()):
+        return " names no run with scored songs"
+    for run, songs in scores.items():
+        for song, values in songs.items():
+            if not isinstance(values, dict) or not values:
+                return f"[{run!r}][{song!r}] is {json.dumps(values)}, not {{source: SDR}}"
+            for source, value in values.items():
+                number = isinstance(value, (int, float)) and not isinstance(value, bool)
+                if value is not None and not (number and not math.isinf(value)):
+                    return f"[{run!r}][{song!r}][{source!r}] is {json.dumps(value)}, not a finite SDR in dB (or null)"
+    return None
 
 
 def _folder_side(spec: str, folder: Path) -> Side:
@@ -447,7 +471,28 @@ def compare_named(a: str, b: str, bootstrap, seeds: bool = False, runs: list[str
         raise UserError("--seeds gathers the seed groups itself: name one experiment per side, not a list")
     side_a = seed_group(a, repo) if seeds else load_group(a, repo)
     side_b = seed_group(b, repo) if seeds else load_group(b, repo)
+    if seeds:
+        for name, group in ((a, side_a), (b, side_b)):
+            if len(group) == 1:
+                log.warning("--seeds: no DVC experiment differs from %s only in %s: its side is that one "
+                            "experiment", name, SEED_KEY)
+    require_distinct_sides(side_a, side_b)
     return compare(side_a, side_b, bootstrap, runs)
+
+
+def require_distinct_sides(a: list[Side], b: list[Side]) -> None:
+    """Two sides that share an experiment, or whose params (recipe and profile applied) differ in the seed alone,
+    compare nothing but seeds: refused, named (B differing from A only in a key its profile overrides put A's
+    experiments on both sides)."""
+    shared = {side.where for side in a} & {side.where for side in b}
+    if shared:
+        raise UserError(f"{', '.join(sorted(shared))} is on both sides of the comparison: its resolved params put it "
+                        f"in both seed groups; name two experiments whose resolved params differ beyond {SEED_KEY}")
+    if a[0].params is not None and b[0].params is not None \
+            and {key for key, _, _ in params_diff(a[0].params, b[0].params)} <= {SEED_KEY}:
+        raise UserError(f"{a[0].name} and {b[0].name} have the same params once the recipe and profile are applied "
+                        f"(at most {SEED_KEY} differs): they are seeds of one experiment, not two to compare; pass "
+                        f"them as one seed group (A,B) against another experiment")
 
 
 def write_comparison_page(result: dict, out: Path) -> list[Path]:
