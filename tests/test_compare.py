@@ -201,6 +201,25 @@ def test_compact_metrics_hold_a_median_and_interval_per_run_and_source():
     assert leaves == 12 * len(document["sdr"]) and leaves < len(cmp.flatten(document)) / 3
 
 
+@pytest.mark.parametrize("edit, named", [
+    (lambda t: t["sdr"].update(mixer="high"), "sdr['mixer'] is \"high\""),
+    (lambda t: t["sdr"]["mixer"].update(vocals="12.5"), "sdr['mixer']['vocals'] is \"12.5\""),
+    (lambda t: t["sdr"]["mixer"].update(vocals=float("inf")), "sdr['mixer']['vocals'] is Infinity"),
+    (lambda t: t["ci"]["mixer"].update(vocals=[1, 2]), "ci['mixer']['vocals'] is [1, 2]"),
+    (lambda t: t["ci"]["mixer"]["vocals"].update(low=True), "ci['mixer']['vocals']['low'] is true"),
+])
+def test_metrics_of_a_table_with_malformed_values_is_refused_with_the_key(tmp_path, capsys, edit, named):
+    from mdxnet.cli import main
+
+    document = json.loads((REPO / "results/table.json").read_text())
+    edit(document)
+    (tmp_path / "table.json").write_text(json.dumps(document))
+    assert main(["--params", str(REPO / "params.yaml"), "metrics", str(tmp_path / "table.json"), "-o",
+                 str(tmp_path / "metrics.json")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'table.json'}: {named}" in err and not (tmp_path / "metrics.json").exists()
+
+
 # ---- the ci chain: two experiments differing in one learning rate -----------------------------------------------
 def exact_signed_rank_p(differences: list[float]) -> float:
     """Two-sided exact Wilcoxon signed-rank p by enumerating every sign pattern (no ties, no zeros): the hand
