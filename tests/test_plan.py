@@ -288,3 +288,32 @@ def test_augment_refuses_on_a_real_small_file_system(tiny, dataset, tmp_path, sm
     err = capsys.readouterr().err
     assert f"{diskspace.gigabytes(free)} are free on the file system of {small_tmpfs}" in err
     assert list(small_tmpfs.iterdir()) == []
+
+
+# ---- bad datasets and values ------------------------------------------------------------------------------------
+def test_an_empty_dataset_is_planned_with_a_warning(tiny, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    for folder in ("train", "test"):
+        (empty / folder).mkdir(parents=True)
+    params = tiny.replace({"data": {"root": str(empty), "origin": "existing", "valid_split": "none"}})
+    assert main(["--params", str(write_params(params, tmp_path / "params.yaml")), "plan"]) == 0
+    err = capsys.readouterr().err
+    assert f"data.root {empty} holds no training songs" in err and "holds no test songs" in err
+
+
+def test_a_tempo_rate_near_zero_is_refused_by_key(params):
+    from mdxnet.config import ParamsError
+
+    with pytest.raises(ParamsError, match="augment.tempo_rates"):
+        params.replace({"augment": {"tempo_rates": [1e-320]}})
+
+
+def test_one_unreadable_training_track_is_named_by_plan_and_augment(tiny, dataset, tmp_path, capsys):
+    (dataset / "train" / "t1" / "mixture.wav").write_bytes(b"not a wav file")
+    params_file = write_params(tiny, tmp_path / "params.yaml")
+    assert main(["--params", str(params_file), "plan"]) == 2
+    assert f"track {dataset / 'train' / 't1'} cannot be read" in capsys.readouterr().err
+    assert augment_cli(params_file, dataset, tmp_path / "cache", track="t0") == 2
+    err = capsys.readouterr().err
+    assert f"track {dataset / 'train' / 't1'} cannot be read" in err and "mdxnet data check" in err
+    assert not (tmp_path / "cache").exists()
