@@ -317,3 +317,23 @@ def test_one_unreadable_training_track_is_named_by_plan_and_augment(tiny, datase
     err = capsys.readouterr().err
     assert f"track {dataset / 'train' / 't1'} cannot be read" in err and "mdxnet data check" in err
     assert not (tmp_path / "cache").exists()
+
+
+def test_noise_that_fills_the_disk_despite_the_check_leaves_no_partial_cache(tiny, tmp_path, small_tmpfs, capsys):
+    """White noise does not compress: its FLAC is ~WAV's size, twice the check's estimate. The room check passes,
+    the disk fills midway; the track's partial cache is removed and the error is one named line."""
+    root = tmp_path / "noise"
+    rng = np.random.default_rng(0)
+    for subset, name in (("train", "n0"), ("test", "s0")):
+        (root / subset / name).mkdir(parents=True)
+        stems = {s: rng.uniform(-0.2, 0.2, (round(0.3 * SR), 2)) for s in ("drums", "bass", "other", "vocals")}
+        for stem, audio in {**stems, "mixture": sum(stems.values())}.items():
+            sf.write(root / subset / name / f"{stem}.wav", audio, SR, subtype="PCM_16")
+    (root / DATASET_FILE).write_text(json.dumps({"split": {"train": ["n0"], "valid": [], "test": ["s0"]}}))
+    params = tiny.replace({"data": {"root": str(root)}})
+    needed, _ = pending_bytes([root / "train" / "n0"], params.augment, small_tmpfs / "cache")
+    assert diskspace.with_margin(needed) < shutil.disk_usage(small_tmpfs).free < 2 * needed  # passes the check
+    assert augment_cli(write_params(params, tmp_path / "params.yaml"), root, small_tmpfs / "cache", "n0") == 2
+    err = capsys.readouterr().err
+    assert "writing the augmentation cache of n0" in err and "its partial cache was removed" in err
+    assert not (small_tmpfs / "cache" / "n0").exists()
