@@ -337,3 +337,35 @@ def test_noise_that_fills_the_disk_despite_the_check_leaves_no_partial_cache(tin
     err = capsys.readouterr().err
     assert "writing the augmentation cache of n0" in err and "its partial cache was removed" in err
     assert not (small_tmpfs / "cache" / "n0").exists()
+
+
+@pytest.fixture
+def stem_dataset(tiny, tmp_path, stempeg_clip):
+    """A MUSDB18-layout dataset of one training and one test stem file."""
+    root = tmp_path / "musdb18"
+    for subset in ("train", "test"):
+        (root / subset).mkdir(parents=True)
+        shutil.copyfile(stempeg_clip, root / subset / f"{subset} song.stem.mp4")
+    return root
+
+
+@pytest.mark.parametrize("where", ["below a file", "full"])
+def test_a_decoded_root_that_cannot_take_the_decoded_stems_is_named_before_augmenting(
+        tiny, tmp_path, stem_dataset, monkeypatch, capsys, where, request):
+    """The stems were decoded after the augmentation work, and a read-only or full data.decoded_root gave a
+    traceback then."""
+    import mdxnet.data.augment as augment
+
+    if where == "full":
+        decoded = request.getfixturevalue("small_tmpfs") / "decoded"
+    else:
+        (tmp_path / "a file").write_text("")
+        decoded = tmp_path / "a file" / "decoded"
+    params = tiny.replace({"data": {"root": str(stem_dataset), "dataset": "musdb18", "valid_split": "none",
+                                    "decoded_root": str(decoded)}})
+    monkeypatch.setattr(augment, "augment_track", lambda *a, **k: pytest.fail("augmented first"))
+    assert augment_cli(write_params(params, tmp_path / "params.yaml"), stem_dataset, tmp_path / "cache",
+                       "train song") == 2
+    err = capsys.readouterr().err
+    assert f"data.decoded_root {decoded}" in err and ("nothing was written" in err or "cannot be written" in err)
+    assert not decoded.exists()
