@@ -46,10 +46,11 @@ def table_numbers_problem(table: dict) -> str | None:
 
 
 def run_metrics(args) -> int:
-    from mdxnet.atomic import write_json_atomic
+    from mdxnet.atomic import require_file_target, write_json_atomic
     from mdxnet.errors import read_json
     from mdxnet.evaluation.compare import compact_metrics
 
+    require_file_target(args.out, "-o")
     table = read_json(args.table, "results table", "re-run `mdxnet report` (snakemake all)")
     if not isinstance(table, dict) or not isinstance(table.get("sdr"), dict):
         raise UserError(f"{args.table} is not a results table (no 'sdr'): pass the table.json `mdxnet report` "

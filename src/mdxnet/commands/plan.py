@@ -34,10 +34,12 @@ def empty_dataset_notices(plan, params) -> list[str]:
 
 
 def run_plan(args) -> int:
-    from mdxnet.atomic import write_json_atomic
+    from mdxnet.atomic import require_file_target, write_json_atomic
     from mdxnet.config import load_params
     from mdxnet.plan import as_data, make_plan, render_table
 
+    if args.json:
+        require_file_target(args.json, "--json")
     params = args.params
     if args.recipe is not None or args.profile is not None:
         params = load_params(args.params_file, profile=args.profile, recipe=args.recipe)
