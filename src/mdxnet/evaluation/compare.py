@@ -481,18 +481,14 @@ def compare_named(a: str, b: str, bootstrap, seeds: bool = False, runs: list[str
 
 
 def require_distinct_sides(a: list[Side], b: list[Side]) -> None:
-    """Two sides that share an experiment, or whose params (recipe and profile applied) differ in the seed alone,
-    compare nothing but seeds: refused, named (B differing from A only in a key its profile overrides put A's
-    experiments on both sides)."""
+    """Two sides that share an experiment compare it with itself: refused, named (with --seeds, B differing from A
+    only in a key A's profile overrides resolves to A's params, and A's seed-mates joined both sides). Sides with
+    equal params stay comparable: the same params under two revisions of the code is a comparison of the code."""
     shared = {side.where for side in a} & {side.where for side in b}
     if shared:
-        raise UserError(f"{', '.join(sorted(shared))} is on both sides of the comparison: its resolved params put it "
-                        f"in both seed groups; name two experiments whose resolved params differ beyond {SEED_KEY}")
-    if a[0].params is not None and b[0].params is not None \
-            and {key for key, _, _ in params_diff(a[0].params, b[0].params)} <= {SEED_KEY}:
-        raise UserError(f"{a[0].name} and {b[0].name} have the same params once the recipe and profile are applied "
-                        f"(at most {SEED_KEY} differs): they are seeds of one experiment, not two to compare; pass "
-                        f"them as one seed group (A,B) against another experiment")
+        raise UserError(f"{', '.join(sorted(shared))} is on both sides of the comparison: its params (recipe and "
+                        f"profile applied) make it a seed-mate of both; name two experiments whose resolved params "
+                        f"differ beyond {SEED_KEY}, or list each side's seeds yourself (A1,A2 B1,B2)")
 
 
 def write_comparison_page(result: dict, out: Path) -> list[Path]:
