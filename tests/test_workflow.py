@@ -477,7 +477,7 @@ def test_one_more_extra_test_song_is_scored_and_nothing_is_trained(ci_run, tmp_p
     write_params(folder, raw)
     jobs = planned_jobs(folder, "all")
     assert not {"data_synth", "data_fetch", "data_check", "augment", "train_separator", "train_mixer"} & set(jobs)
-    assert jobs["separate_track"] == ["track=one more"]
+    assert "track=one more" in jobs["separate_track"]  # the scoring stages read data.extra_test: they rerun
 
 
 @pytest.mark.slow  # the ci chain first (~1.5 min)
