@@ -4,6 +4,7 @@ are not (it still moves its file into place)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -102,3 +103,40 @@ def test_glob_characters_in_the_target_name_are_literal(tmp_path, name):
     stale = temp_of(target, f"{HOST}-{dead_pid()}.")
     lookalike = temp_of(tmp_path / "song.wav", f"{HOST}-{dead_pid()}.")  # 'so[ng].wav' as a pattern matches it
     assert remove_stale_temps(target) == [stale] and lookalike.exists()
+
+
+def test_a_folder_or_a_file_in_the_way_of_an_output_is_named(tmp_path):
+    from mdxnet.atomic import require_folder_target
+    from mdxnet.errors import UserError
+
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "a file").write_text("")
+    with pytest.raises(UserError, match="taken is a folder: name a file"):
+        write_text_atomic(tmp_path / "taken", "x")
+    with pytest.raises(UserError, match="a file is a file, not a folder"):
+        write_text_atomic(tmp_path / "a file" / "out.json", "x")
+    with pytest.raises(UserError, match="a file is a file, not a folder"):
+        require_folder_target(tmp_path / "a file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a file", "taken"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["metrics", "{table}", "-o", "{folder}"],
+    ["compare", "{results}", "{results}", "-o", "{folder}"],
+    ["plan", "--json", "{folder}"],
+    ["report", "--compare", "{results}", "{results}", "-o", "{file}"],
+])
+def test_commands_refuse_an_output_path_that_is_a_folder_or_below_a_file(tmp_path, capsys, argv, repo_root):
+    from mdxnet.cli import main
+
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("")
+    (tmp_path / "results").mkdir()
+    shutil.copyfile(repo_root / "results" / "table.json", tmp_path / "results" / "table.json")
+    names = {"table": tmp_path / "results" / "table.json", "folder": tmp_path / "folder",
+             "file": tmp_path / "file", "results": tmp_path / "results"}
+    argv = [arg.format(**names) for arg in argv]
+    assert main(["--params", str(repo_root / "params.yaml"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and ("is a folder" in err or "is a file, not a folder" in err), err
+    assert list((tmp_path / "folder").iterdir()) == []

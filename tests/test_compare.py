@@ -205,6 +205,25 @@ def test_compact_metrics_hold_a_median_and_interval_per_run_and_source():
     assert leaves == 12 * len(document["sdr"]) and leaves < len(cmp.flatten(document)) / 3
 
 
+@pytest.mark.parametrize("edit, named", [
+    (lambda t: t["sdr"].update(mixer="high"), "sdr['mixer'] is \"high\""),
+    (lambda t: t["sdr"]["mixer"].update(vocals="12.5"), "sdr['mixer']['vocals'] is \"12.5\""),
+    (lambda t: t["sdr"]["mixer"].update(vocals=float("inf")), "sdr['mixer']['vocals'] is Infinity"),
+    (lambda t: t["ci"]["mixer"].update(vocals=[1, 2]), "ci['mixer']['vocals'] is [1, 2]"),
+    (lambda t: t["ci"]["mixer"]["vocals"].update(low=True), "ci['mixer']['vocals']['low'] is true"),
+])
+def test_metrics_of_a_table_with_malformed_values_is_refused_with_the_key(tmp_path, capsys, edit, named):
+    from mdxnet.cli import main
+
+    document = json.loads((REPO / "results/table.json").read_text())
+    edit(document)
+    (tmp_path / "table.json").write_text(json.dumps(document))
+    assert main(["--params", str(REPO / "params.yaml"), "metrics", str(tmp_path / "table.json"), "-o",
+                 str(tmp_path / "metrics.json")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'table.json'}: {named}" in err and not (tmp_path / "metrics.json").exists()
+
+
 # ---- the ci chain: two experiments differing in one learning rate -----------------------------------------------
 def exact_signed_rank_p(differences: list[float]) -> float:
     """Two-sided exact Wilcoxon signed-rank p by enumerating every sign pattern (no ties, no zeros): the hand
@@ -316,3 +335,47 @@ def test_a_key_new_since_a_is_not_a_difference_of_value():
     b = {"train": {"lr": 2e-3, "steps": 10, "unit": "epochs"}}
     assert cmp.params_diff(a, b) == [("train.lr", 1e-3, 2e-3)]
     assert cmp.one_sided_keys(a, b) == {"new": ["train.unit"], "gone": []}
+
+
+@pytest.mark.parametrize("per_song, named", [
+    ({"song": {"vocals": float("inf")}}, "['mixer']['song']['vocals'] is Infinity"),
+    ({"song": {"vocals": True}}, "['mixer']['song']['vocals'] is true"),
+    ({"song": {"vocals": "12.5"}}, "['mixer']['song']['vocals'] is \"12.5\""),
+    ({"song": None}, "['mixer']['song'] is null"),
+    ({}, "names no run with scored songs"),
+])
+def test_scores_that_are_no_sdr_are_refused_with_the_file_and_key(tmp_path, per_song, named):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "table.json").write_text(json.dumps(table(per_song)))
+    with pytest.raises(UserError, match="per_track_sdr") as err:
+        cmp.load_side(str(folder))
+    assert str(folder / "table.json") in str(err.value) and named in str(err.value)
+
+
+def test_seed_groups_sharing_an_experiment_are_refused(tmp_path, bootstrap, caplog):
+    """B differing from A only in a key A's profile overrides has A's resolved params: `--seeds` then put A's seed
+    experiment on both sides. That is refused; --seeds finding no seed-mates says so."""
+    repo = tmp_path / "repo"
+    (repo / "results").mkdir(parents=True)
+    git(repo, "init", "-q")
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["profiles"][raw["profile"]].setdefault("train", {})["log_every"] = 3  # the profile's value wins
+    a, _ = planted(shift=0.0)
+    edits = {"a": {}, "b": {"log_every": 7}, "c": {"seed": 5}, "d": {"lr": {**raw["train"]["lr"], "vocals": 5e-4}}}
+    for name, edit in edits.items():
+        edited = yaml.safe_load(yaml.safe_dump(raw))
+        edited["train"].update(edit)
+        (repo / "params.yaml").write_text(yaml.safe_dump(edited))
+        (repo / "results/table.json").write_text(json.dumps(table(a)))
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", name)
+        commit = git(repo, "rev-parse", "HEAD").strip()
+        git(repo, "update-ref", f"refs/exps/{commit[:2]}/{commit[2:]}/{name}", commit)
+    assert cmp.compare_named("a", "b", bootstrap, repo=repo)["rows"]  # equal params, e.g. two code revisions
+    with pytest.raises(UserError, match="is on both sides"):  # c is the seed-mate of a and of b
+        cmp.compare_named("a", "b", bootstrap, seeds=True, repo=repo)
+    with caplog.at_level("WARNING", logger="mdxnet.evaluation.compare"):
+        result = cmp.compare_named("a", "d", bootstrap, seeds=True, repo=repo)
+    assert "no DVC experiment differs from d only in train.seed" in caplog.text
+    assert result["rows"]

@@ -223,3 +223,36 @@ def test_musdb18_checksum_mismatch_names_its_keys(server, tmp_path):
     with pytest.raises(UserError, match=r"data\.fetch\.musdb18\.md5"):
         fetch_dataset(params.data, progress=False)
     assert not (tmp_path / "musdb18").exists()
+
+
+class _Endless(_Handler):
+    """Sends `payload` and then more, without (or with a false) Content-Length: a server that does not stop."""
+
+    content_length: str | None = None
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        self.send_response(200)
+        if self.content_length is not None:
+            self.send_header("Content-Length", self.content_length)
+        self.end_headers()
+        self.wfile.write(type(self).payload + b"\0" * 300_000)
+
+
+@pytest.mark.parametrize("content_length", [None, "honest"])
+def test_a_server_sending_more_than_the_size_is_stopped_and_nothing_kept(tmp_path, content_length):
+    """It filled the disk, and the full .part file was kept with advice to resume it."""
+    payload = _zip(GOOD)
+    length = str(len(payload) + 300_000) if content_length == "honest" else content_length
+    handler = type("Handler", (_Endless,), {"payload": payload, "requests": [], "content_length": length})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        params = _params(tmp_path, f"http://127.0.0.1:{httpd.server_address[1]}/musdb18hq.zip", payload)
+        params = params.replace({"data": {"fetch": {"size": len(payload)}}})
+        with pytest.raises(UserError, match=f"sends more than the {len(payload)} bytes data.fetch.size") as err:
+            fetch_dataset(params.data, progress=False)
+        assert "resume" not in str(err.value)
+        assert not list((tmp_path / "downloads").iterdir()) and not (tmp_path / "musdb18hq").exists()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -114,3 +114,27 @@ def test_musdb18_layout_writes_stem_files_once(tmp_path, params, synth_dataset):
     stamp = test.stat().st_mtime_ns
     generate_dataset(root, config, progress=False, layout="musdb18")
     assert test.stat().st_mtime_ns == stamp
+
+
+def test_musdb18_layout_removes_only_its_own_stem_files(tmp_path, params, synth_dataset):
+    """Generated stem files are recognised by the generator's record of what it wrote (name and content), never by
+    their name: a user's file named like a generated one survives, a generated song the config drops goes."""
+    from mdxnet.data.synth import WAV_STAGING
+
+    root = tmp_path / "ds"
+    shutil.copytree(synth_dataset, root / WAV_STAGING)
+    config = synth_config(params.data.synth, tracks=4, valid_tracks=1, test_tracks=1, seconds=3, seed=123, jobs=2)
+    generate_dataset(root, config, progress=False, layout="musdb18")
+    mine = [root / "train" / "synthwave - My Song.stem.mp4", root / "test" / "synth-pop.stem.mp4"]
+    for path in mine:
+        shutil.copyfile(root / "test" / "synth003.stem.mp4", path)
+    generate_dataset(root, config, progress=False, layout="musdb18")
+    assert all(path.is_file() for path in mine)
+    fewer = synth_config(params.data.synth, tracks=3, valid_tracks=1, test_tracks=0, seconds=3, seed=123, jobs=2)
+    generate_dataset(root, fewer, progress=False, layout="musdb18")  # synth003 is no longer made
+    assert not (root / "test" / "synth003.stem.mp4").exists()
+    assert all(path.is_file() for path in mine)
+    for subset in ("train", "test"):  # back to the wav layout at the same root, its tracks already rendered
+        shutil.copytree(root / WAV_STAGING / subset, root / subset, dirs_exist_ok=True)
+    generate_dataset(root, fewer, progress=False)
+    assert not list((root / "train").glob("synth00*.stem.mp4")) and all(path.is_file() for path in mine)

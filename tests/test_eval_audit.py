@@ -250,3 +250,19 @@ def test_estimates_at_another_rate_are_flagged(stems, tmp_path, fast_eval_params
     assert report["tracks_scored"] == 1
     printed = capsys.readouterr().out
     assert "OK: nothing flagged" not in printed and "Song/vocals.wav is at 48000 Hz" in printed
+
+
+def test_an_estimate_that_is_not_audio_is_flagged_and_the_other_tracks_are_scored(stems, tmp_path,
+                                                                                  fast_eval_params_file, capsys):
+    """A vocals.wav holding text gave a libsndfile traceback and no report."""
+    for index, name in enumerate(("Broken", "Good")):
+        track = _segment(stems, 2.0 + index, 1.5)
+        _write(tmp_path / "data" / "test" / name, track)
+        _write(tmp_path / "est" / "test" / name, _noisy(track, index), subtype="FLOAT")
+    (tmp_path / "est" / "test" / "Broken" / "vocals.wav").write_text("not audio at all")
+    argv = ["--params", str(fast_eval_params_file), "audit", str(tmp_path / "est"), "--references",
+            str(tmp_path / "data")]
+    assert main(argv) == 1
+    report = json.loads((tmp_path / "est" / "audit.json").read_text())
+    assert [(f["kind"], f["track"], f["source"]) for f in report["flags"]] == [("not_audio", "Broken", "vocals")]
+    assert report["tracks_scored"] == 1 and "Broken/vocals.wav cannot be read as audio" in capsys.readouterr().out

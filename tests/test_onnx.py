@@ -152,3 +152,64 @@ def test_a_truncated_cache_entry_is_exported_again(tmp_path, caplog):
         assert onnx_export.cached_export(checkpoint, model, "vocals", tmp_path / "cache", 32) == path
     assert "does not load" in caplog.text
     onnx_session(path)  # loads again
+
+
+def test_a_cache_entry_with_forged_metadata_is_exported_again(tmp_path, caplog):
+    """Metadata alone was trusted: drums' net carrying vocals' source and checkpoint sha256 made vocals.wav the
+    drums. The entry's network is now run on a probe input against the checkpoint's."""
+    import onnx
+
+    from mdxnet.inference import onnx_export
+
+    cache = tmp_path / "cache"
+    drums_ckpt, drums = _cached(tmp_path, "drums", b"drums weights", seed=1)
+    vocals_ckpt, vocals = _cached(tmp_path, "vocals", b"vocals weights", seed=2)
+    drums_file = onnx_export.cached_export(drums_ckpt, drums, "drums", cache, 32)
+    vocals_file = onnx_export.cached_export(vocals_ckpt, vocals, "vocals", cache, 32)
+    forged = onnx.load(str(drums_file))
+    vocals_meta = {p.key: p.value for p in onnx.load(str(vocals_file)).metadata_props}
+    del forged.metadata_props[:]
+    onnx.helper.set_model_props(forged, vocals_meta)
+    onnx.save(forged, str(vocals_file))
+    with caplog.at_level("WARNING", logger="mdxnet.inference.onnx_export"):
+        assert onnx_export.cached_export(vocals_ckpt, vocals, "vocals", cache, 32) == vocals_file
+    assert "is not this checkpoint's" in caplog.text and "exporting it again" in caplog.text
+    spec = torch.randn(1, 4, TINY["dim_f"], 32)
+    (out,) = onnx_session(vocals_file).run(None, {"spec": spec.numpy()})
+    np.testing.assert_allclose(out, vocals.spec_forward(spec).detach().numpy(), atol=1e-4)
+
+
+def test_a_folder_in_a_cache_entrys_place_is_named_before_any_export(tmp_path, monkeypatch):
+    from mdxnet.errors import UserError
+    from mdxnet.inference import onnx_export
+
+    checkpoint, model = _cached(tmp_path)
+    slot = onnx_export.cache_path(tmp_path / "cache", "vocals", onnx_export.file_sha256(checkpoint), 32)
+    (slot / "inside").mkdir(parents=True)
+    monkeypatch.setattr(onnx_export, "export_separator", lambda *a, **k: pytest.fail("exported"))
+    for check in (lambda: onnx_export.require_writable_cache(tmp_path / "cache", [slot]),
+                  lambda: onnx_export.cached_export(checkpoint, model, "vocals", tmp_path / "cache", 32)):
+        with pytest.raises(UserError, match=f"{slot.name} is a folder: remove it"):
+            check()
+
+
+def test_a_killed_exports_temp_folder_is_removed_by_the_next_export(tmp_path):
+    """`kill -9` during an export left its temp folder (model.onnx inside) in the cache for good."""
+    import subprocess
+    import sys
+
+    from mdxnet.atomic import HOST
+    from mdxnet.inference import onnx_export
+
+    checkpoint, model = _cached(tmp_path)
+    cache = tmp_path / "cache"
+    slot = onnx_export.cache_path(cache, "vocals", onnx_export.file_sha256(checkpoint), 32)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftovers = [cache / f".{slot.name}.{HOST}-{int(dead.stdout)}.abcd1234.tmp", cache / "tmpk3j_9x2a"]
+    for folder in leftovers:
+        folder.mkdir(parents=True)
+        (folder / "model.onnx").write_bytes(b"half an export")
+    mine = cache / "tmp-notes"
+    mine.mkdir()
+    assert onnx_export.cached_export(checkpoint, model, "vocals", cache, 32) == slot
+    assert sorted(p.name for p in cache.iterdir()) == sorted([slot.name, mine.name])

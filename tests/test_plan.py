@@ -290,3 +290,84 @@ def test_augment_refuses_on_a_real_small_file_system(tiny, dataset, tmp_path, sm
     err = capsys.readouterr().err
     assert f"{diskspace.gigabytes(free)} are free on the file system of {small_tmpfs}" in err
     assert list(small_tmpfs.iterdir()) == []
+
+
+# ---- bad datasets and values ------------------------------------------------------------------------------------
+def test_an_empty_dataset_is_planned_with_a_warning(tiny, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    for folder in ("train", "test"):
+        (empty / folder).mkdir(parents=True)
+    params = tiny.replace({"data": {"root": str(empty), "origin": "existing", "valid_split": "none"}})
+    assert main(["--params", str(write_params(params, tmp_path / "params.yaml")), "plan"]) == 0
+    err = capsys.readouterr().err
+    assert f"data.root {empty} holds no training songs" in err and "holds no test songs" in err
+
+
+def test_a_tempo_rate_near_zero_is_refused_by_key(params):
+    from mdxnet.config import ParamsError
+
+    with pytest.raises(ParamsError, match="augment.tempo_rates"):
+        params.replace({"augment": {"tempo_rates": [1e-320]}})
+
+
+def test_one_unreadable_training_track_is_named_by_plan_and_augment(tiny, dataset, tmp_path, capsys):
+    (dataset / "train" / "t1" / "mixture.wav").write_bytes(b"not a wav file")
+    params_file = write_params(tiny, tmp_path / "params.yaml")
+    assert main(["--params", str(params_file), "plan"]) == 2
+    assert f"track {dataset / 'train' / 't1'} cannot be read" in capsys.readouterr().err
+    assert augment_cli(params_file, dataset, tmp_path / "cache", track="t0") == 2
+    err = capsys.readouterr().err
+    assert f"track {dataset / 'train' / 't1'} cannot be read" in err and "mdxnet data check" in err
+    assert not (tmp_path / "cache").exists()
+
+
+def test_noise_that_fills_the_disk_despite_the_check_leaves_no_partial_cache(tiny, tmp_path, small_tmpfs, capsys):
+    """White noise does not compress: its FLAC is ~WAV's size, twice the check's estimate. The room check passes,
+    the disk fills midway; the track's partial cache is removed and the error is one named line."""
+    root = tmp_path / "noise"
+    rng = np.random.default_rng(0)
+    for subset, name in (("train", "n0"), ("test", "s0")):
+        (root / subset / name).mkdir(parents=True)
+        stems = {s: rng.uniform(-0.2, 0.2, (round(0.3 * SR), 2)) for s in ("drums", "bass", "other", "vocals")}
+        for stem, audio in {**stems, "mixture": sum(stems.values())}.items():
+            sf.write(root / subset / name / f"{stem}.wav", audio, SR, subtype="PCM_16")
+    (root / DATASET_FILE).write_text(json.dumps({"split": {"train": ["n0"], "valid": [], "test": ["s0"]}}))
+    params = tiny.replace({"data": {"root": str(root)}})
+    needed, _ = pending_bytes([root / "train" / "n0"], params.augment, small_tmpfs / "cache")
+    assert diskspace.with_margin(needed) < shutil.disk_usage(small_tmpfs).free < 2 * needed  # passes the check
+    assert augment_cli(write_params(params, tmp_path / "params.yaml"), root, small_tmpfs / "cache", "n0") == 2
+    err = capsys.readouterr().err
+    assert "writing the augmentation cache of n0" in err and "its partial cache was removed" in err
+    assert not (small_tmpfs / "cache" / "n0").exists()
+
+
+@pytest.fixture
+def stem_dataset(tiny, tmp_path, stempeg_clip):
+    """A MUSDB18-layout dataset of one training and one test stem file."""
+    root = tmp_path / "musdb18"
+    for subset in ("train", "test"):
+        (root / subset).mkdir(parents=True)
+        shutil.copyfile(stempeg_clip, root / subset / f"{subset} song.stem.mp4")
+    return root
+
+
+@pytest.mark.parametrize("where", ["below a file", "full"])
+def test_a_decoded_root_that_cannot_take_the_decoded_stems_is_named_before_augmenting(
+        tiny, tmp_path, stem_dataset, monkeypatch, capsys, where, request):
+    """The stems were decoded after the augmentation work, and a read-only or full data.decoded_root gave a
+    traceback then."""
+    import mdxnet.data.augment as augment
+
+    if where == "full":
+        decoded = request.getfixturevalue("small_tmpfs") / "decoded"
+    else:
+        (tmp_path / "a file").write_text("")
+        decoded = tmp_path / "a file" / "decoded"
+    params = tiny.replace({"data": {"root": str(stem_dataset), "dataset": "musdb18", "valid_split": "none",
+                                    "decoded_root": str(decoded)}})
+    monkeypatch.setattr(augment, "augment_track", lambda *a, **k: pytest.fail("augmented first"))
+    assert augment_cli(write_params(params, tmp_path / "params.yaml"), stem_dataset, tmp_path / "cache",
+                       "train song") == 2
+    err = capsys.readouterr().err
+    assert f"data.decoded_root {decoded}" in err and ("nothing was written" in err or "cannot be written" in err)
+    assert not decoded.exists()

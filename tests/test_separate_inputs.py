@@ -240,6 +240,23 @@ def test_song_that_separates_to_nan_is_refused_and_the_others_kept(tiny, tmp_pat
     assert sorted(p.name for p in all_files(out)) == sorted(f"{s}.wav" for s in SOURCES)  # good's four stems
 
 
+def test_a_truncated_flac_among_several_songs_is_reported_and_the_later_songs_separated(tiny, tmp_path, capsys,
+                                                                                     caplog):
+    """Its header reads, so the checks before the models load pass; decoding it fails midway (libsndfile's "flac
+    decoder lost sync"): that song is named and skipped, the songs after it are still separated."""
+    whole, cut, good = tmp_path / "whole.flac", tmp_path / "cut.flac", tmp_path / "good.wav"
+    sf.write(whole, 0.3 * np.random.default_rng(1).standard_normal((RATE * 4, 2)), RATE, subtype="PCM_16")
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    write_song(good)
+    out = tmp_path / "out"
+    assert separate(tiny, str(cut), str(good), "-o", str(out), "--no-mixer") == 2
+    assert "cut.flac cannot be decoded" in caplog.text and "re-export it" in caplog.text
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("mdxnet separate: error: 1 of 2 songs not separated")
+    assert not (out / "cut").exists()
+    assert sorted(p.name for p in all_files(out)) == sorted(f"{s}.wav" for s in SOURCES)  # good's four stems
+
+
 def test_a_rerun_removes_a_killed_runs_temp_files_and_keeps_a_live_writers(tiny, tmp_path, capsys):
     """SIGKILL runs no cleanup: a killed run's .vocals.wav.<host>-<pid>.XXXXXXXX.tmp files stayed for good."""
     from mdxnet.atomic import HOST

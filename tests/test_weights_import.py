@@ -281,6 +281,15 @@ def test_weights_with_nan_are_refused_at_import(tmp_path, params, tiny):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_mixer_with_huge_finite_weights_is_refused_at_import(tmp_path, params):
+    """Finite weights of ~1e38 passed the NaN check and wrote stems peaking at ~1.4e38, exit 0."""
+    weight = 0.3 * torch.randn(8, 10)
+    weight[2, 5] = 1e38
+    with pytest.raises(WeightsImportError, match=r"mixer.ckpt: its Mixer can scale audio .* up to 1e\+38 times"):
+        import_file(write_authors_mixer(weight, tmp_path / "mixer.ckpt"), "mixer", tmp_path / "o", params)
+    assert not (tmp_path / "o").exists()
+
+
 def test_onnx_files_with_external_or_nan_weights_are_refused(tmp_path, params, tiny):
     pytest.importorskip("onnxruntime")
     import onnx

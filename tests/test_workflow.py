@@ -266,6 +266,23 @@ def test_every_declared_key_exists_where_dvc_reads_it(pipeline):
                     node = node[part]
 
 
+TRAINING_STAGES = ("data", "augment", "train", "mixer")
+
+
+def test_keys_declared_without_effect_on_training_are_no_training_stages_dependency():
+    """A key whose declaration says it has no effect on training (data.extra_test) is in no params list of the
+    stages that make the dataset and the models: changing it reruns no data step and no training."""
+    from mdxnet.config import declarations
+    from mdxnet.stages import param_keys
+
+    inert = [key for key, meta in declarations() if "no effect on training" in (meta["not_compared"] or "")]
+    assert "data.extra_test" in inert
+    for stage in TRAINING_STAGES:
+        for item in (["vocals"] if stage == "train" else [None]):
+            declared = param_keys("dvc.yaml", stage, item)
+            assert not [key for key in inert if any(key == d or key.startswith(d + ".") for d in declared)], stage
+
+
 def test_dvc_paths_are_the_workflows_paths():
     from mdxnet.config import load_params
 
@@ -449,6 +466,19 @@ def test_one_learning_rate_reruns_its_separator_the_mixer_and_evaluation_only(ci
     raw["profiles"]["embedded"]["train"]["lr_scale"] = 3.0
     write_params(folder, raw)
     assert planned_jobs(folder, "all") == {}
+
+
+@pytest.mark.slow  # the ci chain first (~1.5 min)
+def test_one_more_extra_test_song_is_scored_and_nothing_is_trained(ci_run, tmp_path, stempeg_clip):
+    folder = tmp_path / "copy"
+    shutil.copytree(ci_run["folder"], folder, symlinks=True)
+    shutil.copyfile(stempeg_clip, folder / "one more.stem.mp4")
+    raw = yaml.safe_load((folder / "params.yaml").read_text())
+    raw["profiles"]["ci"]["data"]["extra_test"].append("one more.stem.mp4")
+    write_params(folder, raw)
+    jobs = planned_jobs(folder, "all")
+    assert not {"data_synth", "data_fetch", "data_check", "augment", "train_separator", "train_mixer"} & set(jobs)
+    assert "track=one more" in jobs["separate_track"]  # the scoring stages read data.extra_test: they rerun
 
 
 @pytest.mark.slow  # the ci chain first (~1.5 min)

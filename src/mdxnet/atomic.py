@@ -12,12 +12,15 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from mdxnet.errors import UserError
 
 # Temp files are named .<target>.<host>-<pid>.<8 random characters>.tmp: the writer's machine (a short hash of its
 # host name) and process, so that a later run can tell a killed writer's leftovers from a live writer's file.
@@ -50,9 +53,25 @@ def remove_stale_temps(path: Path) -> list[Path]:
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         match = pattern.fullmatch(tmp.name)
         if match and _stale(tmp, match["host"], match["pid"]):
-            tmp.unlink(missing_ok=True)  # missing: another rerun removed it first
+            if tmp.is_dir() and not tmp.is_symlink():  # a temp_dir_beside of a killed writer
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)  # missing: another rerun removed it first
             removed.append(tmp)
     return removed
+
+
+@contextmanager
+def temp_dir_beside(path: Path) -> Iterator[Path]:
+    """A temp folder in `path`'s folder, named as the temp files are (so a killed writer's leftover is removed by
+    the next write of the same target, as `remove_stale_temps` does for files), removed when the block ends."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.{HOST}-{os.getpid()}.", suffix=".tmp"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _stale(tmp: Path, host: str | None, pid: str | None) -> bool:
@@ -80,9 +99,30 @@ def _written(tmp: Path, write: Callable[[str], None]) -> None:
     os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are meant to be shared read-only
 
 
+def require_file_target(path: str | Path, what: str = "output") -> Path:
+    """`path` as a file to write: refused (UserError, named) when a folder has its name or a file stands where its
+    folder would be (os.replace and mkdir gave raw IsADirectoryError / FileExistsError tracebacks). Commands call
+    it on their file arguments before their work; every atomic write checks it again."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a folder: name a file to write (e.g. {path / path.name}.json), or move "
+                        f"the folder away")
+    require_folder_target(path.parent, what)
+    return path
+
+
+def require_folder_target(folder: str | Path, what: str = "output folder") -> Path:
+    """`folder` as a folder to write into (made if missing): refused, named, when it or a parent is a file."""
+    folder = Path(folder)
+    blocking = next((p for p in (folder, *folder.parents) if p.exists() or p.is_symlink()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise UserError(f"{what} {folder}: {blocking} is a file, not a folder: pass another path")
+    return folder
+
+
 def write_atomic(path: str | Path, write: Callable[[str], None]) -> Path:
     """Call `write(tmp_path)`, then move the temp file onto `path`; nothing partial is left on failure."""
-    path = Path(path)
+    path = require_file_target(path)
     tmp = _temp_beside(path)
     try:
         _written(tmp, write)

@@ -366,8 +366,12 @@ class FileSong(Song):
             raise
 
     def _raw(self, start: int, stop: int) -> np.ndarray:
-        self.file.seek(start)
-        data = self.file.read(stop - start, dtype="float32", always_2d=True).T
+        try:
+            self.file.seek(start)
+            data = self.file.read(stop - start, dtype="float32", always_2d=True).T
+        except (sf.LibsndfileError, RuntimeError) as err:  # e.g. a cut-short FLAC: "flac decoder lost sync"
+            raise AudioError(f"{self.path} cannot be decoded from sample {start} of its {self.length} ({err}; "
+                             f"truncated or damaged file?): re-export it") from None
         if data.shape[-1] != stop - start:
             raise AudioError(f"{self.path} ended after {start + data.shape[-1]} of its {self.length} samples "
                              f"(truncated file?): re-export it")

@@ -277,7 +277,9 @@ class Augment(Section):
     root: str = key(TEXT, doc="the augmentation cache", not_compared="where the augmentation cache lives")
     pitch_semitones: list = key(array({"type": "number", "minimum": -12, "maximum": 12}),
                                 doc="the grid's pitch shifts (0: unchanged)")
-    tempo_rates: list = key(array({"type": "number", "exclusiveMinimum": 0}),
+    # bounded like the pitch shifts (a song 100 times shorter or longer is no augmentation): a rate near 0 made the
+    # variant's length overflow in `plan` and `augment`
+    tempo_rates: list = key(array({"type": "number", "minimum": 0.01, "maximum": 100}),
                             doc="the grid's tempo rates (1.0: unchanged; r plays r times as fast)")
     grid: str = key(enum("product", "axes"), doc="every (pitch, tempo) pair, or each axis alone")
     speech_sources: list = key(array(SOURCE, uniqueItems=True), doc="sources rendered with rubberband's short window")

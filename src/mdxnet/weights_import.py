@@ -287,6 +287,12 @@ def build_imported_separator(path: Path, config: dict, state: dict):
     return model.eval()
 
 
+# The largest gain an imported linear Mixer may apply (max over its outputs of the sum of |weights|: the peak of an
+# output whose ten inputs are within full scale): a Mixer refines estimates that already sum to the mixture, so
+# its gain stays near 1; weights of ~1e38 (finite) wrote stems peaking at ~1e38.
+MAX_MIXER_GAIN = 100.0
+
+
 # ---- the authors' Mixer ----------------------------------------------------------------------------------------
 def reorder_mixer_weight(weight: torch.Tensor, file_sources: list[str], sources: list[str]) -> torch.Tensor:
     """(2S, 2S+2) weight over (source, channel) pairs in `file_sources` order (mixture last) -> `sources` order."""
@@ -312,6 +318,12 @@ def mixer_weight(path: Path, state: dict, hparams: dict, file_sources: list[str]
     if tuple(weight.shape) != expected:
         raise MixerSourcesMismatch(f"{path}: {keys[0]} has shape {tuple(weight.shape)}, not {expected} (a Mixer "
                                    f"over {len(file_sources)} sources and the mixture, stereo)")
+    gain = float(weight.float().abs().sum(dim=1).max())
+    if not gain <= MAX_MIXER_GAIN:
+        raise WeightsImportError(f"{path}: its Mixer can scale audio within full scale up to {gain:.3g} times "
+                                 f"({keys[0]}'s largest row sum of |weights|; a Mixer refining estimates stays near 1, "
+                                 f"at most {MAX_MIXER_GAIN:g} is accepted): the file is damaged or not a trained "
+                                 f"Mixer; download it again")
     return keys[0], reorder_mixer_weight(weight.float(), file_sources, sources)
 
 

@@ -15,7 +15,7 @@ def register(subparsers) -> None:
 
 def run_augment(args) -> int:
     from mdxnet.data.augment import augment_track
-    from mdxnet.data.decoded import decoded_track
+    from mdxnet.data.decoded import decoded_track, require_decoded_room
     from mdxnet.data.musdb import DatasetMissingError, find_track, is_stem_file, list_tracks, track_name
 
     params = args.params
@@ -25,6 +25,8 @@ def run_augment(args) -> int:
     except DatasetMissingError:
         cohort = []  # a track found in test/ of a dataset without train/ (find_track names a missing one)
     tracks = cohort if args.all else [find_track(root, args.track)]
+    # the decoding comes after each track's augmentation: its folder is checked before that work
+    require_decoded_room([t for t in tracks if is_stem_file(t)], params.data.decoded_root)
     for track in tracks:
         manifest = augment_track(track, params.augment, out_root=args.out, cohort=cohort)
         print(f"{track_name(track)}: {len(manifest['variants'])} variants cached in {manifest['folder']}")

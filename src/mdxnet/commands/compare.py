@@ -27,9 +27,12 @@ def register(subparsers) -> None:
 
 
 def run_compare(args) -> int:
-    from mdxnet.atomic import write_json_atomic
+    from mdxnet.atomic import require_file_target, write_json_atomic
     from mdxnet.evaluation.compare import compare_named, render_markdown, write_plot
 
+    for path, what in ((args.out, "-o"), (args.plot, "--plot")):
+        if path is not None:
+            require_file_target(path, what)
     result = compare_named(args.a, args.b, args.params.evaluate.bootstrap, args.seeds, args.runs, args.repo)
     print(render_markdown(result), end="")
     if args.out:

@@ -29,8 +29,12 @@ def run_report(args) -> int:
     from mdxnet.evaluation.report import parse_runs, write_report
 
     if args.compare:
+        from mdxnet.atomic import require_file_target, require_folder_target
         from mdxnet.evaluation.compare import compare_named, write_comparison_page
 
+        require_folder_target(args.out, "-o")
+        for name in ("compare.html", "compare.png"):
+            require_file_target(Path(args.out) / name, "the comparison page's file")
         result = compare_named(*args.compare, args.params.evaluate.bootstrap)
         for path in write_comparison_page(result, Path(args.out)):
             print(path)

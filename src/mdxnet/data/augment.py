@@ -269,10 +269,20 @@ def augment_track(track: str | Path, augment: Augment, out_root: str | Path | No
     speech = set(augment.speech_sources)
     stems = load_track(track)
     results = {}
-    for variant, (semitones, rate) in tqdm(wanted.items(), desc=f"augment {name}", unit="variant",
-                                           disable=not progress):
-        frames = _render_variant(stems, semitones, rate, plans[variant], speech, folder / variant)
-        results[variant] = {"semitones": semitones, "rate": rate, "frames": frames}
+    try:
+        for variant, (semitones, rate) in tqdm(wanted.items(), desc=f"augment {name}", unit="variant",
+                                               disable=not progress):
+            frames = _render_variant(stems, semitones, rate, plans[variant], speech, folder / variant)
+            results[variant] = {"semitones": semitones, "rate": rate, "frames": frames}
+    except (OSError, sf.LibsndfileError) as err:
+        # The room check estimates FLAC at FLAC_RATIO of WAV; audio that compresses worse (noise) can still fill
+        # the disk. This track's cache goes whole (no partial cache, and its space back), named.
+        shutil.rmtree(folder, ignore_errors=True)
+        raise UserError(f"writing the augmentation cache of {name} in {folder} failed ({err}; "
+                        f"{diskspace.gigabytes(diskspace.free_bytes(folder))} free now): its partial cache was "
+                        f"removed. Free space there or put the cache on a larger disk (augment.root), then rerun "
+                        f"(audio that compresses worse than the estimate's FLAC ratio needs up to twice its room)") \
+            from None
     for stale in folder.iterdir():
         if stale.is_dir() and stale.name not in wanted:
             shutil.rmtree(stale)

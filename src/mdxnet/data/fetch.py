@@ -120,8 +120,17 @@ def _open(url: str, start: int, timeout: float):
                         "`mdxnet data fetch`") from err
 
 
-def _stream(url: str, part: Path, timeout: float, progress: bool) -> None:
-    """Append the rest of `url` to `part` (or restart it when the server ignores the Range request)."""
+def _too_long(url: str, part: Path, size: int, keys: str) -> UserError:
+    part.unlink(missing_ok=True)
+    return UserError(f"{url} sends more than the {size} bytes {keys}.size names: it is not the expected archive, "
+                     f"and {part} was deleted (the download stops there, before it can fill the disk); check "
+                     f"{keys}.url and {keys}.size in params.yaml")
+
+
+def _stream(url: str, part: Path, timeout: float, progress: bool, size: int | None = None,
+            keys: str = "data.fetch") -> None:
+    """Append the rest of `url` to `part` (or restart it when the server ignores the Range request), never past
+    `size` bytes (the archive's known size, when given)."""
     from tqdm import tqdm
 
     start = part.stat().st_size if part.is_file() else 0
@@ -136,17 +145,25 @@ def _stream(url: str, part: Path, timeout: float, progress: bool) -> None:
         elif resumed:
             log.info("resuming %s at byte %d", url, start)
         length = response.headers.get("Content-Length")
-        total = start + int(length) if length is not None else None
+        total = start + int(length) if length is not None and length.isdigit() else None
+        if size is not None and total is not None and total > int(size):
+            raise _too_long(url, part, int(size), keys)
+        too_long = False
         with open(part, "ab" if resumed else "wb") as out, tqdm(
             total=total, initial=start, unit="B", unit_scale=True, desc=part.name, disable=not progress
         ) as bar:
             try:
                 while block := response.read(CHUNK_BYTES):
+                    if size is not None and out.tell() + len(block) > int(size):
+                        too_long = True
+                        break
                     out.write(block)
                     bar.update(len(block))
             except (OSError, HTTPException) as err:
                 raise UserError(f"download of {url} interrupted after {out.tell()} bytes ({err}): rerun "
                                 f"`mdxnet data fetch` to resume from {part}") from err
+        if too_long:
+            raise _too_long(url, part, int(size), keys)
     if total is not None and part.stat().st_size < total:
         raise UserError(f"download of {url} stopped at {part.stat().st_size} of {total} bytes: rerun "
                         f"`mdxnet data fetch` to resume from {part}")
@@ -164,7 +181,7 @@ def download(url: str, folder: Path, md5: str | None = None, size: int | None = 
             return final
         log.warning("%s is not the expected archive (%s): downloading it again", final, problem)
         final.unlink()
-    _stream(url, part, timeout, progress)
+    _stream(url, part, timeout, progress, size, keys)
     problem = _verify(part, md5, size, keys)
     if problem is not None:
         part.unlink()

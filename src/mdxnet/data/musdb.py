@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from mdxnet.audio import SAMPLE_RATE, STEM_NAMES, read_audio, read_stem_file
-from mdxnet.errors import UserError, read_json
+from mdxnet.errors import AudioError, UserError, read_json
 
 log = logging.getLogger(__name__)
 
@@ -249,12 +249,19 @@ def list_test_songs(params, project_root: str | Path = ".") -> list[Path]:
 def track_seconds(track: str | Path) -> float:
     """A track's length in seconds from its header alone: the mixture.wav of a track folder, or a stem file's
     first stream (the cost plan and the augmentation cache's space check read many tracks: no decoding)."""
-    track = Path(track)
-    if is_stem_file(track):
-        import stempeg  # imported where used, as mdxnet.audio and mdxnet.data.check do
+    import subprocess
 
-        return float(stempeg.Info(str(track)).duration(0))
-    return float(sf.info(track / "mixture.wav").duration)
+    track = Path(track)
+    try:
+        if is_stem_file(track):
+            import stempeg  # imported where used, as mdxnet.audio and mdxnet.data.check do
+
+            return float(stempeg.Info(str(track)).duration(0))
+        return float(sf.info(track / "mixture.wav").duration)
+    except (OSError, RuntimeError, ValueError, KeyError, IndexError, TypeError, subprocess.SubprocessError) as err:
+        # libsndfile's and ffprobe's own errors named no track
+        raise AudioError(f"track {track} cannot be read ({type(err).__name__}: {str(err).strip()[:200]}): replace "
+                         f"or remove it (`mdxnet data check` lists every such track)") from None
 
 
 def track_samples(track: str | Path) -> int:

@@ -9,7 +9,8 @@ Stems are balanced to random levels, quantised to 16-bit PCM (like MUSDB18-HQ) a
 integer sum of the quantised stems. The layout is MUSDB18-HQ's (data.dataset: musdb18hq) or MUSDB18's
 (data.dataset: musdb18: <root>/{train,test}/<track>.stem.mp4, five AAC streams at 256 kbit/s as in the
 release, encoded by ffmpeg from the wav tracks kept in <root>/.wav-tracks/, so the AAC mixture matches the sum
-of the decoded stems only approximately, as in the real MUSDB18). The split (train / valid inside train/, test)
+of the decoded stems only approximately, as in the real MUSDB18; the stem files written are listed with their
+sha256 in `<root>/.synth-stems.json`, and only those are ever removed). The split (train / valid inside train/, test)
 is recorded in `<root>/mdxnet_dataset.json`, written last. A song is a pure function of (seed, index, seconds),
 so reruns give byte-identical files, and finished tracks (marked by `<track>/.synth.json`) are skipped.
 """
@@ -242,8 +243,7 @@ def generate_dataset(root: str | Path, config: SynthConfig, progress: bool = Tru
     if layout == "musdb18":
         return _generate_stem_dataset(root, config, progress)
     if (root / WAV_STAGING).is_dir():  # an earlier MUSDB18-layout generation at the same root: its files go
-        for old in (p for subset in ("train", "test") for p in (root / subset).glob("synth*.stem.mp4")):
-            old.unlink()
+        _remove_generated_stems(root, keep=set())
         shutil.rmtree(root / WAV_STAGING)
     for folder in ("train", "test"):  # both exist even when a subset is empty
         (root / folder).mkdir(parents=True, exist_ok=True)
@@ -271,6 +271,10 @@ def generate_dataset(root: str | Path, config: SynthConfig, progress: bool = Tru
 
 # ------------------------------------------------------------------------------------------------ MUSDB18 layout
 WAV_STAGING = ".wav-tracks"  # hidden: track listings skip it; it keeps reruns from rendering again
+# The marker of the generated stem files: {path under the root: sha256 of the file as encoded}. A stem file is
+# removed as stale only when it is listed there and still holds those bytes: a file of the user's in the same
+# folder, whatever its name, is never touched.
+STEM_RECORD = ".synth-stems.json"
 STEM_BITRATE = "256k"  # MUSDB18's streams are AAC at 256 kbit/s (sigsep.github.io/datasets/musdb.html)
 
 
@@ -287,6 +291,36 @@ def encode_stem_file(track: Path, out: Path) -> None:
                                        f"encoding {out.name} with ffmpeg"))
 
 
+def _stem_record(root: Path) -> dict[str, str]:
+    try:
+        record = json.loads((root / STEM_RECORD).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return {k: v for k, v in record.items() if isinstance(k, str) and isinstance(v, str)} \
+        if isinstance(record, dict) else {}
+
+
+def _remove_generated_stems(root: Path, keep: set[Path]) -> None:
+    """The stem files this generator wrote (STEM_RECORD) outside `keep`, each only if unchanged since."""
+    from mdxnet.digest import file_sha256
+
+    record = _stem_record(root)
+    for name, sha256 in sorted(record.items()):
+        path = root / name
+        if path in keep or ".." in Path(name).parts or Path(name).is_absolute():
+            continue
+        if path.is_file() and not path.is_symlink() and file_sha256(path) == sha256:
+            log.info("removing stale generated stem file %s", path)
+            path.unlink()
+        elif path.exists():
+            log.warning("keeping %s: it changed since it was generated", path)
+        del record[name]
+    if record:
+        write_json_atomic(root / STEM_RECORD, record)
+    else:
+        (root / STEM_RECORD).unlink(missing_ok=True)
+
+
 def _generate_stem_dataset(root: Path, config: SynthConfig, progress: bool) -> dict:
     """The MUSDB18 layout: render (or reuse) the wav tracks in the staging folder, then encode every track whose
     stem file is missing or older than its wav track's marker."""
@@ -294,6 +328,8 @@ def _generate_stem_dataset(root: Path, config: SynthConfig, progress: bool) -> d
     info = generate_dataset(root / WAV_STAGING, config, progress=progress)
     _remove_stale(root, set())  # wav track folders of an earlier wav-layout generation at the same root
     (root / DATASET_FILE).unlink(missing_ok=True)  # incomplete until rewritten, as in the wav layout
+    from mdxnet.digest import file_sha256
+
     wanted = set()
     for subset in ("train", "test"):
         (root / subset).mkdir(parents=True, exist_ok=True)
@@ -303,10 +339,14 @@ def _generate_stem_dataset(root: Path, config: SynthConfig, progress: bool) -> d
             wanted.add(out)
             if not out.is_file() or out.stat().st_mtime_ns < (track / TRACK_MARKER).stat().st_mtime_ns:
                 encode_stem_file(track, out)
-        for old in (root / subset).glob(f"synth*{STEM_SUFFIX}"):
-            if old not in wanted:  # a generated song the current config no longer makes
-                log.info("removing stale generated stem file %s", old)
-                old.unlink()
+                # recorded as soon as it exists, so that a run killed later still knows the file is generated
+                record = _stem_record(root) | {f"{subset}/{out.name}": file_sha256(out)}
+                write_json_atomic(root / STEM_RECORD, record)
+    record = _stem_record(root)  # the current songs' files, made by an earlier run that wrote no record
+    unrecorded = {f"{out.parent.name}/{out.name}": out for out in wanted if f"{out.parent.name}/{out.name}" not in record}
+    if unrecorded:
+        write_json_atomic(root / STEM_RECORD, record | {k: file_sha256(out) for k, out in unrecorded.items()})
+    _remove_generated_stems(root, keep=wanted)  # generated songs the current config no longer makes
     info = {**info, "layout": "musdb18"}
     write_json_atomic(root / DATASET_FILE, info)
     return info

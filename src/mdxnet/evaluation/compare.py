@@ -18,6 +18,7 @@ The two sides must have been scored alike, or the difference measures the scorin
 from __future__ import annotations
 
 import json
+import logging
 import math
 import subprocess
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from mdxnet.config import ParamsError, load_yaml, resolve_profile
 from mdxnet.errors import UserError
 from mdxnet.evaluation.stats import median_ci, paired_wilcoxon
 from mdxnet.evaluation.table_page import render_page
+
+log = logging.getLogger(__name__)
 
 TABLE = "results/table.json"
 PARAMS = "params.yaml"
@@ -108,7 +111,28 @@ def _parse_table(text: str, where: str) -> dict:
     if not isinstance(table, dict) or not isinstance(table.get("per_track_sdr"), dict):
         raise UserError(f"{where} holds no per-song scores ('per_track_sdr'): it was written by an older "
                         "`mdxnet report`; re-run `snakemake all` there")
+    problem = _scores_problem(table["per_track_sdr"])
+    if problem:
+        raise UserError(f"{where}: per_track_sdr{problem}: the file is damaged or was edited; re-run "
+                        "`snakemake all` there")
     return table
+
+
+def _scores_problem(scores: dict) -> str | None:
+    """Where the per-song scores {run: {song: {source: SDR}}} break that shape, or hold a value that is no score:
+    an SDR is a finite number, or null/NaN for "not scored" (a boolean counted as 1 dB, "12.5" was dropped and
+    +inf used, each silently); None when they are sound."""
+    if not scores or not all(isinstance(songs, dict) and songs for songs in scores.values()):
+        return " names no run with scored songs"
+    for run, songs in scores.items():
+        for song, values in songs.items():
+            if not isinstance(values, dict) or not values:
+                return f"[{run!r}][{song!r}] is {json.dumps(values)}, not {{source: SDR}}"
+            for source, value in values.items():
+                number = isinstance(value, (int, float)) and not isinstance(value, bool)
+                if value is not None and not (number and not math.isinf(value)):
+                    return f"[{run!r}][{song!r}][{source!r}] is {json.dumps(value)}, not a finite SDR in dB (or null)"
+    return None
 
 
 def _folder_side(spec: str, folder: Path) -> Side:
@@ -463,7 +487,24 @@ def compare_named(a: str, b: str, bootstrap, seeds: bool = False, runs: list[str
         raise UserError("--seeds gathers the seed groups itself: name one experiment per side, not a list")
     side_a = seed_group(a, repo) if seeds else load_group(a, repo)
     side_b = seed_group(b, repo) if seeds else load_group(b, repo)
+    if seeds:
+        for name, group in ((a, side_a), (b, side_b)):
+            if len(group) == 1:
+                log.warning("--seeds: no DVC experiment differs from %s only in %s: its side is that one "
+                            "experiment", name, SEED_KEY)
+    require_distinct_sides(side_a, side_b)
     return compare(side_a, side_b, bootstrap, runs)
+
+
+def require_distinct_sides(a: list[Side], b: list[Side]) -> None:
+    """Two sides that share an experiment compare it with itself: refused, named (with --seeds, B differing from A
+    only in a key A's profile overrides resolves to A's params, and A's seed-mates joined both sides). Sides with
+    equal params stay comparable: the same params under two revisions of the code is a comparison of the code."""
+    shared = {side.where for side in a} & {side.where for side in b}
+    if shared:
+        raise UserError(f"{', '.join(sorted(shared))} is on both sides of the comparison: its params (recipe and "
+                        f"profile applied) make it a seed-mate of both; name two experiments whose resolved params "
+                        f"differ beyond {SEED_KEY}, or list each side's seeds yourself (A1,A2 B1,B2)")
 
 
 def write_comparison_page(result: dict, out: Path) -> list[Path]:

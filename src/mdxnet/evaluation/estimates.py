@@ -98,6 +98,22 @@ def rate_problems(name: str, folder: Path, sources, sample_rate: int) -> list[di
     return problems
 
 
+def unreadable_problems(name: str, folder: Path, sources) -> list[dict]:
+    """not_audio problems: an estimate libsndfile cannot read (not audio, cut short in its header) leaves its track
+    unscored, named, instead of stopping every other track's scoring with a traceback."""
+    import soundfile as sf
+
+    problems = []
+    for source in sources:
+        path = folder / f"{source}.wav"
+        try:
+            sf.info(str(path))
+        except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+            problems.append(problem("not_audio", f"{name}/{source}.wav cannot be read as audio ({err}): track "
+                                    f"{name!r} is not scored", track=name, source=source))
+    return problems
+
+
 def silent_problems(name: str, estimates: dict[str, np.ndarray]) -> list[dict]:
     """silent_audio problems: BSS Eval v4 is undefined for an all-zero estimate (museval refuses it), so a track
     with one is not scored; it is named instead of stopping every other track's scoring."""
@@ -131,9 +147,12 @@ def score_track_estimates(folder: str | Path, reference: str | Path,
     with a silent estimate is not scored: (None, problems with its silent_audio).
     """
     sample_rate = params.sample_rate
+    name = track_name(reference)
+    unreadable = unreadable_problems(name, Path(folder), params.sources)
+    if unreadable:
+        return None, unreadable
     track = load_track(reference, sample_rate)
     length = track["mixture"].shape[-1]
-    name = track_name(reference)
     problems = rate_problems(name, Path(folder), params.sources, sample_rate)
     estimates = read_estimates_folder(folder, list(params.sources), sample_rate)
     problems += audio_problems(name, estimates, length)

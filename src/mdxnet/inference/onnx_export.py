@@ -14,13 +14,15 @@ import contextlib
 import fcntl
 import logging
 import os
-import tempfile
+import re
+import shutil
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from mdxnet.atomic import temp_dir_beside
 from mdxnet.checkpoint import load_separator, separator_path
 from mdxnet.config import Params, separator_kwargs
 from mdxnet.digest import file_sha256
@@ -73,8 +75,8 @@ def export_separator(model, path: str | Path, frames: int, source: str = "", bat
     example = torch.zeros(batch, 4, stft.dim_f, frames)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        raw = Path(tmp) / "model.onnx"
+    with temp_dir_beside(path) as tmp:  # a kill -9 leftover is removed by the next export of the same file
+        raw = tmp / "model.onnx"
         with quiet_exporter():
             torch.onnx.export(
                 SpecNet(model).eval(), (example,), str(raw), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
@@ -107,26 +109,85 @@ def export_models(models_dir, out_dir, params: Params) -> list[Path]:
 def cached_export(checkpoint: str | Path, model, source: str, cache_dir: str | Path, frames: int) -> Path:
     """The ONNX file of a checkpoint for `frames`-frame chunks, exported once and cached under `cache_dir` by
     checkpoint content hash and frame count. A cached file is used only when its own metadata says it was made
-    from this checkpoint (sha256), for this source, architecture and chunk: a file put there by other means, made
-    from another checkpoint or cut short is exported again, with a warning."""
+    from this checkpoint (sha256), for this source, architecture and chunk, and its network gives the
+    checkpoint's output on a probe input (`content_problem`: metadata can be copied onto another net): a file put
+    there by other means, made from another checkpoint or cut short is exported again, with a warning."""
     digest = file_sha256(checkpoint)
     path = cache_path(cache_dir, source, digest, frames)
+    require_file_slot(path)
     expected = entry_metadata(model, source, frames, digest)
-    if path.is_file() and cache_problem(path, expected) is None:
+    if path.is_file() and entry_problem(path, expected, model) is None:
         return path
     # The workflow separates several test songs at once, each job with the same checkpoints: without the lock
     # every job exported every net (seen in the paper rehearsal: two jobs, eight paper-size exports for four).
     with locked_folder(path.parent):
+        remove_legacy_temps(path.parent)
         if not path.is_file():
             log.info("exporting %s to ONNX (once; cached as %s)", checkpoint, path)
         else:
-            problem = cache_problem(path, expected)
+            problem = entry_problem(path, expected, model)
             if problem is None:  # another job exported it while this one waited
                 return path
             log.warning("the cached ONNX file %s is not the export of %s (%s): exporting it again", path,
                         checkpoint, problem)
         export_separator(model, path, frames, source, provenance={"arch": model.arch, "checkpoint_sha256": digest})
     return path
+
+
+def entry_problem(path: Path, expected: dict[str, str], model) -> str | None:
+    """Why the cache entry at `path` cannot stand for the export of `model` `expected` describes: its metadata
+    first, then its content."""
+    return cache_problem(path, expected) or content_problem(path, model, int(expected["frames"]))
+
+
+# A probe's output through the cached file differs from the checkpoint's by float32 rounding (ORT fuses and
+# reorders the convolutions): 1e-4 of the output's scale on the nets measured here. Another net (another source,
+# another checkpoint) differs by the output's own scale.
+PROBE_TOLERANCE = 1e-3
+
+
+def content_problem(path: Path, model, frames: int) -> str | None:
+    """Why the network in the ONNX file at `path` is not `model`'s spectrogram network: both run on one fixed
+    pseudo-random input; None when their outputs agree to PROBE_TOLERANCE of the output's scale."""
+    import numpy as np
+
+    from mdxnet.inference.onnx_runtime import onnx_session
+
+    probe = torch.randn(1, 4, model.stft.dim_f, frames, generator=torch.Generator().manual_seed(0))
+    try:
+        (ours,) = onnx_session(path, threads=torch.get_num_threads()).run([OUTPUT_NAME], {INPUT_NAME: probe.numpy()})
+    except Exception as err:  # noqa: BLE001 - any failure to run means the entry cannot be used
+        return f"it does not run: {type(err).__name__}"
+    with torch.inference_mode():
+        reference = SpecNet(model)(probe.to(next(model.parameters()).device)).float().cpu().numpy()
+    if ours.shape != reference.shape:
+        return f"its output has shape {ours.shape} where {reference.shape} is expected"
+    error = float(np.abs(ours - reference).max()) / max(float(np.abs(reference).max()), 1e-6)
+    if not error <= PROBE_TOLERANCE:
+        return f"its network is not this checkpoint's (output differs by {error:.3g} of its scale on a probe)"
+    return None
+
+
+def require_file_slot(path: Path) -> None:
+    """A cache entry's name taken by a folder (or anything but a file) is refused, named, before any export (an
+    export cannot replace it: IsADirectoryError after the work)."""
+    if (path.exists() or path.is_symlink()) and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise UserError(f"the ONNX cache entry {path} is {kind}: remove it (the export is written there), or set "
+                        f"separate.onnx_cache in params.yaml to another folder")
+
+
+# Exports before the temp folders were named like temp files (`temp_dir_beside`) used tempfile's `tmpXXXXXXXX`
+# folder holding `model.onnx`; one a kill left behind is removed under the cache lock (no live export uses it).
+_LEGACY_TEMP = re.compile(r"tmp[a-z0-9_]{8}")
+
+
+def remove_legacy_temps(folder: Path) -> None:
+    for tmp in folder.iterdir():
+        if _LEGACY_TEMP.fullmatch(tmp.name) and tmp.is_dir() and not tmp.is_symlink() \
+                and {p.name for p in tmp.iterdir()} <= {"model.onnx"}:
+            log.info("removing %s, left by an interrupted ONNX export", tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def cache_path(cache_dir: str | Path, source: str, digest: str, frames: int) -> Path:
@@ -137,6 +198,8 @@ def cache_path(cache_dir: str | Path, source: str, digest: str, frames: int) -> 
 def require_writable_cache(cache_dir: str | Path, entries: list[Path]) -> None:
     """Before any model loads: when one of the cache `entries` is still to be exported, the cache folder must be
     one the export can be written into (an unwritable one gave a traceback after the models had loaded)."""
+    for entry in entries:
+        require_file_slot(entry)
     missing = [entry for entry in entries if not entry.is_file()]
     if not missing:
         return  # a read-only cache that holds every export is fine
