@@ -13,6 +13,7 @@ from mdxnet.models import build_separator
 from mdxnet.training import ddp
 from mdxnet.training.health import level_db, warnings_for
 from mdxnet.training.loop import Amp, LoopConfig, Trainer
+from mdxnet.training.speed import StepSpeed
 from mdxnet.training.state import resume_key, seed_everything
 from mdxnet.training.validation import (
     ValidTrack,
@@ -96,6 +97,7 @@ def shared_loop_settings(train: Train) -> dict:
         patience=train.early_stopping.patience,
         min_delta=float(train.early_stopping.min_delta),
         deterministic=bool(train.deterministic),
+        speed=StepSpeed.from_params(train.speed),
     )
 
 
@@ -108,6 +110,7 @@ def train_separator(params: Params, source: str, out: Path, *, device: str = "au
                     live_dir: Path | None = None):
     dist, torch_device = ddp.init_distributed(device)
     try:
+        ddp.check_processes(dist, int(per_source(params.train.gpus, source)), f"train.gpus.{source}")
         cfg = separator_config(params.train, source, out, live_dir, steps,
                                resume_key(params, f"separator/{source}"))
         seed_everything(cfg.seed)  # before the model is built: its initial weights come from this seed
