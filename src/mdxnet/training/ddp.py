@@ -93,6 +93,8 @@ def init_distributed(device_choice: str) -> tuple[DistContext, torch.device]:
 def check_processes(dist: DistContext, asked: int, key: str) -> None:
     """A run in another number of processes than params asks for computes other BatchNorm statistics: said
     loudly (a run by hand may do it on purpose, e.g. one GPU for a profile that names several)."""
+    if dist.is_main and dist.enabled:
+        log.info("training in %d processes (torchrun), each on its share of every batch", dist.world)
     if dist.is_main and dist.world != asked:
         log.warning("training in %d process(es) while params.yaml %s asks for %d: each process computes "
                     "BatchNorm statistics over its share of the batch, so the result differs from a run in %d "
