@@ -53,6 +53,11 @@ BEST = {"channels_last": True, "optimizer_impl": "foreach", "compile": "default"
 BEST_CUDA = {**BEST, "cudnn_benchmark": True, "compile": "max-autotune"}
 
 
+def paper_params() -> Params:
+    """The typed params of profile `paper` (the full-size networks)."""
+    return load_params(ROOT / "params.yaml", profile="paper")
+
+
 class BenchTask:
     """What the Trainer needs of a task to run steps on a batch already in memory."""
 
@@ -66,21 +71,23 @@ class BenchTask:
         return (mixture.to(device, non_blocking=True),), target.to(device, non_blocking=True)
 
 
-def trainer(params: Params, source: str, batch: int, speed: StepSpeed, amp: bool, device, folder: Path) -> Trainer:
+def trainer(params: Params, source: str, batch: int, speed: StepSpeed, amp_dtype: str | None, device,
+            folder: Path) -> Trainer:
+    """The training loop on the paper-size separator of `source`; amp_dtype None: fp32."""
     torch.manual_seed(0)
     model = build_separator(params, source)
     cfg = LoopConfig(name=source, steps=1, batch_size=batch, lr=float(per_source(params.train.lr, source)),
-                     loss=params.train.loss, valid_every=1, checkpoint_every=1, log_every=1, amp=amp,
-                     amp_dtype=params.train.amp_dtype, seed=0, num_workers=0, last_path=folder / "last.pt",
+                     loss=params.train.loss, valid_every=1, checkpoint_every=1, log_every=1, amp=amp_dtype is not None,
+                     amp_dtype=amp_dtype or "float16", seed=0, num_workers=0, last_path=folder / "last.pt",
                      best_path=folder / "out.pt", live_dir=folder / "live", resume_key="bench",
                      deterministic=params.train.deterministic and not speed.cudnn_benchmark, speed=speed)
     return Trainer(BenchTask(model, params), cfg, DistContext(), device)
 
 
-def time_lever(params, source, batch, speed, amp, device, steps, warmup) -> tuple[float, float | None]:
+def time_lever(params, source, batch, speed, amp_dtype, device, steps, warmup) -> tuple[float, float | None]:
     """(seconds per step after `warmup` untimed ones, peak CUDA memory in GiB or None)."""
     with tempfile.TemporaryDirectory() as folder:
-        run = trainer(params, source, batch, speed, amp, device, Path(folder))
+        run = trainer(params, source, batch, speed, amp_dtype, device, Path(folder))
         gen = torch.Generator().manual_seed(0)
         mixture = torch.randn(batch, 2, run.model.chunk_samples, generator=gen).mul_(0.1)
         data = (mixture, mixture * 0.5)
@@ -101,6 +108,13 @@ def time_lever(params, source, batch, speed, amp, device, steps, warmup) -> tupl
     return sum(times) / len(times), peak
 
 
+def lever_speed(name: str, device) -> StepSpeed:
+    """train.speed with lever `name` on (`all`: every lever that applies on `device`)."""
+    if name == "all":
+        return dataclasses.replace(StepSpeed(), **(BEST_CUDA if device.type == "cuda" else BEST))
+    return dataclasses.replace(StepSpeed(), **LEVERS[name])
+
+
 def lever_rows(args, params, device) -> list[str]:
     names = [n for n in args.levers.split(",") if n] or list(LEVERS)
     unknown = sorted(set(names) - set(LEVERS) - {"all"})
@@ -108,20 +122,16 @@ def lever_rows(args, params, device) -> list[str]:
         raise SystemExit(f"unknown lever(s) {unknown}: use {sorted(LEVERS)} or all")
     if device.type != "cuda":
         names = [n for n in names if n not in CUDA_ONLY]
-    precisions = [("fp32", False)]
+    precisions = [("fp32", None)]
     if device.type == "cuda":  # the recipe's precision; fp32 as well when asked for (it doubles the run)
-        precisions = [(f"{params.train.amp_dtype} autocast", True)] + precisions * args.fp32
+        precisions = [(f"{params.train.amp_dtype} autocast", params.train.amp_dtype)] + precisions * args.fp32
     lines = []
-    for precision, amp in precisions:
+    for precision, amp_dtype in precisions:
         baseline = None
         for name in ["eager", *[n for n in names if n != "eager"]]:
-            if name == "all":
-                changes = BEST_CUDA if device.type == "cuda" else BEST
-            else:
-                changes = LEVERS[name]
-            speed = dataclasses.replace(StepSpeed(), **changes)
             try:
-                step, peak = time_lever(params, args.source, args.batch, speed, amp, device, args.steps, args.warmup)
+                step, peak = time_lever(params, args.source, args.batch, lever_speed(name, device), amp_dtype,
+                                        device, args.steps, args.warmup)
             except Exception as err:  # a lever this torch/device cannot run is a result too
                 lines.append(f"| {precision} | {name} | failed: {type(err).__name__}: {str(err)[:120]} | | | |")
                 continue
@@ -132,34 +142,39 @@ def lever_rows(args, params, device) -> list[str]:
     return ["| precision | lever | s/step | chunks/s | vs eager | peak GiB |", "|---|---|---|---|---|---|", *lines]
 
 
-def loader_rows(args, params, device) -> list[str]:
-    """Chunks/s of the training DataLoader alone, per worker count."""
+def loader_rate(params: Params, source: str, batch: int, workers: int, chunks: int, device) -> float:
+    """Chunks/s of the training DataLoader alone (the dataset and cache params names, seen from the current
+    folder), batches copied to `device`; the first batch, which pays the workers' start, is not timed."""
     from torch.utils.data import DataLoader
 
     from mdxnet.data.sampler import build_train_dataset
     from mdxnet.training.speed import loader_options
 
-    model = build_separator(params, args.source)
-    chunks = args.loader_chunks
-    dataset = build_train_dataset(params, model.chunk_samples, 0, length=chunks * 2)
-    speed = StepSpeed.from_params(params.train.speed)
+    chunk = build_separator(params, source).chunk_samples
+    dataset = build_train_dataset(params, chunk, 0, length=chunks + 2 * batch)
+    options = loader_options(device, workers, StepSpeed.from_params(params.train.speed))
+    loader = DataLoader(dataset, batch_size=batch, num_workers=workers, **options,
+                        generator=torch.Generator().manual_seed(0))
+    seen, began = 0, time.perf_counter()
+    for index, (mixture, _) in enumerate(loader):
+        mixture.to(device, non_blocking=True)
+        if index == 0:
+            began = time.perf_counter()
+            continue
+        seen += mixture.shape[0]
+        if seen >= chunks:
+            break
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return seen / (time.perf_counter() - began)
+
+
+def loader_rows(args, params, device) -> list[str]:
+    pin = StepSpeed.from_params(params.train.speed).pin_memory and device.type == "cuda"
     lines = ["| workers | pin_memory | chunks/s |", "|---|---|---|"]
     for workers in [int(w) for w in args.workers.split(",")]:
-        options = loader_options(device, workers, speed)
-        loader = DataLoader(dataset, batch_size=args.batch, num_workers=workers, **options,
-                            generator=torch.Generator().manual_seed(0))
-        seen, began = 0, None
-        for index, (mixture, _) in enumerate(loader):
-            if index == 0:  # the first batch pays the workers' start
-                began = time.perf_counter()
-                continue
-            if device.type == "cuda":
-                mixture.to(device, non_blocking=True)
-            seen += mixture.shape[0]
-            if seen >= chunks:
-                break
-        rate = seen / (time.perf_counter() - began)
-        lines.append(f"| {workers} | {options['pin_memory']} | {rate:.2f} |")
+        rate = loader_rate(params, args.source, args.batch, workers, args.loader_chunks, device)
+        lines.append(f"| {workers} | {pin} | {rate:.2f} |")
     return lines
 
 
