@@ -78,6 +78,16 @@ def assert_same_step(step, eager):
         torch.testing.assert_close(grad, eager[1][name], rtol=GRAD_RTOL, atol=atol, msg=name)
 
 
+def test_a_run_resumes_across_a_change_of_speed_levers():
+    from mdxnet.training.state import resume_key
+
+    raw = load_params("params.yaml", profile="ci").to_dict()
+    changed = {**raw, "train": {**raw["train"], "speed": {**raw["train"]["speed"], "compile": "default"}}}
+    assert resume_key(raw, "separator/vocals") == resume_key(changed, "separator/vocals")
+    other_lr = {**raw, "train": {**raw["train"], "lr_scale": 2.0}}
+    assert resume_key(raw, "separator/vocals") != resume_key(other_lr, "separator/vocals")
+
+
 def test_the_params_defaults_are_the_eager_step():
     for profile in ("paper", "embedded", "ci", "rehearsal"):
         speed = load_params("params.yaml", profile=profile).train.speed
