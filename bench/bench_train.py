@@ -139,6 +139,7 @@ def lever_rows(args, params, device) -> list[str]:
             memory = f"{peak:.2f}" if peak is not None else "-"
             lines.append(f"| {precision} | {name} | {step:.3f} | {args.batch / step:.2f} | x{baseline / step:.2f} "
                          f"| {memory} |")
+            print(lines[-1], file=sys.stderr, flush=True)  # as it comes: a run cut short keeps its rows
     return ["| precision | lever | s/step | chunks/s | vs eager | peak GiB |", "|---|---|---|---|---|---|", *lines]
 
 
