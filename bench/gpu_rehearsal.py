@@ -10,8 +10,11 @@
    through the `mdxnet` command its Snakemake rule runs (through `snakemake all` itself where Snakemake is
    installed); checks: paper-size parameter counts, estimates as long as their songs, no NaN;
 3. paper-size training throughput: one training step (forward, loss, backward, RMSProp) of each separator at its
-   paper batch size in fp32, bf16 autocast and fp16 autocast + GradScaler (bench_train.py's timing), and the
-   training loop's own samples/s with its DataLoader workers reading the dataset (what a GPU waits for);
+   paper batch size in fp32, bf16 autocast and fp16 autocast + GradScaler (bench_train.py's timing, the loop's
+   own step); per speed lever of params train.speed (channels_last, foreach, cudnn_benchmark, torch.compile,
+   CUDA graphs, all together) in fp16 with the peak memory, for --lever-sources; the DataLoader alone over the
+   rehearsal's songs and augmentation cache per worker count; and the training loop's own samples/s with its
+   DataLoader workers reading the dataset (what a GPU waits for);
 4. paper-size separation speed on CUDA (random weights, a 240 s song, 512-frame trim chunks, batch 2 and 16).
 
 The figures are printed, appended to bench/README.md and, with --json, written as data. Without a CUDA device it
@@ -231,26 +234,77 @@ def check_outputs(project: Path) -> dict:
 
 def training_throughput(torch) -> list[dict]:
     """Seconds per paper-size training step at each source's paper batch, fp32 / bf16 / fp16 + GradScaler."""
-    from bench_train import paper_params, time_steps
+    from bench_train import paper_params, time_lever
 
-    from mdxnet.models import build_separator
-    from mdxnet.training.loop import Amp
+    from mdxnet.training.speed import StepSpeed
 
     params, device, rows = paper_params(), torch.device("cuda"), []
     for source, batch in PAPER_BATCH.items():
-        torch.manual_seed(0)
-        model = build_separator(params, source).to(device).train()
-        seconds = model.chunk_samples / params.sample_rate
-        for mode, enabled, dtype in [("fp32", False, "float16"), ("bf16 autocast", True, "bfloat16"),
-                                     ("fp16 autocast + GradScaler", True, "float16")]:
-            torch.cuda.reset_peak_memory_stats()
-            step = time_steps(model, device, batch, steps=5, warmup=2, amp=Amp(enabled, dtype, device))
+        seconds = params_chunk(params, source) / params.sample_rate
+        for mode, amp_dtype in [("fp32", None), ("bf16 autocast", "bfloat16"),
+                                ("fp16 autocast + GradScaler", "float16")]:
+            step, peak = time_lever(params, source, batch, StepSpeed(), amp_dtype, device, steps=5, warmup=2)
             rows.append({"source": source, "batch": batch, "mode": mode, "s_per_step": step,
                          "samples_per_s": batch / step, "audio_s_per_s": batch * seconds / step,
-                         "peak_gb": torch.cuda.max_memory_allocated() / 1e9})
+                         "peak_gb": peak * 2**30 / 1e9})
             print(f"  train {source} batch {batch} {mode}: {step:.3f} s/step, {batch / step:.1f} samples/s")
-        del model
-        torch.cuda.empty_cache()
+    return rows
+
+
+def params_chunk(params, source: str) -> int:
+    from mdxnet.models import build_separator
+
+    return build_separator(params, source).chunk_samples
+
+
+# The speed levers timed per source (params train.speed, bench_train.LEVERS): max-autotune is left out (its
+# autotuning takes many minutes at this size); `all` is every lever together.
+REHEARSED_LEVERS = ("eager", "channels_last", "foreach", "cudnn_benchmark", "compile", "compile_cudagraphs", "all")
+
+
+def lever_throughput(torch, sources: list[str]) -> list[dict]:
+    """Chunks/s of the training loop's own step per speed lever, fp16 autocast + GradScaler (the recipe's), at
+    each source's paper batch, with the peak memory; ratios against the eager step of the same run."""
+    from bench_train import LEVERS, lever_speed, paper_params, time_lever
+
+    params, device, rows = paper_params(), torch.device("cuda"), []
+    for source in sources:
+        batch, eager = PAPER_BATCH[source], None
+        for name in REHEARSED_LEVERS:
+            speed = lever_speed(name, device)
+            try:
+                step, peak = time_lever(params, source, batch, speed, "float16", device, steps=10, warmup=3)
+            except Exception as err:  # a lever that fails here is a finding, not the end of the phase
+                rows.append({"source": source, "batch": batch, "lever": name, "error": f"{type(err).__name__}: "
+                             f"{str(err)[:300]}"})
+                print(f"  lever {source} {name}: FAILED {rows[-1]['error']}", flush=True)
+                continue
+            eager = eager or step
+            rows.append({"source": source, "batch": batch, "lever": name, "speed": LEVERS.get(name, "all"),
+                         "s_per_step": step, "samples_per_s": batch / step, "x_vs_eager": eager / step,
+                         "peak_gb": peak * 2**30 / 1e9})
+            print(f"  lever {source} batch {batch} {name}: {step:.3f} s/step, {batch / step:.1f} chunks/s, "
+                  f"x{eager / step:.2f}", flush=True)
+    return rows
+
+
+def loader_throughput(torch, project: Path) -> list[dict]:
+    """Chunks/s of the training DataLoader alone over the rehearsal's songs and augmentation cache (paper-size
+    chunks, batches copied to the GPU from pinned memory), per worker count: what the step must not outrun."""
+    from bench_train import loader_rate
+
+    from mdxnet.config import load_params
+
+    here, rows = Path.cwd(), []
+    os.chdir(project)  # the params' data and cache paths are the project's
+    try:
+        params = load_params(Path("params.yaml"), profile="rehearsal")
+        for workers in sorted({0, 4, min(16, os.cpu_count() or 1)}):
+            rate = loader_rate(params, "drums", 8, workers, chunks=128, device=torch.device("cuda"))
+            rows.append({"workers": workers, "batch": 8, "chunks_per_s": rate})
+            print(f"  loader drums batch 8, {workers} workers: {rate:.1f} chunks/s", flush=True)
+    finally:
+        os.chdir(here)
     return rows
 
 
@@ -324,7 +378,8 @@ def markdown(report: dict) -> list[str]:
                   + "; ".join(f"{s['step']} {s['seconds']} s" for s in chain["steps"]),
                   f"- parameters per checkpoint: {chain['parameters']}",
                   f"- estimate lengths (samples): {chain['estimate_frames']}; no NaN"]
-    for key in ["chain_error", "throughput_error", "loop_error", "separation_error", "gpu_tests_error"]:
+    for key in ["chain_error", "throughput_error", "levers_error", "loader_error", "loop_error", "separation_error",
+                "gpu_tests_error"]:
         if key in report:
             lines += [f"- {key.replace('_error', '')} FAILED: {report[key].splitlines()[0][:300]}"]
     if "throughput" in report:
@@ -332,6 +387,17 @@ def markdown(report: dict) -> list[str]:
                   "|---|---|---|---|---|---|---|"]
         lines += [f"| {r['source']} | {r['batch']} | {r['mode']} | {r['s_per_step']:.3f} | {r['samples_per_s']:.1f} "
                   f"| {r['audio_s_per_s']:.1f} | {r['peak_gb']:.1f} |" for r in report["throughput"]]
+    if "levers" in report:
+        lines += ["", "| source | batch | speed lever (fp16 autocast + GradScaler) | s/step | chunks/s | vs eager "
+                  "| peak GPU GB |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['source']} | {r['batch']} | {r['lever']} | "
+                  + (f"failed: {r['error'][:150]} | | | |" if "error" in r else
+                     f"{r['s_per_step']:.3f} | {r['samples_per_s']:.1f} | x{r['x_vs_eager']:.2f} | {r['peak_gb']:.1f} |")
+                  for r in report["levers"]]
+    if "loader" in report:
+        lines += ["", "DataLoader alone (drums, batch 8, the rehearsal's songs and augmentation cache, pinned copies "
+                  "to the GPU): " + "; ".join(f"{r['workers']} workers {r['chunks_per_s']:.1f} chunks/s"
+                                               for r in report["loader"])]
     if "loop" in report:
         lines += ["", f"Training loop (drums, batch 8, fp16 AMP, {report['loop']['workers']} DataLoader workers "
                   f"reading the rehearsal's wav songs): samples/s per 10-step window "
@@ -348,8 +414,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, help="a generated rehearsal dataset (default: `mdxnet data synth`)")
     parser.add_argument("--json", type=Path, help="also write the figures here as JSON")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["tests", "chain", "throughput", "loop",
-                                                                  "separation"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["tests", "chain", "throughput", "levers", "loop",
+                                                                  "loader", "separation"])
+    parser.add_argument("--lever-sources", default="drums,vocals",
+                        help="separators whose step is timed per speed lever (each compiles: ~minutes)")
     parser.add_argument("--no-readme", action="store_true", help="do not append to bench/README.md")
     # a check of this script on a machine without a GPU: the chain alone, on the CPU, at the rehearsal's batch 1
     parser.add_argument("--cpu-check", action="store_true", help=argparse.SUPPRESS)
@@ -372,11 +440,13 @@ def main() -> int:
     # the cost model's figures first: a run cut short (a lease running out) still leaves them
     phases = [("gpu_tests", "tests", lambda: gpu_tests(env)),
               ("throughput", "throughput", lambda: training_throughput(torch)),
+              ("levers", "levers", lambda: lever_throughput(torch, args.lever_sources.split(","))),
               ("separation", "separation", lambda: separation_speed(torch, scratch)),
               ("chain", "chain", lambda: chain(project, env, args.data)),
+              ("loader", "loader", lambda: loader_throughput(torch, project)),
               ("loop", "loop", lambda: loop_throughput(project, env))]
     for key, name, phase in phases:
-        if name in args.skip or (name == "loop" and "chain" not in report):
+        if name in args.skip or (name in ("loop", "loader") and "chain" not in report):
             continue
         print(f"{name}:", flush=True)
         try:

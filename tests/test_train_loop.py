@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from mdxnet.errors import UserError
 from mdxnet.training.ddp import DistContext
 from mdxnet.training.loop import LoopConfig, StepBatches, Trainer, TrainingDiverged, step_indices
 from mdxnet.training.state import capture_rng, restore_rng, resume_key, seed_everything
@@ -211,23 +212,41 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _ddp_worker(rank: int, world: int, port: int, root) -> None:
+def _ddp_worker(rank: int, world: int, port: int, root, batch_size: int) -> None:
     import torch.distributed as tdist
 
     torch.set_num_threads(1)
     tdist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
-        train(root, steps=6, task_kwargs={"batchnorm": False}, dist=DistContext(rank, world))
+        train(root, steps=6, task_kwargs={"batchnorm": False}, dist=DistContext(rank, world), batch_size=batch_size)
     finally:
         tdist.destroy_process_group()
 
 
-def test_ddp_two_gloo_processes_match_one_process(tmp_path):
-    """Each rank trains on half of every batch; averaged gradients give the single-process update."""
-    torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), tmp_path / "ddp"), nprocs=2)
-    train(tmp_path / "single", steps=6, task_kwargs={"batchnorm": False})
+@pytest.mark.parametrize("batch_size", [4, 3])
+def test_ddp_two_gloo_processes_match_one_process(tmp_path, batch_size):
+    """Each rank trains on its share of every batch (3 splits 2+1, each rank's loss weighted by its share);
+    averaged gradients give the single-process update on the whole batch, and the logged loss is its loss."""
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), tmp_path / "ddp", batch_size), nprocs=2)
+    train(tmp_path / "single", steps=6, task_kwargs={"batchnorm": False}, batch_size=batch_size)
     ddp_weights, single = weights(tmp_path / "ddp" / "ckpt" / "last.pt"), weights(tmp_path / "single" / "ckpt" / "last.pt")
     for key in single:
         torch.testing.assert_close(ddp_weights[key], single[key], rtol=1e-5, atol=1e-6)
-    steps = (tmp_path / "ddp" / "live" / "plots" / "metrics" / "loss.tsv").read_text().split()[2::2]
-    assert [int(s) for s in steps] == [2, 4, 6]  # rank 0 alone logged
+    logged = [(tmp_path / run / "live" / "plots" / "metrics" / "loss.tsv").read_text().split()[2:]
+              for run in ("ddp", "single")]
+    assert [int(s) for s in logged[0][::2]] == [2, 4, 6]  # rank 0 alone logged
+    torch.testing.assert_close(torch.tensor([float(v) for v in logged[0][1::2]]),
+                               torch.tensor([float(v) for v in logged[1][1::2]]), rtol=1e-5, atol=0)
+
+
+def test_uneven_shards_cover_the_batch_and_weight_the_loss_by_share():
+    for world, batch in [(3, 8), (2, 3), (4, 16), (3, 3)]:
+        ranks = [DistContext(rank, world) for rank in range(world)]
+        shards = [r.shard(list(range(batch))) for r in ranks]
+        assert sum(shards, []) == list(range(batch))  # contiguous, disjoint, complete
+        assert max(map(len, shards)) - min(map(len, shards)) <= 1
+        assert math.isclose(sum(r.loss_weight(batch) for r in ranks) / world, 1.0)
+    assert [len(DistContext(r, 3).shard(list(range(8)))) for r in range(3)] == [3, 3, 2]  # as DataParallel
+    assert DistContext(0, 2).loss_weight(4) == 1.0
+    with pytest.raises(UserError, match="smaller than the 4 torchrun processes"):
+        DistContext(0, 4).check_batch(3)

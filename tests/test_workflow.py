@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -164,6 +165,49 @@ def test_values_given_outside_params_yaml_are_refused(tmp_path):
     result = run([SNAKEMAKE, "-n", "all", "--config", "sample_rate=22050"], folder, check=False)
     assert result.returncode != 0
     assert "only home of values" in result.stdout + result.stderr
+
+
+def _gpus(vocals: int, device: str = "auto"):
+    def edit(raw):
+        raw["profiles"]["ci"]["train"].update(gpus={"vocals": vocals, "drums": 1, "bass": 1, "other": 1},
+                                              device=device)
+    return edit
+
+
+def _train_job(folder: Path, source: str, *profiles: str) -> tuple[str, dict[str, str]]:
+    """The shell command and resources of the dry-run job training `source`."""
+    out = run([SNAKEMAKE, "-n", "-p", *profiles, "-f", f"models/{source}.pt"], folder).stdout
+    job = re.search(r"rule train_separator:.*?resources: ([^\n]*)\n.*?Shell command: ([^\n]*)", out, re.S)
+    return job.group(2), dict(item.split("=", 1) for item in job.group(1).split(", "))
+
+
+def test_a_separator_on_several_gpus_is_launched_by_torchrun_asking_for_them(tmp_path):
+    """train.gpus N > 1: the rule starts `mdxnet train separator` through torchrun with N processes, and the job
+    asks for N GPUs where train.device is cuda (the SLURM plugin turns gpu=N into --gpus=N); N = 1 runs mdxnet."""
+    folder = make_copy(tmp_path, _gpus(2, "cuda"))
+    command, resources = _train_job(folder, "vocals", "--workflow-profile", "profiles/slurm")
+    assert command.startswith("torchrun --standalone --nproc_per_node 2 --no-python mdxnet --params params.yaml "
+                              "train separator --source vocals ")
+    assert resources["gpu"] == "2"
+    command, resources = _train_job(folder, "drums", "--workflow-profile", "profiles/slurm")
+    assert command.startswith("mdxnet --params params.yaml train separator") and resources["gpu"] == "1"
+    raw = yaml.safe_load((folder / "params.yaml").read_text())
+    raw["profiles"]["ci"]["train"]["device"] = "auto"
+    write_params(folder, raw)
+    assert _train_job(folder, "vocals")[1]["gpu"] == "0"  # auto: no GPU request, still two processes
+
+
+@pytest.mark.slow  # data, augmentation and a 4-step training on 2 CPU processes (~1 min)
+def test_the_workflow_trains_a_separator_in_two_gloo_processes(tmp_path):
+    folder = make_copy(tmp_path, _gpus(2))
+    run([SNAKEMAKE, "--cores", "2", "models/vocals.pt"], folder, env={"OMP_NUM_THREADS": "1"})
+    log = (folder / "logs" / "train" / "vocals.log").read_text()
+    assert log.count("training in 2 processes (torchrun)") == 1, log[-2000:]  # rank 0 alone says it
+    assert "asks for" not in log  # the process count is the one params asks for (mdxnet.training.ddp)
+    model = torch.load(folder / "models" / "vocals.pt", weights_only=True)
+    assert model["step"] == 4 and model["kind"] == "separator"
+    rows = (folder / "dvclive" / "vocals" / "plots" / "metrics" / "loss.tsv").read_text().split()
+    assert rows[:2] == ["step", "loss"] and [int(s) for s in rows[2::2]] == [2, 4]  # rank 0 alone logged
 
 
 def test_lint_is_clean():

@@ -367,6 +367,19 @@ class EarlyStoppingParams(Section):
 
 
 @dataclass(frozen=True)
+class Speed(Section):
+    channels_last: bool = key(BOOLEAN, doc="the separators' convolutions in the channels-last (NHWC) memory layout")
+    compile: str = key(enum("off", "default", "reduce-overhead", "max-autotune"),
+                       doc="torch.compile of the model and loss of a step, in this mode (reduce-overhead: CUDA graphs)")
+    optimizer_impl: str = key(enum("torch", "for_loop", "foreach"),
+                              doc="RMSProp's kernels: torch's choice (foreach on CUDA, for_loop on CPU), or forced")
+    cudnn_benchmark: bool = key(BOOLEAN, doc="cuDNN picks convolution algorithms by timing them (CUDA; needs "
+                                "train.deterministic false: the pick may differ between runs)")
+    pin_memory: bool = key(BOOLEAN, doc="batches in page-locked memory, copied to the GPU asynchronously (CUDA)")
+    prefetch_factor: int = key(POSITIVE_INT, doc="batches each loader worker prepares ahead (num_workers > 0)")
+
+
+@dataclass(frozen=True)
 class Train(Section):
     seed: int = key(INTEGER, doc="seed of training", not_compared="a seed reproduces a random stream only within "
                     "the same code (the authors': 2021, configs/experiment/*.yaml)")
@@ -397,6 +410,11 @@ class Train(Section):
     health: Health = key(doc="collapse check of each trained separator", not_compared="a check of the trained "
                          "separators (mdxnet's own), not a choice of how they are trained")
     device: str = key(DEVICE, doc="where `mdxnet train` runs", not_compared="where training runs")
+    gpus: PerSource = key(PER_SOURCE_POSITIVE_INT, doc="processes (one GPU each) a separator trains on, launched "
+                          "by torchrun; each computes BatchNorm statistics over its share of the batch")
+    speed: Speed = key(doc="how a training step is computed", not_compared="how a training step is computed "
+                       "(memory layout, compilation, optimizer kernels, data loading): the same mathematics, up to "
+                       "float rounding")
     mixer: MixerTrain = key(doc="the Mixer's training")
 
 

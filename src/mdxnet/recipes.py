@@ -21,7 +21,7 @@ Kinds of deviation (`Deviation.kind`):
   sets a choice of method (a `method` row: e.g. the Mixer's init), not a size;
 - edited base value: a base value of params.yaml changed away from the authors' (e.g. `dvc exp run -S ...`);
 - fixed: a deviation of this project that no params key switches (the augmentation tool, the Mixer's validation
-  score, BatchNorm statistics under data parallelism);
+  score);
 - authors' code bug, not reproduced.
 
 Every leaf key of the params is either a row of GOVERNED or declared in mdxnet.config (`key`) with why it is not
@@ -171,6 +171,10 @@ GOVERNED: tuple[Governed, ...] = (
     _row("train.lr_scale", 1.0, authors(f"{_PER_SOURCE} (lr used as given)")),
     _row("train.batch_size", {"vocals": 16, "drums": 8, "bass": 8, "other": 8},
          authors(f"{_EXPERIMENTS} (one batch, split over 4/2/3/2 GPUs by DataParallel)")),
+    _row("train.gpus", {"vocals": 4, "drums": 2, "bass": 3, "other": 2},
+         authors(f"{_EXPERIMENTS} (trainer.gpus '0,1,2,3' / '0,1' / '0,1,2' / '0,1') and configs/trainer/"
+                 "minimal.yaml (accelerator: dp, sync_batchnorm: False: each GPU's BatchNorm statistics over its "
+                 "share of the batch)")),
     _row("train.amp", True, authors("configs/trainer/minimal.yaml (precision: 16, amp_backend: native)")),
     _row("train.amp_dtype", "float16", authors("configs/trainer/minimal.yaml (precision: 16)")),
     # Training length: epochs of the training songs (mdxnet.training.length turns them into steps from the
@@ -284,10 +288,6 @@ FIXED: tuple[Deviation, ...] = (
               "soundstretch (SoundTouch), -speech for vocals", _SOUNDSTRETCH,
               "\"pitch shift and time stretch\", no tool named", paper("Configurations and Training"),
               KIND_FIXED, True, False),
-    Deviation("BatchNorm batch statistics", "the whole batch in one process (each rank's share under torchrun)",
-              "each GPU's share of the batch (DataParallel, sync_batchnorm False)",
-              authors(f"configs/trainer/minimal.yaml (accelerator: dp) and {_EXPERIMENTS} (gpus)"),
-              SILENT, SILENT, KIND_FIXED, True, False),
     Deviation("epoch's last batch (train.unit epochs)", "every step a full batch of train.batch_size chunks, "
               "ceil(epoch / batch) steps per epoch (src/mdxnet/training/length.py)",
               "the last batch of each epoch holds the rest, epoch mod batch chunks (DataLoader drop_last False; "

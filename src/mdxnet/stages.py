@@ -77,14 +77,14 @@ TRAINED = {
         ("train:run_separator",),
         ("sample_rate", "sources", "model", Minus("train", "mixer"), "sampler", *DATA_KEYS, "augment",
          "separate.stitch", "separate.chunk_frames", "separate.overlap", "separate.batch"),
-        per_item=("model.n_fft", "train.lr", "train.batch_size", "separate.overlap"),
+        per_item=("model.n_fft", "train.lr", "train.batch_size", "train.gpus", "separate.overlap"),
     ),
     # the separators' own training settings (learning rate, steps, loss, ...) are not the Mixer's
     "mixer": Stage(
         ("train:run_mixer",),
         ("sample_rate", "sources", "mixer", "model", "separate", *DATA_KEYS, "augment",
-         Minus("train", "loss", "lr", "lr_scale", "batch_size", "max_epochs", "valid_every_epochs", "steps",
-               "valid_every", "health"), "sampler"),
+         Minus("train", "loss", "lr", "lr_scale", "batch_size", "gpus", "max_epochs", "valid_every_epochs",
+               "steps", "valid_every", "health"), "sampler"),
     ),
     "evaluate": Stage(EVALUATE_RUNS, (*SCORING, "model", "mixer", "separate", "evaluate")),
     "blend": Stage(BLEND_RUNS, (*SCORING, "evaluate", "blend"), per_item=("blend.second",), item="${key}"),

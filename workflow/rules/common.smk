@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 from mdxnet import stages
-from mdxnet.config import ParamsError, load_params
+from mdxnet.config import ParamsError, load_params, per_source
 from mdxnet.runs import BASELINE_RUNS, blend_runs, mixer_runs, model_runs, scored_runs
 
 # The one params file. Every rule passes it to `mdxnet --params`, so values given any other way would be
@@ -197,6 +197,25 @@ def gpus(device):
     none for cpu or auto (auto uses a GPU only if the node has one), so a CPU-only cluster never sees a GPU
     request and a GPU cluster gets one per job that needs it."""
     return 1 if device == "cuda" else 0
+
+
+def train_processes(source):
+    """Processes a separator trains on (params train.gpus): torchrun starts them, one GPU each on CUDA."""
+    return int(per_source(P.train.gpus, source))
+
+
+def train_gpus(wildcards):
+    """A separator's job asks for as many GPUs as it starts processes (none unless train.device is cuda)."""
+    return gpus(P.train.device) * train_processes(wildcards.source)
+
+
+def train_launcher(wildcards):
+    """What starts `mdxnet train separator`: itself, or torchrun with train.gpus processes on this node
+    (--standalone: a rendezvous of its own on a free port, so several such jobs share a node)."""
+    processes = train_processes(wildcards.source)
+    if processes == 1:
+        return ""
+    return f"torchrun --standalone --nproc_per_node {processes} --no-python "
 
 
 def evaluate_gpus(wildcards):

@@ -31,7 +31,8 @@ rule augment_all:
 
 
 rule train_separator:
-    """Train the separator of one source; one job per source, on a GPU when train.device is cuda."""
+    """Train the separator of one source; one job per source, in train.gpus processes (torchrun), each on a GPU
+    when train.device is cuda."""
     input:
         report=DATA_CHECK,
         augmented=augment_manifests,
@@ -41,8 +42,9 @@ rule train_separator:
     params:
         file=PARAMS_FILE,
         deps=lambda w: stage_params("train", w.source),
+        launch=train_launcher,
     resources:
-        gpu=gpus(P.train.device),
+        gpu=train_gpus,
     priority: 1
     conda:
         "../envs/mdxnet.yaml"
@@ -51,7 +53,7 @@ rule train_separator:
     benchmark:
         "benchmarks/train/{source}.tsv"
     shell:
-        "mdxnet --params {params.file} train separator --source {wildcards.source}"
+        "{params.launch}mdxnet --params {params.file} train separator --source {wildcards.source}"
         " --out {output.model:q} > {log:q} 2>&1"
 
 

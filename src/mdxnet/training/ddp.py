@@ -1,13 +1,16 @@
 """Data-parallel training with torch's DistributedDataParallel, launched by torchrun.
 
 torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; without them the run is a single process and nothing here does
-anything. Each rank takes a disjoint contiguous shard of every step's batch indices, DDP averages the
-gradients (so the update equals the single-process update on the whole batch, BatchNorm statistics aside),
-and only rank 0 validates, logs and writes files.
+anything. Each rank takes a disjoint contiguous shard of every step's batch indices (the first ranks one item
+more where the batch does not divide: 8 over 3 is 3+3+2, as DataParallel splits it), weights its mean loss by its
+share so that DDP's average of the gradients is the gradient of the whole batch's mean loss (the update equals
+the single-process update on the whole batch, BatchNorm statistics aside: each rank's own, as each of the
+authors' DataParallel GPUs computed them), and only rank 0 validates, logs and writes files.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,6 +18,8 @@ from datetime import timedelta
 import torch
 
 from mdxnet.errors import UserError
+
+log = logging.getLogger(__name__)
 
 # Rank 0 validates on whole tracks while the others wait in the next all-reduce: allow for long validations.
 COLLECTIVE_TIMEOUT = timedelta(hours=2)
@@ -34,15 +39,27 @@ class DistContext:
     def enabled(self) -> bool:
         return self.world > 1
 
+    def _bounds(self, size: int) -> tuple[int, int]:
+        per_rank, rest = divmod(size, self.world)
+        start = self.rank * per_rank + min(self.rank, rest)
+        return start, start + per_rank + (self.rank < rest)
+
     def shard(self, indices: list[int]) -> list[int]:
-        """This rank's contiguous share of one step's batch indices."""
-        per_rank = len(indices) // self.world
-        return indices[self.rank * per_rank : (self.rank + 1) * per_rank]
+        """This rank's contiguous share of one step's batch indices (the first `len % world` ranks one more)."""
+        start, stop = self._bounds(len(indices))
+        return indices[start:stop]
+
+    def loss_weight(self, batch_size: int) -> float:
+        """What this rank's mean loss is multiplied by before backward: DDP averages the ranks' gradients, so
+        world x share / batch makes that average the gradient of the whole batch's mean loss (1 for even shares)."""
+        start, stop = self._bounds(batch_size)
+        return self.world * (stop - start) / batch_size
 
     def check_batch(self, batch_size: int) -> None:
-        if batch_size % self.world:
-            raise UserError(f"batch size {batch_size} is not divisible by the {self.world} torchrun processes: "
-                            "set train.batch_size (or train.mixer.batch_size) in params.yaml to a multiple")
+        if batch_size < self.world:
+            raise UserError(f"batch size {batch_size} is smaller than the {self.world} torchrun processes: set "
+                            "train.batch_size (or train.mixer.batch_size) in params.yaml to at least that, or "
+                            "train.gpus to at most the batch")
 
 
 def resolve_device(choice: str, dist: DistContext) -> torch.device:
@@ -71,6 +88,17 @@ def init_distributed(device_choice: str) -> tuple[DistContext, torch.device]:
     if not tdist.is_initialized():
         tdist.init_process_group(backend=backend, timeout=COLLECTIVE_TIMEOUT)
     return dist, device
+
+
+def check_processes(dist: DistContext, asked: int, key: str) -> None:
+    """A run in another number of processes than params asks for computes other BatchNorm statistics: said
+    loudly (a run by hand may do it on purpose, e.g. one GPU for a profile that names several)."""
+    if dist.is_main and dist.enabled:
+        log.info("training in %d processes (torchrun), each on its share of every batch", dist.world)
+    if dist.is_main and dist.world != asked:
+        log.warning("training in %d process(es) while params.yaml %s asks for %d: each process computes "
+                    "BatchNorm statistics over its share of the batch, so the result differs from a run in %d "
+                    "(the workflow launches %s through torchrun)", dist.world, key, asked, asked, key)
 
 
 def wrap_model(model: torch.nn.Module, dist: DistContext, device: torch.device) -> torch.nn.Module:

@@ -36,9 +36,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from mdxnet.checkpoint import load_checkpoint, save_checkpoint
 from mdxnet.config import Params
 from mdxnet.errors import UserError
-from mdxnet.training import ddp, health
+from mdxnet.training import ddp, health, speed
 from mdxnet.training.ddp import DistContext
 from mdxnet.training.monitor import Monitor
+from mdxnet.training.speed import StepSpeed
 from mdxnet.training.state import capture_rng, restore_rng
 from mdxnet.training.stopping import EarlyStopping
 
@@ -91,8 +92,10 @@ class LoopConfig:
     patience: int | None = None  # train.early_stopping (mdxnet.training.stopping); None: the step budget only
     min_delta: float = 0.0
     deterministic: bool = False  # train.deterministic: cuDNN's deterministic algorithms on CUDA
+    speed: StepSpeed = field(default_factory=StepSpeed)  # train.speed: how a step is computed (same mathematics)
 
     def __post_init__(self):
+        self.speed.check(self.deterministic)
         if self.loss not in LOSSES:
             raise UserError(f"unknown train.loss {self.loss!r} in params.yaml: use one of {sorted(LOSSES)}")
         if self.amp_dtype not in AMP_DTYPES:
@@ -187,17 +190,17 @@ class Trainer:
     def __init__(self, task: TrainingTask, cfg: LoopConfig, dist: DistContext, device: torch.device):
         dist.check_batch(cfg.batch_size)
         self.task, self.cfg, self.dist, self.device = task, cfg, dist, device
-        self.model = task.model.to(device)
-        self.optimizer = torch.optim.RMSprop(self.model.parameters(), lr=cfg.lr, momentum=0.0)
+        self.model = speed.prepare_model(task.model.to(device), cfg.speed)
+        self.optimizer = speed.optimizer(self.model.parameters(), cfg.lr, cfg.speed)
         self.amp = Amp(cfg.amp, cfg.amp_dtype, device)
         self.loss_fn = LOSSES[cfg.loss]
         self.progress = Progress()
         self.stopping = EarlyStopping(cfg.patience, cfg.min_delta)
-        if device.type == "cuda":  # as the authors' Trainer(deterministic=True) under Lightning 1.3.8
-            torch.backends.cudnn.deterministic = cfg.deterministic
-            torch.backends.cudnn.benchmark = False
+        speed.set_backends(device, cfg.deterministic, cfg.speed)
         self._resume()
         self.ddp_model = ddp.wrap_model(self.model, dist, device)
+        self.forward_loss = speed.compiled(self._forward_loss, cfg.speed)
+        self.loss_weight = dist.loss_weight(cfg.batch_size)  # 1 unless the batch splits unevenly over the ranks
 
     # ---- checkpoints -------------------------------------------------------------------------------------
 
@@ -338,13 +341,20 @@ class Trainer:
         # A private generator: the loader must not draw from the global RNG (it would shift resumed runs).
         generator = torch.Generator().manual_seed(self.cfg.seed)
         return DataLoader(self.task.dataset, batch_sampler=sampler, num_workers=self.cfg.num_workers,
-                          pin_memory=self.device.type == "cuda", generator=generator)
+                          generator=generator, **speed.loader_options(self.device, self.cfg.num_workers,
+                                                                      self.cfg.speed))
+
+    def _forward_loss(self, inputs: tuple[torch.Tensor, ...], target: torch.Tensor) -> torch.Tensor:
+        """One step's model and loss (what train.speed.compile compiles)."""
+        with self.amp.autocast():
+            output = self.ddp_model(*inputs)
+        return self.loss_fn(output.float(), target.float())
 
     def _train_step(self, batch: Any, step: int) -> float:
         inputs, target = self.task.prepare(batch, self.device)
-        with self.amp.autocast():
-            output = self.ddp_model(*inputs)
-        loss = self.loss_fn(output.float(), target.float())
+        loss = self.forward_loss(inputs, target)
+        if self.loss_weight != 1:  # this rank's share of an uneven split (mdxnet.training.ddp)
+            loss = loss * self.loss_weight
         value = float(ddp.mean_across_ranks(loss.detach(), self.dist))
         if not math.isfinite(value):
             self._diverged(step + 1, f"the loss is {value}")

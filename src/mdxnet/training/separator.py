@@ -20,6 +20,7 @@ from mdxnet.training.length import (
     training_samples,
 )
 from mdxnet.training.loop import Amp, LoopConfig, Trainer
+from mdxnet.training.speed import StepSpeed
 from mdxnet.training.state import resume_key, seed_everything
 from mdxnet.training.validation import (
     ValidTrack,
@@ -106,6 +107,7 @@ def shared_loop_settings(train: Train) -> dict:
         patience=train.early_stopping.patience,
         min_delta=float(train.early_stopping.min_delta),
         deterministic=bool(train.deterministic),
+        speed=StepSpeed.from_params(train.speed),
     )
 
 
@@ -118,6 +120,7 @@ def train_separator(params: Params, source: str, out: Path, *, device: str = "au
                     live_dir: Path | None = None):
     dist, torch_device = ddp.init_distributed(device)
     try:
+        ddp.check_processes(dist, int(per_source(params.train.gpus, source)), f"train.gpus.{source}")
         songs = training_samples(params) if params.train.unit == "epochs" else None
         length = separator_length(params, source, separator_chunk(params, source), songs)
         cfg = separator_config(params.train, source, out, live_dir, steps,

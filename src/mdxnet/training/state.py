@@ -19,8 +19,9 @@ from mdxnet.config import Params, as_plain
 from mdxnet.digest import file_sha256
 
 # Values that may change between a run and its resumption without changing the result up to the old end.
+# The step budget, and how a step is computed (train.speed: the same mathematics), may change and the run resume.
 RESUME_INSENSITIVE_KEYS = (("train", "steps"), ("train", "mixer", "steps"), ("train", "max_epochs"),
-                           ("train", "mixer", "max_epochs"))
+                           ("train", "mixer", "max_epochs"), ("train", "speed"))
 
 
 def seed_everything(seed: int) -> None:
