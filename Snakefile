@@ -66,7 +66,7 @@ rule all:
         rules.report.output,
         # Snakemake reruns a job for a missing output only when a target asks for that file or a job downstream
         # has to run anyway: a per-track score deleted, or lost to a scoring job killed after Snakemake had
-        # removed its old output, was never rebuilt while the summary and table stood (issue 24 item 9). Named
+        # removed its old output, was never rebuilt while the summary and table stood. Named
         # here, a missing one is rebuilt, and its summary and the table after it. The stored estimates are left
         # out on purpose: deleted to free disk, they would otherwise cost a separation of every song again.
         lambda w: evaluation_files(RUNS),

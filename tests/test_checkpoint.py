@@ -122,7 +122,7 @@ class _RunsCode:
 
 @pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
 def test_a_checkpoint_pickling_code_is_refused_naming_the_type(tmp_path, zip_format):
-    """Issue 24 relcheck: refused unread, but the message was torch's, advising `weights_only=False` (which would
+    """refused unread, but the message was torch's, advising `weights_only=False` (which would
     run the file's code) and never saying what the file holds."""
     evil = tmp_path / "vocals.pt"
     torch.save({"model": _RunsCode()}, evil, _use_new_zipfile_serialization=zip_format)
@@ -184,7 +184,7 @@ def test_regenerated_results_do_not_make_the_checkout_dirty(tmp_path, monkeypatc
 
 
 def test_a_model_is_refused_at_another_rate_than_it_was_trained_at(saved, params, tmp_path):
-    """Issue 24 item 3: `sample_rate: 22050` in params ran the 44.1 kHz models at that rate, exit 0. The rate of
+    """`sample_rate: 22050` in params ran the 44.1 kHz models at that rate, exit 0. The rate of
     the params a checkpoint was trained with is compared with the rate it is about to run at, before anything
     is separated or exported."""
     from mdxnet.inference.separation import SeparationPipeline

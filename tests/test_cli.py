@@ -1,5 +1,5 @@
 """The command line stays light: building the parser (every `mdxnet ...` call, `--help`, the workflow's
-`mdxnet data list` at parse time) must not import torch, which costs ~1 s per call (issue 25: the command
+`mdxnet data list` at parse time) must not import torch, which costs ~1 s per call (the command
 modules keep their library imports inside the run_* functions for this reason)."""
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ def test_absent_dataset_exits_2(tmp_path, capsys):
     assert "mdxnet data synth" in capsys.readouterr().err
 
 
-# ---- links that lead nowhere (issue 24 item 8) ---------------------------------------------------------------
+# ---- links that lead nowhere -----------------------------------------------------------------------------------------
 
 
 def test_stem_that_is_a_symlink_loop_is_a_problem_not_a_traceback(broken_copy, params, capsys):
@@ -154,7 +154,7 @@ def test_a_track_that_is_a_broken_link_is_a_problem(broken_copy, params):
 
 
 def test_stem_files_are_held_to_their_own_aac_tolerance(synth_dataset, tmp_path, params):
-    """MUSDB18 layout (issue 23 item 1): AAC streams sum to the mixture only approximately, so stem files meet
+    """MUSDB18 layout: AAC streams sum to the mixture only approximately, so stem files meet
     data.check.stem_mix_snr_db, not the wav threshold; a stricter tolerance fails naming its key."""
     from mdxnet.data.synth import encode_stem_file
 

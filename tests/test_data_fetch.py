@@ -182,7 +182,7 @@ class _Refusing(BaseHTTPRequestHandler):
 
 @pytest.mark.parametrize("name", ["redirect.zip", "missing.zip"])
 def test_an_http_refusal_names_the_url_setting_to_check(tmp_path, name):
-    """Issue 24 relcheck: `HTTP 302 Found - Redirection to url 'file:///etc/passwd' is not allowed` named no fix."""
+    """`HTTP 302 Found - Redirection to url 'file:///etc/passwd' is not allowed` named no fix."""
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:

@@ -235,7 +235,7 @@ def test_validation_tracks(synth_dataset, params):
 
 
 def test_stem_files_train_from_their_decoded_wavs(synth_dataset, params, tmp_path):
-    """MUSDB18 layout (issue 23 item 1): a training .stem.mp4 is decoded once into data.decoded_root, the chunks
+    """MUSDB18 layout: a training .stem.mp4 is decoded once into data.decoded_root, the chunks
     hold exactly what load_track reads from the stem file (musdb's 16-bit values), and a later build reuses the
     decoded wavs until the stem file changes."""
     import os

@@ -92,7 +92,7 @@ def test_planned_names_match_the_generated_split(synth_dataset, params, capsys):
 
 
 def test_musdb18_layout_writes_stem_files_once(tmp_path, params, synth_dataset):
-    """data.dataset: musdb18 (issue 23 item 1): <root>/{train,test}/<name>.stem.mp4 with five streams, the wav
+    """data.dataset: musdb18: <root>/{train,test}/<name>.stem.mp4 with five streams, the wav
     tracks kept aside in the hidden staging folder (here the session dataset, so nothing is rendered again), wav
     track folders of an earlier generation at the same root removed, and a rerun encodes nothing."""
     from mdxnet.data.musdb import read_dataset_file

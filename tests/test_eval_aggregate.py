@@ -119,7 +119,7 @@ def test_empty_folder_is_a_user_error(tmp_path):
 
 
 def test_a_track_file_that_scores_no_source_is_refused(scores_dir, tmp_path):
-    """Issue 24 item 12: a per-track JSON with `"targets": []` was counted as a track."""
+    """a per-track JSON with `"targets": []` was counted as a track."""
     import shutil
 
     folder = tmp_path / "scores"

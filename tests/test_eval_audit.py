@@ -179,7 +179,7 @@ BAD_CLAIMS = [
     ("claimed.md", b"no table here\n", "holds no pipe table"),
     ("per-track/Song.json", b'{"targets": [{"name": "vocals", "frames": [{"metrics": {}}]}]}', "malformed"),
     ("missing.json", None, "not found"),
-    # issue 24 item 11: a table without a usable row suggested --claimed-row, which cannot help
+    # a table without a usable row suggested --claimed-row, which cannot help
     ("claimed.csv", b"method,voice,drum\ntheirs,9,7\n", "no row with an SDR number in each of the columns"),
 ]
 
@@ -206,7 +206,7 @@ def test_bad_claimed_file_fails_before_scoring_and_leaves_nothing(flawed, tmp_pa
     assert not (tmp_path / "out").exists() and not (flawed["estimates"] / "audit.json").exists()
 
 
-# ---- issue 24 item 11 --------------------------------------------------------------------------------------------
+# ---- claimed tables without a usable row -----------------------------------------------------------------------------
 def test_a_silent_or_all_nan_stem_is_flagged_and_the_other_tracks_are_scored(stems, tmp_path, fast_eval_params_file,
                                                                             capsys):
     """One silent stem aborted the whole audit, with no report and a message naming neither track nor file."""

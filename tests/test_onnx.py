@@ -117,7 +117,7 @@ def _cached(tmp_path, source="vocals", weights=b"vocals weights", seed=0):
 
 
 def test_a_cache_entry_is_used_only_when_its_metadata_names_its_checkpoint(tmp_path, caplog):
-    """Issue 24 item 2: the cache was trusted by file name. A file of another source (drums' export copied to
+    """the cache was trusted by file name. A file of another source (drums' export copied to
     vocals' name) or of another checkpoint is exported again, with a warning; the right one is used as it is."""
     from mdxnet.inference import onnx_export
 
@@ -142,7 +142,7 @@ def test_a_cache_entry_is_used_only_when_its_metadata_names_its_checkpoint(tmp_p
 
 
 def test_a_truncated_cache_entry_is_exported_again(tmp_path, caplog):
-    """Issue 24 item 6: a cut-short cache file raised InvalidProtobuf on every later run until deleted by hand."""
+    """a cut-short cache file raised InvalidProtobuf on every later run until deleted by hand."""
     from mdxnet.inference import onnx_export
 
     checkpoint, model = _cached(tmp_path)

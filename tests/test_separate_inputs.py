@@ -361,7 +361,7 @@ def test_failed_group_write_leaves_no_file_and_no_folder(tmp_path, monkeypatch):
     assert all_files(tmp_path / "out2") == [old] and old.read_bytes() == b"previous result"
 
 
-# ---- issue 24 items 13 and 14: late checks and tracebacks ----------------------------------------------------
+# ---- late checks and tracebacks --------------------------------------------------------------------------------------
 
 
 def test_six_channel_96k_song_is_refused_before_any_model_loads(tiny, tmp_path, capsys):

@@ -557,7 +557,7 @@ def test_separate_peak_memory_does_not_grow_with_song_length(tmp_path):
 
 
 def test_an_onnx_cache_that_cannot_be_written_is_named_before_the_models_load(params, tmp_path, monkeypatch):
-    """Issue 24 item 13: an unwritable ONNX cache folder gave a traceback, after the models had loaded."""
+    """an unwritable ONNX cache folder gave a traceback, after the models had loaded."""
     import mdxnet.inference.separation
 
     init_models(tmp_path / "models", params, seed=1)
@@ -576,7 +576,7 @@ def test_an_onnx_cache_that_cannot_be_written_is_named_before_the_models_load(pa
 
 
 def test_models_given_as_a_file_is_named(params, tmp_path, repo_root, capsys):
-    """Issue 24 item 13: `--models models/vocals.pt` said the folder does not exist."""
+    """`--models models/vocals.pt` said the folder does not exist."""
     init_models(tmp_path / "models", params, seed=1)
     song = tmp_path / "song.wav"
     sf.write(song, np.zeros((44100, 2), dtype=np.float32), 44100)

@@ -267,7 +267,7 @@ def test_onnx_shape_against_given_settings(tmp_path, params, ci_params_file, tin
         imported_onnx_separator(tmp_path / "o", "vocals", ci)
 
 
-# ---- files that import but would not run (issue 24 item 10) ----------------------------------------------------
+# ---- files that import but would not run ----------------------------------------------------
 def test_weights_with_nan_are_refused_at_import(tmp_path, params, tiny):
     weight = torch.randn(8, 10)
     weight[3, 4] = float("nan")
