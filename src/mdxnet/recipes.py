@@ -53,7 +53,7 @@ KIND_FIXED = "fixed (not a param)"
 KIND_BUG = "authors' code bug, not reproduced"
 KIND_EDITED = "edited base value (not the authors')"
 KIND_SCORING = "mdxnet default (scoring; cross-checked)"
-KIND_STAND_IN = "mdxnet default (a stand-in second system, not Demucs)"
+KIND_STAND_IN = "mdxnet default (a stand-in second system, instead of or beside Demucs)"
 KIND_EQUAL = "equal to both"  # shown with --all only: a governed value that differs from neither reference
 
 
