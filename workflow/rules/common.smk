@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from mdxnet import stages
 from mdxnet.config import ParamsError, load_params
+from mdxnet.inference.demucs import model_file as demucs_model_file
 from mdxnet.runs import (
     BASELINE_RUNS,
     DEMUCS_FOLDER,
@@ -95,7 +96,7 @@ BLEND_RUNS = blend_runs(P.blend.second, MODEL_RUNS)
 RUNS = scored_runs(MODEL_RUNS, BLEND_RUNS)
 USES_DEMUCS = DEMUCS_FOLDER in BLEND_RUNS.values()
 # the Demucs model file of params blend.demucs, downloaded once into its cache
-DEMUCS_MODEL = f"{P.blend.demucs.cache.rstrip('/')}/{P.blend.demucs.url.rstrip('/').rsplit('/', 1)[-1]}"
+DEMUCS_MODEL = demucs_model_file(P.blend.demucs).as_posix()
 # Augmentation and training (`priority: 1`) are the critical path; the baselines need no model, so their
 # scoring jobs wait and fill the cores training leaves idle (e.g. while the Mixer trains on one core).
 

@@ -102,8 +102,12 @@ rule demucs_model:
         file=PARAMS_FILE,
         url=P.blend.demucs.url,
         sha256=P.blend.demucs.sha256,
+    conda:
+        "../envs/mdxnet.yaml"
     log:
         "logs/demucs/model.log",
+    benchmark:
+        "benchmarks/demucs/model.tsv"
     shell:
         "mdxnet --params {params.file} evaluate demucs-model -o {output:q} > {log:q} 2>&1"
 
@@ -140,8 +144,12 @@ rule demucs_estimates:
     input:
         lambda w: [f for t in sorted(test_songs()) for f in run_estimates("demucs", t)] if USES_DEMUCS else [],
     localrule: True
+    conda:
+        "../envs/mdxnet.yaml"
+    log:
+        "logs/demucs/estimates.log",
     shell:
-        f"mkdir -p {ESTIMATES}/demucs"
+        f"mkdir -p {ESTIMATES}/demucs > {{log:q}} 2>&1"
 
 
 rule blend_track:
