@@ -18,7 +18,7 @@ all: setup
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt pyproject.toml scripts/setup.sh
+$(VENV)/.installed: requirements.txt requirements-demucs.txt pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
 
 test: setup

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # slurm-wlm and munge: the one-node cluster of scripts/local-slurm.sh, so that tests/test_slurm.py runs in CI
-APT_PACKAGES=(ffmpeg rubberband-cli fluidsynth fluid-soundfont-gm espeak-ng slurm-wlm munge)
+# gcc and python3-dev: diffq (Demucs' dependency, requirements-demucs.txt) is built from source
+APT_PACKAGES=(ffmpeg rubberband-cli fluidsynth fluid-soundfont-gm espeak-ng slurm-wlm munge gcc python3-dev)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -21,5 +22,8 @@ PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -r requirements.txt
+# Demucs v2 without its declared torchaudio (see requirements-demucs.txt)
+.venv/bin/python -m pip install -q --no-deps -r requirements-demucs.txt
+.venv/bin/python -c "import demucs.model, demucs.utils"
 .venv/bin/python -m pip install -q --no-deps -e .
 touch .venv/.installed

@@ -200,6 +200,13 @@ def test_reference_rows_hold_the_paper_numbers():
     assert paper_row("no-mixer", ARXIV).sdr == {"vocals": 8.81, "drums": 6.52, "bass": 7.65, "other": 5.70}
     assert paper_row("mixer", ARXIV).sdr == {"vocals": 8.91, "drums": 7.07, "bass": 7.33, "other": 5.81}
     assert paper_row("no-mixer", WORKSHOP).sdr == {"vocals": 8.91, "drums": 6.86, "bass": 7.30, "other": 6.18}
+    # the Demucs blends: with the Mixer (both versions' last row), without it (arXiv's "v2 + Demucs" only); a blend
+    # with any other second system compares with no paper row
+    assert paper_row("blend-demucs", WORKSHOP).sdr == {"vocals": 8.99, "drums": 7.69, "bass": 7.62, "other": 6.56}
+    assert paper_row("blend-demucs", ARXIV).sdr == {"vocals": 9.00, "drums": 7.33, "bass": 7.86, "other": 5.95}
+    assert paper_row("blend-no-mixer-demucs", ARXIV).sdr == {"vocals": 8.80, "drums": 7.14, "bass": 8.11,
+                                                             "other": 5.90}
+    assert paper_row("blend-no-mixer-demucs", WORKSHOP) is None and paper_row("blend-mixer-conv", ARXIV) is None
     assert paper_row("mixer", WORKSHOP).sdr == {"vocals": 8.88, "drums": 7.09, "bass": 7.38, "other": 6.29}
     assert all(row.verified for row in REFERENCE_ROWS)
 

@@ -14,7 +14,7 @@ import yaml
 
 from mdxnet import recipes
 from mdxnet.cli import main
-from mdxnet.config import load_params
+from mdxnet.config import from_resolved, load_params
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = REPO / "params.yaml"
@@ -29,8 +29,9 @@ def _deviations(recipe: str, profile: str = "paper") -> list[recipes.Deviation]:
 
 
 def _recipe_kind(row: recipes.Deviation) -> bool:
-    """A deviation the recipe decides (not the scale, not a fixed one, not a bug)."""
-    return row.key in GOVERNED and not row.kind.startswith(SCALE_KINDS)
+    """A deviation the recipe decides (not the scale, not a fixed one, not a bug, not the stand-in second system
+    of the base values)."""
+    return row.key in GOVERNED and not row.kind.startswith(SCALE_KINDS) and row.kind != recipes.KIND_STAND_IN
 
 
 def _governed_keys_set_by(overlay: dict) -> set[str]:
@@ -61,6 +62,31 @@ def test_paper_recipe_differs_from_the_authors_by_the_loss_only_and_never_from_t
     loss = next(row for row in rows if row.key == "train.loss")
     assert loss.kind == recipes.KIND_PAPER and loss.paper_source.startswith("paper §")
     assert loss.value == "l1" and loss.authors == "mse"
+
+
+DEMUCS_SETTINGS = ("version", "model", "sha256", "split", "overlap", "shifts", "normalise")
+
+
+def test_every_demucs_setting_and_the_second_system_are_compared_with_the_authors_submission():
+    params = load_params(PARAMS, profile="paper", recipe="authors")
+    rows = {row.key: row for row in recipes.deviations(params, RAW, equal=True)}
+    for name in DEMUCS_SETTINGS:
+        row = rows[f"blend.demucs.{name}"]
+        assert row.kind == recipes.KIND_EQUAL and row.authors_source.startswith(recipes.SUBMISSION), name
+    # the base values blend with a stand-in: listed as such, against the authors' Demucs
+    second = rows["blend.second"]
+    assert second.kind == recipes.KIND_STAND_IN and second.from_authors
+    assert second.value == "mixer-conv: estimates/mixer-conv" and "Demucs v2" in second.authors
+    # the authors' second system, Demucs run here, leaves no row; a changed setting is one, named
+    values = params.to_dict()
+    values["blend"]["second"] = {"demucs": "estimates/demucs"}  # replaced, not merged
+    edited = from_resolved(values, "test").replace({"blend": {"demucs": {"overlap": 0.25, "shifts": 1,
+                                                                         "normalise": "mono"}}})
+    rows = {row.key: row for row in recipes.deviations(edited, RAW)}
+    assert "blend.second" not in rows
+    assert {key for key in rows if key.startswith("blend.")} == {"blend.demucs.overlap", "blend.demucs.shifts",
+                                                                 "blend.demucs.normalise"}
+    assert rows["blend.demucs.normalise"].value == "mono" and rows["blend.demucs.normalise"].authors == "stereo"
 
 
 def test_mdxnet_recipe_lists_its_opt_ins():

@@ -76,11 +76,33 @@ def planned_jobs(folder: Path, *targets: str) -> dict[str, list[str]]:
     return jobs
 
 
+def tiny_demucs(folder: Path) -> dict:
+    """A random-weight Demucs v2 of the authors' class (demucs.model.Demucs; 4 channels, depth 2, no LSTM) saved
+    as a state dict under `folder`: the blend.demucs values that download it (file://) and check its sha256."""
+    import hashlib
+
+    import torch
+    from demucs.model import Demucs
+
+    torch.manual_seed(0)
+    model = Demucs(sources=["drums", "bass", "other", "vocals"], channels=4, depth=2, lstm_layers=0)
+    path = folder / "demucs-tiny.th"
+    torch.save(model.state_dict(), path)
+    return {"url": path.as_uri(), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:8]}
+
+
 @pytest.fixture(scope="module")
 def ci_run(tmp_path_factory, stempeg_clip):
-    """The whole chain on the ci profile in a fresh git repository, run once for the tests below."""
-    folder = make_copy(tmp_path_factory.mktemp("ci") / "project",
-                       lambda raw: raw["profiles"]["ci"]["data"].update(extra_test=[str(stempeg_clip)]))
+    """The whole chain on the ci profile in a fresh git repository, run once for the tests below. Its second
+    systems: the stand-in (the conv Mixer) and Demucs v2, a tiny random-weight one downloaded from a file URL."""
+    demucs_model = tiny_demucs(tmp_path_factory.mktemp("demucs"))
+
+    def edit(raw):
+        raw["profiles"]["ci"]["data"].update(extra_test=[str(stempeg_clip)])
+        raw["blend"]["second"] = {"mixer-conv": "estimates/mixer-conv", "demucs": "estimates/demucs"}
+        raw["blend"]["demucs"].update(demucs_model)
+
+    folder = make_copy(tmp_path_factory.mktemp("ci") / "project", edit)
     run(["git", "init", "-q"], folder)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init"], folder)
     run(["git", "add", "-A"], folder)
@@ -248,12 +270,13 @@ def dvc_stages(pipeline: str = "dvc.yaml") -> dict:
 
 
 @pytest.mark.parametrize("pipeline", PIPELINES)
-def test_every_dvc_stage_runs_one_snakemake_target(pipeline):
+def test_every_dvc_stage_runs_snakemake_targets_only(pipeline):
     for name, stage in dvc_stages(pipeline).items():
         stage = stage.get("do", stage)
         # no options: the cores and the rest come from profiles/default, so changing them there does
-        # not change every stage's command (which DVC would take as a reason to rerun them all)
-        assert re.fullmatch(r"snakemake \S+", stage["cmd"]), f"stage {name}: {stage['cmd']}"
+        # not change every stage's command (which DVC would take as a reason to rerun them all); a blend stage
+        # names its two runs' summaries
+        assert re.fullmatch(r"snakemake( [^-\s]\S*)+", stage["cmd"]), f"stage {name}: {stage['cmd']}"
 
 
 def test_dvc_yaml_is_generated_from_the_stage_declaration(tmp_path):
@@ -341,6 +364,7 @@ def test_dvc_paths_are_the_workflows_paths():
 
 # ---- the keys each stage reads are the keys mdxnet.stages declares for it -----------------------------------------
 MODEL_RUNS = ("mixer", "no-mixer", "mixer-conv")
+BLENDS = ("blend-mixer-conv", "blend-no-mixer-mixer-conv", "blend-demucs", "blend-no-mixer-demucs")
 
 
 def stage_of(argv: list[str]) -> tuple[str, str | None]:
@@ -358,11 +382,15 @@ def stage_of(argv: list[str]) -> tuple[str, str | None]:
         return "evaluate", None
     if command == "evaluate" and rest[0] == "blend":
         return "blend", rest[rest.index("--name") + 1]
+    if command == "evaluate" and rest[0] in ("demucs", "demucs-model"):
+        return "demucs", None
     if command == "evaluate" and rest[0] in ("track", "aggregate"):
+        from mdxnet.runs import second_name
+
         out = Path(rest[rest.index("-o") + 1])  # <run>/test/<track>.json or <run>/summary.json
         run = out.parents[1].name if rest[0] == "track" else out.parent.name
         if run.startswith("blend-"):
-            return "blend", run.removeprefix("blend-")
+            return "blend", second_name(run)
         return ("evaluate" if run in MODEL_RUNS else "baselines"), None
     if command in ("report", "render", "metrics"):  # `mdxnet render` and `mdxnet metrics` run in the report rule
         return "report", None
@@ -381,7 +409,7 @@ def test_every_command_reads_only_keys_its_stage_declares(ci_run):
 
     records = [json.loads(line) for line in ci_run["trace"].read_text().splitlines()]
     stages = {stage_of(record["argv"])[0] for record in records}
-    assert {"data", "augment", "train", "mixer", "evaluate", "blend", "baselines", "report"} <= stages
+    assert {"data", "augment", "train", "mixer", "evaluate", "demucs", "blend", "baselines", "report"} <= stages
     problems = []
     for record in records:
         stage, item = stage_of(record["argv"])
@@ -411,7 +439,7 @@ def test_ci_chain_ends_with_the_results_table(ci_run):
     assert provenance["profile"] == "ci" and provenance["params_hash"] in table
     assert "torch" in provenance["packages"]
     # one evaluation job per test song and run: the generated song and the extra real stem file
-    for run_name in ("mixer", "no-mixer", "mixer-conv", "blend-mixer-conv", "mixture", "irm"):
+    for run_name in ("mixer", "no-mixer", "mixer-conv", *BLENDS, "mixture", "irm"):
         names = sorted(p.stem for p in (folder / "evaluation" / run_name / "test").glob("*.json"))
         assert names == ["The Easton Ellises - Falcon 69", "synth003"]
         summary = json.loads((folder / "evaluation" / run_name / "summary.json").read_text())
@@ -454,11 +482,41 @@ def test_each_test_song_is_separated_once_for_every_model_run(ci_run):
     assert "| this run: with conv Mixer (mdxnet's own) |" in table
     assert "blend: this run's Mixer x b + mixer-conv x (1 - b), b = vocals 0.9, drums 0.5, bass 0.5, other 0.7" in table
     crosscheck = json.loads((folder / "results/table.json").read_text())["provenance"]["crosscheck"]
-    assert set(crosscheck) == {"mixer", "no-mixer", "mixer-conv", "blend-mixer-conv", "mixture", "irm"}
+    assert set(crosscheck) == {"mixer", "no-mixer", "mixer-conv", *BLENDS, "mixture", "irm"}
     assert all(c["max_abs_diff_db"] <= 1e-3 for c in crosscheck.values())
     assert "museval cross-check" in table
     for run_name in crosscheck:
         assert json.loads((folder / "evaluation" / run_name / "summary.json").read_text())["crosscheck"]
+
+
+@pytest.mark.slow  # the ci chain first (~1.5 min)
+def test_demucs_runs_once_per_song_and_both_demucs_blends_are_rows(ci_run, capsys):
+    """Demucs v2 (a tiny random one here) is downloaded once (sha256 prefix checked), run once per test song as
+    params blend.demucs says, and blended with the Mixer's output (the paper's row) and with the separators'
+    (arXiv's "v2 + Demucs"); each Demucs setting is a row of the deviations table."""
+    folder = ci_run["folder"]
+    params = yaml.safe_load((folder / "params.yaml").read_text())["blend"]["demucs"]
+    assert [p.name for p in (folder / "resources/demucs").iterdir()] == ["demucs-tiny.th"]
+    songs = ["The Easton Ellises - Falcon 69", "synth003"]
+    assert sorted(p.name for p in (folder / "estimates/demucs/test").iterdir()) == songs
+    assert sorted(p.name for p in (folder / "logs/demucs").iterdir()) == sorted(["model.log", *(f"{s}.log" for s in songs)])
+    document = json.loads((folder / "results/table.json").read_text())
+    rows = {row["version"]: row for row in document["rows"] if row["kind"] == "this run"}
+    assert rows["blend-demucs"]["method"].startswith("this run: blend: this run's Mixer x b + demucs x (1 - b)")
+    assert rows["blend-no-mixer-demucs"]["method"].startswith(
+        "this run: blend: this run's separators (no Mixer) x b + demucs x (1 - b)")
+    assert rows["blend-demucs"]["compared_with"] == "KUIELAB-MDX-Net + Demucs v2 (blend)"  # the workshop paper's
+    assert rows["blend-no-mixer-demucs"]["compared_with"] is None  # a row of the arXiv version only
+    assert rows["blend-mixer-conv"]["compared_with"] is None  # a stand-in is compared with no paper row
+    table = (folder / "results/table.md").read_text()
+    shown = [line for line in table.splitlines() if "demucs" in line.lower()]
+    deviations = {row["key"]: row for row in document["provenance"]["deviations"]["rows"]}
+    for key in ("version", "model", "split", "overlap", "shifts", "normalise"):
+        assert f"blend.demucs.{key}" not in deviations  # the authors' values (--all lists them as equal)
+    assert deviations["blend.demucs.sha256"]["value"] == params["sha256"]  # the tiny model is not the authors'
+    assert deviations["blend.second"]["kind"].startswith("mdxnet default")
+    with capsys.disabled():
+        print("\nci chain, the Demucs rows of results/table.md:\n" + "\n".join(shown))
 
 
 @pytest.mark.slow  # the ci chain first (~1.5 min)
@@ -502,8 +560,9 @@ def test_one_learning_rate_reruns_its_separator_the_mixer_and_evaluation_only(ci
     assert sorted(w.split(",")[0] for w in jobs.pop("mix_track")) == ["mixer=mixer"] * 2 + ["mixer=mixer-conv"] * 2
     evaluated = sorted(w.split(",")[0] for w in jobs.pop("evaluate_track"))
     assert evaluated == ["run=mixer"] * 2 + ["run=mixer-conv"] * 2 + ["run=no-mixer"] * 2
-    assert sorted(w.split(",")[0] for w in jobs.pop("blend_track")) == ["run=blend-mixer-conv"] * 2
-    assert sorted(jobs.pop("aggregate")) == ["run=blend-mixer-conv", "run=mixer", "run=mixer-conv", "run=no-mixer"]
+    # every blend reads the Mixer's or the separators' estimates; Demucs' own estimates stand (no demucs_track)
+    assert sorted(w.split(",")[0] for w in jobs.pop("blend_track")) == sorted(f"run={b}" for b in BLENDS * 2)
+    assert sorted(jobs.pop("aggregate")) == sorted(f"run={r}" for r in (*BLENDS, "mixer", "mixer-conv", "no-mixer"))
     assert sorted(jobs) == ["all", "report"]
     # a value of another profile changes nothing that this profile uses
     raw["train"]["lr"]["vocals"] = 2.0e-4
@@ -552,9 +611,10 @@ def test_blend_second_systems_add_runs_and_bad_folders_stop_before_scoring(ci_ru
     shutil.copytree(folder / "estimates/no-mixer/test/The Easton Ellises - Falcon 69",
                     other / "test/The Easton Ellises - Falcon 69")
     jobs = planned_jobs(folder, "all")
-    assert sorted(jobs.pop("blend_track")) == [f"run=blend-other, track={t}" for t in
-                                               ("The Easton Ellises - Falcon 69", "synth003")]
-    assert jobs.pop("aggregate") == ["run=blend-other"] and sorted(jobs) == ["all", "report"]
+    assert sorted(jobs.pop("blend_track")) == [f"run={r}, track={t}" for r in ("blend-no-mixer-other", "blend-other")
+                                               for t in ("The Easton Ellises - Falcon 69", "synth003")]
+    assert sorted(jobs.pop("aggregate")) == ["run=blend-no-mixer-other", "run=blend-other"]
+    assert sorted(jobs) == ["all", "report"]
 
     raw["profiles"]["ci"]["blend"] = {"second": {"x": "elsewhere"}}
     write_params(folder, raw)
@@ -603,7 +663,7 @@ def test_dvc_repro_and_experiments(ci_run, tmp_path):
 
     result = run([DVC, "exp", "run", "-S", "train.lr.vocals=5e-05"], folder)
     ran = sorted(re.findall(r"Running stage '([^']+)'", result.stdout))
-    assert ran == ["blend@mixer-conv", "evaluate", "mixer", "report", "train@vocals"]
+    assert ran == ["blend@demucs", "blend@mixer-conv", "evaluate", "mixer", "report", "train@vocals"]
     shown = json.loads(run([DVC, "exp", "show", "--json"], folder).stdout)
     experiments = [rev for entry in shown for exp in (entry.get("experiments") or []) for rev in exp["revs"]]
     lrs = [rev["data"]["params"]["params.yaml"]["data"]["train"]["lr"]["vocals"] for rev in experiments]
@@ -687,8 +747,11 @@ def test_a_code_change_reruns_exactly_the_steps_it_can_affect(ci_run, tmp_path):
     assert "separate_track" not in jobs
     assert len(jobs.pop("mix_track")) == 4
     assert sorted(w.split(",")[0] for w in jobs.pop("evaluate_track")) == ["run=mixer"] * 2 + ["run=mixer-conv"] * 2
-    assert len(jobs.pop("blend_track")) == 2
-    assert sorted(jobs.pop("aggregate")) == ["run=blend-mixer-conv", "run=mixer", "run=mixer-conv"]
+    # the blends of the Mixers' outputs (the conv Mixer's is a second system); not the separators' with Demucs
+    assert sorted(w.split(",")[0] for w in jobs.pop("blend_track")) == sorted(
+        f"run={b}" for b in ("blend-mixer-conv", "blend-no-mixer-mixer-conv", "blend-demucs") * 2)
+    assert sorted(jobs.pop("aggregate")) == ["run=blend-demucs", "run=blend-mixer-conv", "run=blend-no-mixer-mixer-conv",
+                                             "run=mixer", "run=mixer-conv"]
     assert sorted(jobs) == ["all", "report"]
     assert stages == ["mixer"]  # DVC: the stage whose own deps changed (the rest follows from its outputs)
 
@@ -733,7 +796,7 @@ def test_html_report_holds_the_table_the_box_plot_and_the_training_curves(ci_run
     table = (folder / "results/table.md").read_text()
     page = embedded["results/table.html"].decode()
     rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| this run: ")]
-    assert len(rows) == 6
+    assert len(rows) == 9
     for cells in rows:
         assert f"<td>{cells[0].strip()}</td>" in page
         assert cells[3].strip() in page  # the vocals cell, e.g. `0.05 [-0.57, 0.66]`

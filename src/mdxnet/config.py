@@ -471,14 +471,30 @@ class Evaluate(Section):
 
 
 @dataclass(frozen=True)
+class DemucsParams(Section):
+    version: str = key(TEXT, doc="the demucs package version that makes the estimates (checked at run time)")
+    model: str = key(TEXT, doc="the pretrained model's name")
+    url: str = key(URL, doc="where the model file is downloaded from",
+                   not_compared="where the model file is downloaded from (its content: blend.demucs.sha256)")
+    sha256: str = key({"type": "string", "pattern": "^[0-9a-f]{8,64}$"},
+                      doc="the model file's sha256, or its prefix (demucs' signature)")
+    cache: str = key(TEXT, doc="where the downloaded model file is kept", not_compared="where the model file is kept")
+    split: bool = key(BOOLEAN, doc="apply_model's split: the mixture in overlapping segments")
+    overlap: float = key({"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+                         doc="apply_model's overlap of the segments")
+    shifts: int = key(NONNEG_INT, doc="apply_model's random time shifts averaged (0: none)")
+    normalise: str = key(enum("stereo", "mono", "none"), doc="the mixture's mean and std removed before Demucs and "
+                         "put back after: over both channels, of the mono downmix, or none")
+
+
+@dataclass(frozen=True)
 class Blend(Section):
-    second: dict = key({"type": "object", "propertyNames": {"pattern": "^[a-z0-9][a-z0-9_-]*$"},
-                        "additionalProperties": TEXT}, doc="{name: folder} of second systems to blend with",
-                       not_compared="which second system's estimates make the extra blend row (the authors': "
-                       "Demucs-v2, not shipped; default: this run's conv Mixer as a stand-in); the recipe's rows are "
-                       "unchanged")
+    # a name may not start with `no-mixer-`: blend-no-mixer-<name> is the run without the Mixer
+    second: dict = key({"type": "object", "propertyNames": {"pattern": "^(?!no-mixer-)[a-z0-9][a-z0-9_-]*$"},
+                        "additionalProperties": TEXT}, doc="{name: folder} of second systems to blend with")
     weights: dict = key(per_source_object({"type": "number", "minimum": 0, "maximum": 1}),
                         doc="b, the weight of our estimate per source")
+    demucs: DemucsParams = key(doc="Demucs v2 as the workflow runs it (blend.second folder estimates/demucs)")
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ KIND_FIXED = "fixed (not a param)"
 KIND_BUG = "authors' code bug, not reproduced"
 KIND_EDITED = "edited base value (not the authors')"
 KIND_SCORING = "mdxnet default (scoring; cross-checked)"
+KIND_STAND_IN = "mdxnet default (a stand-in second system, instead of or beside Demucs)"
 KIND_EQUAL = "equal to both"  # shown with --all only: a governed value that differs from neither reference
 
 
@@ -105,6 +106,8 @@ class Governed:
     method: bool = False
     # (key, value): compared only when that key has that value (train.steps is read only when train.unit is steps)
     when: tuple[str, Any] | None = None
+    # the kind of a base value of params.yaml that is not the authors' on purpose (instead of KIND_EDITED)
+    base_kind: str | None = None
 
     @property
     def paper_reference(self) -> Reference:
@@ -227,6 +230,18 @@ GOVERNED: tuple[Governed, ...] = (
     # ---- the blend row ------------------------------------------------------------------------------------------
     _row("blend.weights", {"vocals": 0.9, "drums": 0.5, "bass": 0.5, "other": 0.7},
          submission("predict_blend.py (b = 0.5, 0.5, 0.7, 0.9 for bass, drums, other, vocals)")),
+    # the second system: Demucs v2 run here (estimates/demucs) as predict_blend.py runs it
+    Governed("blend.second", Reference({"demucs": "estimates/demucs"}, submission("predict_blend.py (Demucs, "
+                                       "demix_demucs)"), "demucs: estimates/demucs (Demucs v2, run here)"),
+             base_kind=KIND_STAND_IN),
+    _row("blend.demucs.version", "2.0.3", submission("requirements.txt (demucs==2.0.3)")),
+    _row("blend.demucs.model", "demucs", submission("download_demucs.py and predict_blend.py (demucs_name)")),
+    _row("blend.demucs.sha256", "e07c671f", submission("download_demucs.py (PRETRAINED_MODELS, check_hash=True)")),
+    _row("blend.demucs.split", True, submission("predict_blend.py demix_demucs (apply_model split=True)")),
+    _row("blend.demucs.overlap", 0.5, submission("predict_blend.py demix_demucs (apply_model overlap=0.5)")),
+    _row("blend.demucs.shifts", 0, submission("predict_blend.py demix_demucs (apply_model without shifts)")),
+    _row("blend.demucs.normalise", "stereo", submission("predict_blend.py demix_demucs (mix.mean(), mix.std() "
+                                                        "of the stereo mixture)")),
     # ---- network ------------------------------------------------------------------------------------------------
     _row("model.arch", "v2", authors("src/models/mdxnet.py ConvTDFNet"),
          "v2", "TFC-TDF-U-Net v2 and Configurations and Training"),
@@ -359,9 +374,10 @@ def matches(reference: Any, value: Any, sources: list[str]) -> bool:
 def show(value: Any) -> str:
     """A params value as one short line."""
     if isinstance(value, dict):
-        if len({json.dumps(v, sort_keys=True) for v in value.values()}) == 1 and value:
+        per_source = set(value) <= {"vocals", "drums", "bass", "other"}
+        if per_source and len({json.dumps(v, sort_keys=True) for v in value.values()}) == 1 and value:
             return show(next(iter(value.values())))
-        return ", ".join(f"{k} {show(v)}" for k, v in value.items())
+        return ", ".join(f"{k}{' ' if per_source else ': '}{show(v)}" for k, v in value.items()) or "{}"
     if isinstance(value, list):
         if value and all(isinstance(v, dict) and "name" in v for v in value):  # sampler.transforms
             return "; ".join(_show_transform(v) for v in value)
@@ -466,7 +482,7 @@ def _kind(row: Governed, value: Any, params, overlays: Overlays, sources: list[s
         return kind
     to_authors = matches(row.authors.value, value, sources)
     if overlays.recipe_values is not None and not to_authors and not overlays.recipe_sets(row.key):
-        return KIND_EDITED  # the base values are the authors': neither overlay put this value here
+        return row.base_kind or KIND_EDITED  # the base values are the authors': neither overlay put this value here
     to_paper = matches(row.paper_reference.value, value, sources)
     if to_paper and not to_authors:
         return KIND_PAPER

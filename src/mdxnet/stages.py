@@ -65,6 +65,7 @@ DATA_KEYS = ("data.dataset", "data.root", "data.decoded_root", "data.valid_split
 EVALUATE_RUNS = ("evaluate:run_separate", "evaluate:run_mix", "evaluate:run_track", "evaluate:run_aggregate")
 BASELINES_RUNS = ("evaluate:run_track", "evaluate:run_aggregate")
 BLEND_RUNS = ("evaluate:run_blend", "evaluate:run_aggregate")
+DEMUCS_RUNS = ("evaluate:run_demucs_model", "evaluate:run_demucs")
 REPORT_RUNS = ("report:run_report", "render:run_table", "metrics:run_metrics")
 SCORING = ("sample_rate", "sources", "data.extra_test")
 
@@ -87,7 +88,10 @@ TRAINED = {
                "steps", "valid_every", "health"), "sampler"),
     ),
     "evaluate": Stage(EVALUATE_RUNS, (*SCORING, "model", "mixer", "separate", "evaluate")),
-    "blend": Stage(BLEND_RUNS, (*SCORING, "evaluate", "blend"), per_item=("blend.second",), item="${key}"),
+    # Demucs v2 on every test song (the second system estimates/demucs of blend.second)
+    "demucs": Stage(DEMUCS_RUNS, (*SCORING, "blend.demucs")),
+    "blend": Stage(BLEND_RUNS, (*SCORING, "evaluate", Minus("blend", "demucs")), per_item=("blend.second",),
+                   item="${key}"),
     "baselines": Stage(BASELINES_RUNS, (*SCORING, "evaluate")),
     "report": Stage((*REPORT_RUNS, "render:run_curves"), None),  # the table records the params hash
 }
@@ -95,10 +99,11 @@ TRAINED = {
 PUBLISHED = {
     # what an import falls back on and checks: the model's and the Mixer's settings, the chunk
     "import": Stage(("models:run_import",), ("sources", "model", "mixer", "separate", "models")),
-    # the scoring rules read the trained path's evaluate, baselines and blend stages: this one covers all three
+    # the scoring rules read the trained path's evaluate, baselines, demucs and blend stages: this one covers all
     "evaluate": Stage(
-        tuple(dict.fromkeys(EVALUATE_RUNS + BASELINES_RUNS + BLEND_RUNS)),
-        tuple(dict.fromkeys(TRAINED["evaluate"].params + TRAINED["baselines"].params + TRAINED["blend"].params)),
+        tuple(dict.fromkeys(EVALUATE_RUNS + BASELINES_RUNS + DEMUCS_RUNS + BLEND_RUNS)),
+        tuple(dict.fromkeys(TRAINED["evaluate"].params + TRAINED["baselines"].params + TRAINED["demucs"].params
+                            + (*SCORING, "evaluate", "blend"))),
     ),
     "report": Stage(REPORT_RUNS, None),  # no training curves for imported models
 }

@@ -12,7 +12,17 @@ from pathlib import Path
 import yaml
 from mdxnet import stages
 from mdxnet.config import ParamsError, load_params, per_source
-from mdxnet.runs import BASELINE_RUNS, blend_runs, mixer_runs, model_runs, scored_runs
+from mdxnet.inference.demucs import model_file as demucs_model_file
+from mdxnet.runs import (
+    BASELINE_RUNS,
+    DEMUCS_FOLDER,
+    blend_runs,
+    blended_run,
+    mixer_runs,
+    model_runs,
+    scored_runs,
+    second_name,
+)
 
 # The one params file. Every rule passes it to `mdxnet --params`, so values given any other way would be
 # seen by Snakemake but not by the commands: refuse them instead of silently ignoring them.
@@ -84,6 +94,9 @@ MIXER_RUNS = mixer_runs(IMPORTING, P.models.published.files["mixer"])
 MODEL_RUNS = model_runs(MIXER_RUNS)
 BLEND_RUNS = blend_runs(P.blend.second, MODEL_RUNS)
 RUNS = scored_runs(MODEL_RUNS, BLEND_RUNS)
+USES_DEMUCS = DEMUCS_FOLDER in BLEND_RUNS.values()
+# the Demucs model file of params blend.demucs, downloaded once into its cache
+DEMUCS_MODEL = demucs_model_file(P.blend.demucs).as_posix()
 # Augmentation and training (`priority: 1`) are the critical path; the baselines need no model, so their
 # scoring jobs wait and fill the cores training leaves idle (e.g. while the Mixer trains on one core).
 
@@ -287,11 +300,13 @@ def second_system_inputs(wildcards):
 
     folder = BLEND_RUNS[wildcards.run]
     parts = folder.split("/")
+    if folder == DEMUCS_FOLDER:
+        return run_estimates("demucs", wildcards.track)
     if len(parts) == 2 and parts[0] == ESTIMATES and parts[1] in MODEL_RUNS:
         return run_estimates(parts[1], wildcards.track)
     faults = missing_tracks(folder, sorted(test_songs()), SOURCES)
     if faults:
-        name = wildcards.run.removeprefix("blend-")
+        name = second_name(wildcards.run)
         raise WorkflowError(f"params blend.second.{name} points at {folder}, which cannot be blended: "
                             + "; ".join(faults) + " (musdb layout: <folder>/test/<track>/<source>.wav, every "
                             "test track; see README, Blending with a second system)")

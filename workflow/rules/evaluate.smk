@@ -93,13 +93,72 @@ rule evaluate_track:
         " -o {output.scores:q} > {log:q} 2>&1"
 
 
-rule blend_track:
-    """One test track of a blend run: this run's Mixer estimates and a second system's, weighted per source
-    (params blend.weights), scored like every run."""
+rule demucs_model:
+    """The Demucs model file of params blend.demucs, downloaded once (its sha256 prefix checked before it is
+    moved into place)."""
+    output:
+        DEMUCS_MODEL,
+    params:
+        file=PARAMS_FILE,
+        url=P.blend.demucs.url,
+        sha256=P.blend.demucs.sha256,
+    conda:
+        "../envs/mdxnet.yaml"
+    log:
+        "logs/demucs/model.log",
+    benchmark:
+        "benchmarks/demucs/model.tsv"
+    shell:
+        "mdxnet --params {params.file} evaluate demucs-model -o {output:q} > {log:q} 2>&1"
+
+
+rule demucs_track:
+    """Demucs v2 on one test track as params blend.demucs says: the second system estimates/demucs of the blend
+    runs, made once per song."""
     input:
         report=DATA_CHECK,
         track=lambda w: track_files(test_songs()[w.track]),
-        ours=run_estimates("mixer", "{track}"),
+        model=DEMUCS_MODEL,
+        code=code_deps("demucs"),
+    output:
+        estimates=run_estimates("demucs", "{track}"),
+    params:
+        file=PARAMS_FILE,
+        deps=stage_params("demucs"),
+        track=lambda w: test_songs()[w.track],
+        out=lambda w, output: os.path.dirname(output.estimates[0]),
+    conda:
+        "../envs/mdxnet.yaml"
+    log:
+        "logs/demucs/{track}.log",
+    benchmark:
+        "benchmarks/demucs/{track}.tsv"
+    shell:
+        "mdxnet --params {params.file} evaluate demucs {params.track:q} --model {input.model:q}"
+        " -o {params.out:q} > {log:q} 2>&1"
+
+
+rule demucs_estimates:
+    """Target of the DVC `demucs` stage: Demucs v2 on every test track where blend.second names estimates/demucs
+    (else nothing runs and the folder, the stage's output, stays empty)."""
+    input:
+        lambda w: [f for t in sorted(test_songs()) for f in run_estimates("demucs", t)] if USES_DEMUCS else [],
+    localrule: True
+    conda:
+        "../envs/mdxnet.yaml"
+    log:
+        "logs/demucs/estimates.log",
+    shell:
+        f"mkdir -p {ESTIMATES}/demucs > {{log:q}} 2>&1"
+
+
+rule blend_track:
+    """One test track of a blend run: this run's Mixer estimates (blend-<name>) or its separators' (blend-no-
+    mixer-<name>) and a second system's, weighted per source (params blend.weights), scored like every run."""
+    input:
+        report=DATA_CHECK,
+        track=lambda w: track_files(test_songs()[w.track]),
+        ours=lambda w: run_estimates(blended_run(w.run), w.track),
         second=second_system_inputs,
         code=lambda w: code_deps("blend"),
     output:
@@ -108,11 +167,12 @@ rule blend_track:
         run="|".join(BLEND_RUNS) or "no-blend-run",
     params:
         file=PARAMS_FILE,
-        deps=lambda w: stage_params("blend", w.run.removeprefix("blend-")),
+        deps=lambda w: stage_params("blend", second_name(w.run)),
         track=lambda w: test_songs()[w.track],
         ours=lambda w, input: os.path.dirname(input.ours[0]),
+        ours_run=lambda w: blended_run(w.run),
         second=lambda w, input: os.path.dirname(input.second[0]),
-        name=lambda w: w.run.removeprefix("blend-"),
+        name=lambda w: second_name(w.run),
         crosscheck=crosscheck_flag,
     resources:
         mem_mb=evaluate_mem_mb,
@@ -124,8 +184,8 @@ rule blend_track:
         "benchmarks/evaluate/{run}/{track}.tsv"
     shell:
         "mdxnet --params {params.file} evaluate blend {params.track:q} --ours {params.ours:q}"
-        " --second {params.second:q} --name {params.name:q} {params.crosscheck} -o {output.scores:q}"
-        " > {log:q} 2>&1"
+        " --ours-run {params.ours_run} --second {params.second:q} --name {params.name:q} {params.crosscheck}"
+        " -o {output.scores:q} > {log:q} 2>&1"
 
 
 rule aggregate:

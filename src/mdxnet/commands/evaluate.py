@@ -17,6 +17,7 @@ def register(subparsers) -> None:
     _register_separate(commands)
     _register_mix(commands)
     _register_blend(commands)
+    _register_demucs(commands)
     _register_estimates(commands)
     _register_aggregate(commands)
 
@@ -62,15 +63,31 @@ def _register_mix(commands) -> None:
 
 
 def _register_blend(commands) -> None:
-    cmd = commands.add_parser("blend", help="blend one track's Mixer estimates with a second system's by "
-                              "params blend.weights and score the blend -> museval per-track JSON")
+    cmd = commands.add_parser("blend", help="blend one track's Mixer (or separator) estimates with a second "
+                              "system's by params blend.weights and score the blend -> museval per-track JSON")
     cmd.add_argument("track", help="a MUSDB18-HQ track folder or a MUSDB .stem.mp4 file")
-    cmd.add_argument("--ours", required=True, help="this run's Mixer estimates of the track (<source>.wav)")
+    cmd.add_argument("--ours", required=True, help="this run's Mixer estimates of the track (<source>.wav), or "
+                     "its separators' with --ours-run no-mixer")
+    cmd.add_argument("--ours-run", choices=["mixer", "no-mixer"], default="mixer",
+                     help="which of this run's outputs --ours holds (default: mixer)")
     cmd.add_argument("--second", required=True, help="the second system's estimates of the track (<source>.wav)")
     cmd.add_argument("--name", required=True, help="the second system's name (a key of params blend.second)")
     cmd.add_argument("--cross-check", action="store_true", help="as for `mdxnet evaluate track`")
     cmd.add_argument("-o", "--out", required=True, help="output JSON (museval per-track format)")
     cmd.set_defaults(func=run_blend)
+
+
+def _register_demucs(commands) -> None:
+    fetch = commands.add_parser("demucs-model", help="download the Demucs model of params blend.demucs (url, "
+                                "sha256 prefix checked) -> its file")
+    fetch.add_argument("-o", "--out", required=True, help="the model file (e.g. resources/demucs/<file of url>)")
+    fetch.set_defaults(func=run_demucs_model)
+    cmd = commands.add_parser("demucs", help="Demucs v2 as params blend.demucs says on one track -> its estimates "
+                              "folder (float32 wav), a second system of the blend runs")
+    cmd.add_argument("track", help="a MUSDB18-HQ track folder or a MUSDB .stem.mp4 file")
+    cmd.add_argument("--model", required=True, help="the model file (`mdxnet evaluate demucs-model`)")
+    cmd.add_argument("-o", "--out", required=True, help="output folder: <out>/<source>.wav")
+    cmd.set_defaults(func=run_demucs)
 
 
 def _register_estimates(commands) -> None:
@@ -125,13 +142,30 @@ def run_blend(args) -> int:
     params = args.params
     weights = dict(params.blend.weights)
     track, estimates = blend_track(args.track, args.ours, args.second, args.name, weights, params.sources,
-                                   params.sample_rate)
-    metadata = {"estimator": "blend", "blend": {"ours": str(args.ours), "second": str(args.second),
-                                                "second_name": args.name, "weights": weights,
-                                                "label": describe(args.name, weights, params.sources)}}
+                                   params.sample_rate, args.ours_run)
+    metadata = {"estimator": "blend", "blend": {"ours": str(args.ours), "ours_run": args.ours_run,
+                                                "second": str(args.second), "second_name": args.name,
+                                                "weights": weights,
+                                                "label": describe(args.name, weights, params.sources,
+                                                                  args.ours_run)}}
     document = scored_document(args.track, track, estimates, params, metadata, args.cross_check)
     write_json_atomic(args.out, document)
     _log_medians(document, args.out)
+    return 0
+
+
+def run_demucs_model(args) -> int:
+    from mdxnet.inference.demucs import fetch_model
+
+    settings = args.params.blend.demucs
+    print(fetch_model(settings.url, settings.sha256, args.out))
+    return 0
+
+
+def run_demucs(args) -> int:
+    from mdxnet.evaluation.demucs_estimates import demucs_to_folder
+
+    demucs_to_folder(args.track, args.params, args.model, args.out)
     return 0
 
 

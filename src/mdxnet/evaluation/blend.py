@@ -1,8 +1,10 @@
-"""The blend row: this run's Mixer output blended per source with a second system's estimates.
+"""The blend rows: this run's Mixer output, or its separators' output without Mixer, blended per source with a
+second system's estimates.
 
 The authors' 2nd-place MDX submission (kuielab/mdx-net-submission, branch leaderboard_A, predict_blend.py) blends
 `sources = base_out * b + demucs_out * (1 - b)` per source, `base_out` being their Mixer's output and b = 0.5 /
-0.5 / 0.7 / 0.9 for bass / drums / other / vocals. Here b is params `blend.weights` and the second system is any
+0.5 / 0.7 / 0.9 for bass / drums / other / vocals; arXiv 2111.12203 also reports the blend of the separators'
+output without Mixer ("v2 + Demucs"). Here b is params `blend.weights` and the second system is any
 folder of estimates in musdb layout (params `blend.second`, {name: folder}), read through the same checks as the
 stored model estimates (mdxnet.evaluation.separated.read_checked_estimates): missing track or source, other
 sample rate or length, NaN/inf samples are named errors before anything is scored.
@@ -57,21 +59,24 @@ def missing_tracks(root: str | Path, tracks, sources) -> list[str]:
     return faults
 
 
+OURS = {"mixer": "this run's Mixer", "no-mixer": "this run's separators (no Mixer)"}
+
+
 def blend_track(track_path: str | Path, ours_dir: str | Path, second_dir: str | Path, name: str,
                 weights: dict[str, float], sources: list[str],
-                sample_rate: int) -> tuple[dict, dict[str, np.ndarray]]:
-    """(the loaded track, its blended estimates): `ours_dir` and `second_dir` hold this track's estimates;
-    `weights` is params blend.weights."""
+                sample_rate: int, ours_run: str = "mixer") -> tuple[dict, dict[str, np.ndarray]]:
+    """(the loaded track, its blended estimates): `ours_dir` and `second_dir` hold this track's estimates,
+    `ours_dir` those of the model run `ours_run` (mixer or no-mixer); `weights` is params blend.weights."""
     sources = list(sources)
     track = load_track(track_path, sample_rate)
     length = track["mixture"].shape[-1]
-    ours = read_checked_estimates(ours_dir, sources, sample_rate, length, "this run's Mixer estimates")
+    ours = read_checked_estimates(ours_dir, sources, sample_rate, length, f"the estimates of {OURS[ours_run]}")
     second = read_checked_estimates(second_dir, sources, sample_rate, length,
                                     f"the estimates of the second system {name!r} (params blend.second)")
     return track, blend(ours, second, weights, sources)
 
 
-def describe(name: str, weights: dict[str, float], sources) -> str:
+def describe(name: str, weights: dict[str, float], sources, ours_run: str = "mixer") -> str:
     """The row's words: both systems and the weights."""
     shown = ", ".join(f"{s} {weights[s]:g}" for s in sources)
-    return f"blend: this run's Mixer x b + {name} x (1 - b), b = {shown}"
+    return f"blend: {OURS[ours_run]} x b + {name} x (1 - b), b = {shown}"

@@ -57,7 +57,7 @@ class ReferenceRow:
     sdr: dict[str, float | None]  # None = not verified, never guessed
     version: str  # WORKSHOP, ARXIV, or "both"
     source: str
-    role: str = "baseline"  # baseline | no-mixer | mixer | blend
+    role: str = "baseline"  # baseline | no-mixer | mixer | blend (Mixer + Demucs) | blend-no-mixer (+ Demucs)
     dataset: str = MUSDB18  # the set it was scored on (see the module docstring for the sources)
 
     @property
@@ -80,13 +80,20 @@ REFERENCE_ROWS: tuple[ReferenceRow, ...] = (
     _row("KUIELAB-MDX-Net + Demucs v2 (blend)", (8.99, 7.69, 7.62, 6.56), WORKSHOP, VERSIONS[WORKSHOP], "blend"),
     _row("TFC-TDF-U-Net v2 (without Mixer)", (8.81, 6.52, 7.65, 5.70), ARXIV, VERSIONS[ARXIV], "no-mixer"),
     _row("v2 + Mixer", (8.91, 7.07, 7.33, 5.81), ARXIV, VERSIONS[ARXIV], "mixer"),
-    _row("v2 + Demucs (blend)", (8.80, 7.14, 8.11, 5.90), ARXIV, VERSIONS[ARXIV], "blend"),
+    _row("v2 + Demucs (blend)", (8.80, 7.14, 8.11, 5.90), ARXIV, VERSIONS[ARXIV], "blend-no-mixer"),
     _row("KUIELab-MDX-Net (v2 + Mixer + Demucs blend)", (9.00, 7.33, 7.86, 5.95), ARXIV, VERSIONS[ARXIV], "blend"),
 )
 
 
+# The runs that blend with Demucs v2 (the second system named `demucs` in params blend.second) and the role of
+# the paper's row each compares with; other blends (a stand-in second system) compare with none.
+BLEND_ROLES = {"blend-demucs": "blend", "blend-no-mixer-demucs": "blend-no-mixer"}
+
+
 def paper_row(role: str, version: str) -> ReferenceRow | None:
-    """The paper's row for our `no-mixer` / `mixer` run in the chosen version (None when it has none)."""
+    """The paper's row for our `no-mixer` / `mixer` run, or a Demucs blend run (BLEND_ROLES), in the chosen
+    version (None when it has none)."""
+    role = BLEND_ROLES.get(role, role)
     for row in REFERENCE_ROWS:
         if row.role == role and row.version == version:
             return row

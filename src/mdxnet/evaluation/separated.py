@@ -166,3 +166,4 @@ def mix_folder(track_path: str | Path, separated: str | Path, params, mixer_file
     seconds = time.monotonic() - started
     log.info("%s Mixer (%s) over %s in %.2f s, no separator run -> %s", kind, mixer_file, separated, seconds, out)
     return {"seconds": round(seconds, 3), "device": str(torch_device)}
+
