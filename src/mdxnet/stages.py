@@ -66,10 +66,15 @@ EVALUATE_RUNS = ("evaluate:run_separate", "evaluate:run_mix", "evaluate:run_trac
 BASELINES_RUNS = ("evaluate:run_track", "evaluate:run_aggregate")
 BLEND_RUNS = ("evaluate:run_blend", "evaluate:run_aggregate")
 REPORT_RUNS = ("report:run_report", "render:run_table", "metrics:run_metrics")
-SCORING = ("sample_rate", "sources", "data.extra_test")
+# the scored songs: data.score names their release (and folder, where not the training release's)
+SCORING = ("sample_rate", "sources", "data.extra_test", "data.score")
+DATA_RUNS = ("data:run_synth", "data:run_fetch", "data:run_check")
 
 TRAINED = {
-    "data": Stage(("data:run_synth", "data:run_fetch", "data:run_check"), ("sample_rate", "data")),
+    # the training release: the scored one (data.score) is the next stage's, so changing it retrains nothing
+    "data": Stage(DATA_RUNS, ("sample_rate", Minus("data", "score"))),
+    # the scored release where it is not the training one: made (generated, fetched) and checked in its own folder
+    "score_data": Stage(DATA_RUNS, ("sample_rate", Minus("data", "root", "decoded_root", "extra_test"))),
     "augment": Stage(("augment:run_augment",), ("sample_rate", *DATA_KEYS, "augment")),
     "train": Stage(
         ("train:run_separator",),
