@@ -287,8 +287,8 @@ def stage_of(argv: list[str]) -> tuple[str, str | None]:
     while argv and argv[0].startswith("--"):  # global options: --params FILE
         argv = argv[2:]
     command, rest = argv[0], argv[1:]
-    if command == "data":
-        return "data", None
+    if command == "data":  # --scored: the scored release, where it is not the training one
+        return ("score_data" if "--scored" in rest else "data"), None
     if command == "augment":
         return "augment", None
     if command == "train":

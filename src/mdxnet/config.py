@@ -195,8 +195,14 @@ class Section:
         return object.__getattribute__(self, name)
 
     def evolve(self, **changes):
-        """A copy with some values changed (a command's overrides), still recording reads under its key."""
-        section = dataclasses.replace(self, **changes)
+        """A copy with some values changed (a command's overrides), still recording reads under its key: the
+        copy's own reads, not the copying's."""
+        global _TRACE
+        saved, _TRACE = _TRACE, None
+        try:
+            section = dataclasses.replace(self, **changes)
+        finally:
+            _TRACE = saved
         object.__setattr__(section, "_path", object.__getattribute__(self, "_path"))
         return section
 

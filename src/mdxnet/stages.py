@@ -74,7 +74,8 @@ TRAINED = {
     # the training release: the scored one (data.score) is the next stage's, so changing it retrains nothing
     "data": Stage(DATA_RUNS, ("sample_rate", Minus("data", "score"))),
     # the scored release where it is not the training one: made (generated, fetched) and checked in its own folder
-    "score_data": Stage(DATA_RUNS, ("sample_rate", Minus("data", "root", "decoded_root", "extra_test"))),
+    # (data.root and data.dataset: the commands read the scored release's in their place)
+    "score_data": Stage(DATA_RUNS, ("sample_rate", Minus("data", "decoded_root", "extra_test"))),
     "augment": Stage(("augment:run_augment",), ("sample_rate", *DATA_KEYS, "augment")),
     "train": Stage(
         ("train:run_separator",),
