@@ -166,6 +166,19 @@ def test_values_given_outside_params_yaml_are_refused(tmp_path):
     assert "only home of values" in result.stdout + result.stderr
 
 
+def test_the_paper_profile_fetches_checks_and_scores_both_releases_each_in_its_folder(tmp_path):
+    """`profile: paper` trains on MUSDB18-HQ and scores MUSDB18 (data.score): both are downloaded and each data
+    check reads its own folder (a downloaded folder is the rule's input itself: its dirname, the folder above,
+    was checked before)."""
+    folder = make_copy(tmp_path, lambda raw: raw.update(profile="paper"))
+    out = run([SNAKEMAKE, "-n", "-p", "--cores", "2", "score_data", "resources/data-check.json"], folder).stdout
+    commands = sorted(line.split("mdxnet --params params.yaml ")[1].split(" >")[0] for line in out.splitlines()
+                      if line.startswith("Shell command: mdxnet"))
+    assert commands == ["data check resources/musdb18 --scored --report resources/score-check.json",
+                        "data check resources/musdb18hq --report resources/data-check.json",
+                        "data fetch", "data fetch --scored"]
+
+
 def test_lint_is_clean():
     result = run([SNAKEMAKE, "--lint"], REPO)
     assert "in a good condition" in result.stdout + result.stderr

@@ -239,6 +239,15 @@ def dataset_made(root):
     return {"synth": f"{root}/mdxnet_dataset.json", "fetch": directory(root)}[P.data.origin]
 
 
+def dataset_folder(made, root):
+    """The dataset folder a data check reads, from what making it produced (`dataset_made`): the split file's
+    folder (synth), the folder itself (fetch: its dirname would be the folder above); `root` where nothing was
+    made (existing)."""
+    if not made:
+        return root
+    return made[0] if P.data.origin == "fetch" else os.path.dirname(made[0])
+
+
 def dataset_ready(root=DATA_ROOT, key="data.root", release=P.data.dataset):
     """What a data check waits for: the finished dataset, or an existing copy (`data.origin: existing`)."""
     if P.data.origin == "existing":

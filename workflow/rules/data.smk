@@ -56,9 +56,7 @@ checkpoint data_check:
     params:
         file=PARAMS_FILE,
         deps=stage_params("data"),
-        # the folder itself: the dataset input is its split file (synth) or the folder (fetch), whose dirname
-        # would be the folder above
-        root=DATA_ROOT,
+        root=lambda w, input: dataset_folder(input.dataset, DATA_ROOT),
     conda:
         "../envs/mdxnet.yaml"
     log:
@@ -127,7 +125,7 @@ if SCORES_ANOTHER_RELEASE:
         params:
             file=PARAMS_FILE,
             deps=stage_params("score_data"),
-            root=SCORE_ROOT,
+            root=lambda w, input: dataset_folder(input.dataset, SCORE_ROOT),
         conda:
             "../envs/mdxnet.yaml"
         log:
