@@ -256,3 +256,27 @@ def test_a_server_sending_more_than_the_size_is_stopped_and_nothing_kept(tmp_pat
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_the_scored_release_is_fetched_into_its_own_folder(server, tmp_path):
+    """data.score naming another release (train on MUSDB18-HQ, score MUSDB18, as the authors did): `mdxnet data
+    fetch --scored` downloads that release's record into data.score.root and leaves data.root alone."""
+    import yaml
+
+    from mdxnet.cli import main
+
+    handler, url = server
+    handler.payload = _zip(STEMS_GOOD)
+    params = _params(tmp_path, url, b"the MUSDB18-HQ archive, not asked for").replace(
+        {"data": {"score": {"dataset": "musdb18", "root": str(tmp_path / "musdb18")},
+                  "fetch": {"musdb18": {"url": url.replace("musdb18hq.zip", "musdb18.zip"),
+                                        "md5": hashlib.md5(handler.payload).hexdigest(), "size": None}}}})
+    assert params.data.scored_release == "musdb18" and params.data.dataset == "musdb18hq"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params.standalone(), sort_keys=False))
+    assert main(["--params", str(path), "data", "fetch", "--scored"]) == 0
+    root = tmp_path / "musdb18"
+    assert (root / "test" / "Song 2.stem.mp4").read_bytes() == STEMS_GOOD["musdb18/test/Song 2.stem.mp4"]
+    assert not (tmp_path / "musdb18hq").exists() and not (tmp_path / "downloads" / "musdb18hq.zip").exists()
+    assert main(["--params", str(path), "data", "check", "--scored", "--report", str(tmp_path / "check.json")]) != 0
+    assert yaml.safe_load((tmp_path / "check.json").read_text())["root"] == str(root)  # the bytes are no audio

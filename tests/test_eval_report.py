@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -194,6 +195,15 @@ def test_dataset_statement_for_full_musdb(params, tmp_path):
     comparable, text = dataset_statement(paper.data, paper.profile, [{"tracks": 51, "references": extra}])
     assert not comparable and "1 songs from elsewhere" in text
     assert "Music Delta - Rock.stem.mp4" in songs_statement(paper.data, [{"references": extra}])
+    # trained on MUSDB18-HQ, scored on MUSDB18's 50 test songs in their own folder: the paper's protocol
+    two = paper.replace({"data": {"score": {"dataset": "musdb18", "root": str(tmp_path / "musdb18")}}})
+    stem_songs = [str(tmp_path / "musdb18" / "test" / f"Song {i}.stem.mp4") for i in range(50)]
+    comparable, text = dataset_statement(two.data, two.profile, [{"tracks": 50, "references": stem_songs}])
+    assert comparable and text.startswith("MUSDB18 test set") and "trained on MUSDB18-HQ" in text
+    assert songs_statement(two.data, [{"references": stem_songs}]).startswith("50 from data.score.root")
+    # the HQ songs are not the scored release's: they count as songs from elsewhere
+    comparable, text = dataset_statement(two.data, two.profile, [{"tracks": 50, "references": songs}])
+    assert not comparable and "50 songs from elsewhere" in text
 
 
 def test_reference_rows_hold_the_paper_numbers():
@@ -250,20 +260,26 @@ def test_report_marks_the_cells_of_a_collapsed_separator_in_the_runs_that_use_it
     assert "collapsed" not in (tmp_path / "healthy" / "table.md").read_text()
 
 
-@pytest.mark.parametrize(("dataset", "origin", "label", "comparable"), [
-    ("musdb18", "existing", "MUSDB18", True),
-    ("musdb18hq", "existing", "MUSDB18-HQ", False),
-    ("musdb18", "synth", "generated (MUSDB18 layout)", False),
+@pytest.mark.parametrize(("dataset", "score", "origin", "label", "comparable"), [
+    ("musdb18", "same", "existing", "MUSDB18", True),
+    ("musdb18hq", "same", "existing", "MUSDB18-HQ", False),
+    ("musdb18", "same", "synth", "generated (MUSDB18 layout)", False),
+    # the authors' protocol: trained on MUSDB18-HQ, scored on MUSDB18 (data.score)
+    ("musdb18hq", "musdb18", "existing", "MUSDB18", True),
+    ("musdb18", "musdb18hq", "existing", "MUSDB18-HQ", False),
+    ("musdb18hq", "musdb18", "synth", "generated (MUSDB18 layout)", False),
 ])
 def test_every_row_names_its_dataset_and_comparable_needs_the_same_set(tmp_path, params, repo_root, dataset,
-                                                                       origin, label, comparable):
+                                                                       score, origin, label, comparable):
     """Issue 23 item 1: each paper row names the set it was scored on (MUSDB18, references.py), the run names
-    its own, and a run row is marked comparable only when its set is its paper row's and it scored all 50 songs."""
-    root = tmp_path / "data"
-    p = params.replace({"data": {"dataset": dataset, "origin": origin, "root": str(root), "extra_test": []}})
+    its own (the scored release, whichever it trained on), and a run row is marked comparable only when its set
+    is its paper row's and it scored all 50 songs."""
+    p = params.replace({"data": {"dataset": dataset, "origin": origin, "root": str(tmp_path / "data"),
+                                 "extra_test": [], "score": {"dataset": score, "root": str(tmp_path / "scored")}}})
+    root = Path(p.data.scored_root)
     levels = {"vocals": 8.0, "drums": 6.0, "bass": 6.0, "other": 5.0}
     mixer = _write_run(tmp_path / "mixer", levels, 50, seed=3)
-    for path in (mixer / "test").iterdir():  # the scored songs are data.root's own
+    for path in (mixer / "test").iterdir():  # the scored songs are the scored release's own
         document = json.loads(path.read_text())
         document["mdxnet"]["reference"] = str(root / "test" / f"{path.stem}.stem.mp4")
         path.write_text(json.dumps(document))

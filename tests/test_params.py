@@ -117,7 +117,7 @@ def test_trace_records_the_keys_a_command_reads(tmp_path):
                    check=True, capture_output=True)
     record = json.loads(trace.read_text().splitlines()[-1])
     assert record["argv"] == ["data", "list", "--planned"]
-    assert {"data.origin", "data.synth.tracks", "data.synth.seed"} <= set(record["keys"])
+    assert {"data.origin", "data.synth.tracks", "data.synth.test_tracks"} <= set(record["keys"])
     assert not any(key.startswith(("train", "model")) for key in record["keys"])
 
 
@@ -212,3 +212,22 @@ def test_a_new_key_declared_once_is_checked_and_compared(tmp_path, capsys, grad_
     assert "grad_clip" not in deviations(0.0)  # the neutral value: as the authors
     row = next(line for line in deviations(1.0).splitlines() if "`train.grad_clip`" in line)
     assert row.startswith("| `train.grad_clip` | 1 | 0 (") and row.endswith("| authors, paper | mdxnet opt-in |")
+
+
+def test_the_scored_release_is_the_training_one_or_lives_in_a_folder_of_its_own(params):
+    """data.score: `same` (the generated-data profiles) scores data.root; another release is scored from
+    data.score.root, and the same folder for two releases is refused at start."""
+    assert params.data.score.dataset == "same" and not params.data.scores_another_release
+    assert params.data.scored_release == params.data.dataset and params.data.scored_root == params.data.root
+    assert params.data.scored() == params.data
+    paper = load_params(REPO / "params.yaml", profile="paper")
+    assert (paper.data.dataset, paper.data.scored_release) == ("musdb18hq", "musdb18")
+    assert paper.data.scores_another_release and paper.data.scored_root == paper.data.score.root != paper.data.root
+    scored = paper.data.scored()
+    assert (scored.dataset, scored.root, scored.scored_root) == ("musdb18", paper.data.score.root, paper.data.score.root)
+    assert paper.data.synth == scored.synth and paper.data.origin == scored.origin
+    # naming the training release itself is `same`
+    hq = paper.replace({"data": {"score": {"dataset": "musdb18hq"}}})
+    assert not hq.data.scores_another_release and hq.data.scored_root == paper.data.root
+    with pytest.raises(ParamsError, match=r"data\.score\.root is data\.root"):
+        paper.replace({"data": {"score": {"root": paper.data.root}}})

@@ -276,8 +276,9 @@ def test_the_mixer_trains_on_the_test_set_only_off_leaderboard_a():
 
 
 # ---- the paper rehearsal: the paper's values except its declared scale ----------------------------------------
-REHEARSAL_SCALE = {"data.origin", "data.root", "data.extra_test", "data.synth", "train.batch_size", "train.unit",
-                   "train.steps", "train.device", "train.gpus", "train.mixer.batch_size", "train.mixer.steps"}
+REHEARSAL_SCALE = {"data.origin", "data.root", "data.score.root", "data.extra_test", "data.synth",
+                   "train.batch_size", "train.unit", "train.steps", "train.device", "train.gpus",
+                   "train.mixer.batch_size", "train.mixer.steps"}
 
 
 def _leaves(node, prefix=""):

@@ -5,8 +5,9 @@ The rehearsal is `profile: paper` except its declared scale (tests/test_recipes.
 augmentation of 8 s generated songs, 261120-sample training chunks of the paper-size separators (7,423,236
 parameters each) with DataLoader workers, validation at 512-frame trim chunks (n_fft 16384 for bass), the
 Mixers with their 8192-sample edge trim, separation and BSS Eval of the generated test song and the real clip.
-One step per model: it checks that the chain runs at the paper size, not that anything is learnt (the health
-check calls every separator collapsed, and the table says so).
+As `profile: paper` (data.score), it trains on the songs as MUSDB18-HQ wavs and scores them as MUSDB18 .stem.mp4
+files, generated in their own folder. One step per model: it checks that the chain runs at the paper size, not
+that anything is learnt (the health check calls every separator collapsed, and the table says so).
 """
 
 from __future__ import annotations
@@ -100,6 +101,25 @@ def test_the_rehearsal_ends_with_a_table_that_names_its_profile(rehearsal):
     assert table.count("⚠ collapsed") > 0
 
 
+def test_the_rehearsal_trains_on_one_release_and_scores_the_other_every_row_naming_its_set(rehearsal):
+    """The paper's protocol at rehearsal size: trained on the generated songs as wavs (MUSDB18-HQ's layout),
+    scored on the same songs as .stem.mp4 files (MUSDB18's), each release checked on its own."""
+    folder = rehearsal["folder"]
+    check = json.loads((folder / "resources" / "data-check.json").read_text())
+    assert check["ok"] and (folder / "resources/synth-rehearsal/test/synth003/mixture.wav").is_file()
+    score_check = json.loads((folder / "resources" / "score-check.json").read_text())
+    assert score_check["ok"] and score_check["root"] == "resources/synth-rehearsal-musdb18"
+    assert sorted(p.name for p in (folder / "resources/synth-rehearsal-musdb18/test").iterdir()) == \
+        ["synth003.stem.mp4"]
+    document = json.loads((folder / "results" / "table.json").read_text())
+    assert all(row["dataset"] for row in document["rows"])
+    ours = [row for row in document["rows"] if row["kind"] == "this run"]
+    assert ours and {row["dataset"] for row in ours} == {"generated (MUSDB18 layout)"}
+    assert "trained on MUSDB18-HQ, resources/synth-rehearsal" in document["provenance"]["dataset"]
+    table = (folder / "results" / "table.md").read_text()
+    assert table.count("| generated (MUSDB18 layout) |") == len(ours)
+
+
 def test_every_checkpoint_has_the_paper_size(rehearsal):
     folder = rehearsal["folder"]
     paper = load_params(REPO / "params.yaml", profile="paper")
@@ -121,7 +141,8 @@ def test_every_checkpoint_has_the_paper_size(rehearsal):
 
 def test_estimates_have_the_songs_lengths_and_nothing_is_nan(rehearsal):
     folder = rehearsal["folder"]
-    songs = {track_name(path): path for path in [*rehearsal["clips"], folder / "resources/synth-rehearsal/test/synth003"]}
+    scored = folder / "resources/synth-rehearsal-musdb18/test/synth003.stem.mp4"  # data.score: MUSDB18's layout
+    songs = {track_name(path): path for path in [*rehearsal["clips"], scored]}
     lengths = {name: read_audio(path / "mixture.wav" if path.is_dir() else path).shape[-1]
                for name, path in songs.items()}
     runs = ["no-mixer", "mixer", "mixer-conv"]

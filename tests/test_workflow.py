@@ -232,6 +232,19 @@ def test_the_workflow_trains_a_separator_in_two_gloo_processes(tmp_path):
     assert rows[:2] == ["step", "loss"] and [int(s) for s in rows[2::2]] == [2, 4]  # rank 0 alone logged
 
 
+def test_the_paper_profile_fetches_checks_and_scores_both_releases_each_in_its_folder(tmp_path):
+    """`profile: paper` trains on MUSDB18-HQ and scores MUSDB18 (data.score): both are downloaded and each data
+    check reads its own folder (a downloaded folder is the rule's input itself: its dirname, the folder above,
+    was checked before)."""
+    folder = make_copy(tmp_path, lambda raw: raw.update(profile="paper"))
+    out = run([SNAKEMAKE, "-n", "-p", "--cores", "2", "score_data", "resources/data-check.json"], folder).stdout
+    commands = sorted(line.split("mdxnet --params params.yaml ")[1].split(" >")[0] for line in out.splitlines()
+                      if line.startswith("Shell command: mdxnet"))
+    assert commands == ["data check resources/musdb18 --scored --report resources/score-check.json",
+                        "data check resources/musdb18hq --report resources/data-check.json",
+                        "data fetch", "data fetch --scored"]
+
+
 def test_lint_is_clean():
     result = run([SNAKEMAKE, "--lint"], REPO)
     assert "in a good condition" in result.stdout + result.stderr
@@ -372,8 +385,8 @@ def stage_of(argv: list[str]) -> tuple[str, str | None]:
     while argv and argv[0].startswith("--"):  # global options: --params FILE
         argv = argv[2:]
     command, rest = argv[0], argv[1:]
-    if command == "data":
-        return "data", None
+    if command == "data":  # --scored: the scored release, where it is not the training one
+        return ("score_data" if "--scored" in rest else "data"), None
     if command == "augment":
         return "augment", None
     if command == "train":

@@ -195,8 +195,14 @@ class Section:
         return object.__getattribute__(self, name)
 
     def evolve(self, **changes):
-        """A copy with some values changed (a command's overrides), still recording reads under its key."""
-        section = dataclasses.replace(self, **changes)
+        """A copy with some values changed (a command's overrides), still recording reads under its key: the
+        copy's own reads, not the copying's."""
+        global _TRACE
+        saved, _TRACE = _TRACE, None
+        try:
+            section = dataclasses.replace(self, **changes)
+        finally:
+            _TRACE = saved
         object.__setattr__(section, "_path", object.__getattribute__(self, "_path"))
         return section
 
@@ -254,9 +260,20 @@ class DataCheck(Section):
     stem_mix_snr_db: float = key(NUMBER, doc="the same for .stem.mp4 files, each stream AAC-coded on its own")
 
 
+RELEASES = ("musdb18hq", "musdb18")
+
+
+@dataclass(frozen=True)
+class Score(Section):
+    dataset: str = key(enum(*RELEASES, "same"), doc="the release whose test songs are separated and scored "
+                       "(same: the training release)")
+    root: str = key(TEXT, doc="its folder, when it is not the training release",
+                    not_compared="where the scored release lives")
+
+
 @dataclass(frozen=True)
 class Data(Section):
-    dataset: str = key(enum("musdb18hq", "musdb18"), doc="which release of MUSDB trains and is scored")
+    dataset: str = key(enum(*RELEASES), doc="which release of MUSDB trains (and is scored, score.dataset same)")
     root: str = key(TEXT, doc="the dataset folder, in the layout `dataset` names", not_compared="where the dataset lives")
     decoded_root: str = key(TEXT, doc="where a MUSDB18 dataset's training stems are decoded to wav",
                             not_compared="where a MUSDB18 dataset's training stems are decoded to wav (same values)")
@@ -270,6 +287,38 @@ class Data(Section):
                        "embedded/ci profiles (data.origin shows that deviation)")
     check: DataCheck = key(doc="`mdxnet data check`'s thresholds",
                            not_compared="a check of the dataset, not a choice of the recipe")
+    score: Score = key(doc="the release separated and scored")
+
+    def __post_init__(self):
+        # two releases in one folder would overwrite each other (a generated one) or mix (a download)
+        read = functools.partial(object.__getattribute__, self)  # not traced reads (see TRACE_ENV)
+        score = read("score")
+        other = object.__getattribute__(score, "dataset") not in ("same", read("dataset"))
+        root = object.__getattribute__(score, "root")
+        if other and Path(root).resolve() == Path(read("root")).resolve():
+            raise ParamsError(f"data.score.root is data.root ({root}), but data.score.dataset "
+                              f"({object.__getattribute__(score, 'dataset')}) is not the training release "
+                              f"({read('dataset')}): give the scored release a folder of its own")
+
+    @property
+    def scored_release(self) -> str:
+        """The release whose test songs are separated and scored."""
+        return self.dataset if self.score.dataset == "same" else self.score.dataset
+
+    @property
+    def scores_another_release(self) -> bool:
+        """Whether the scored release is not the training one (and so lives in score.root)."""
+        return self.scored_release != self.dataset
+
+    @property
+    def scored_root(self) -> str:
+        """The folder of the scored release: data.root, or score.root for another release."""
+        return self.score.root if self.scores_another_release else self.root
+
+    def scored(self) -> Data:
+        """These values with the scored release in place of the training one (its release and folder): what the
+        commands that make and check the scored release read."""
+        return self.evolve(dataset=self.scored_release, root=self.scored_root)
 
 
 @dataclass(frozen=True)

@@ -134,11 +134,15 @@ GOVERNED: tuple[Governed, ...] = (
     _row("data.origin", AnyOf(("fetch", "existing")), authors("configs/datamodule/musdb18_hq.yaml"),
          AnyOf(("fetch", "existing")), "Experimental Results (\"we used the MUSDB-HQ dataset\")",
          shown="MUSDB18-HQ", paper_shown="MUSDB18-HQ"),
-    # The release trained on. Scoring is another matter: the authors' eval_musdb18.py (kuielab/mdx-net-submission,
-    # leaderbard_A_museval, lines 7-8) scores MUSDB18, and the results table marks which release each paper row
-    # was scored on (mdxnet.evaluation.references); this key sets both for a run.
+    # The release trained on. The release scored is data.score's: the results table marks which release each
+    # paper row was scored on (mdxnet.evaluation.references).
     _row("data.dataset", "musdb18hq", authors("configs/datamodule/musdb18_hq.yaml"),
          "musdb18hq", "Experimental Results (\"For training, we used the MUSDB-HQ dataset\")"),
+    # The authors score `musdb18_dev_wav` (MUSDB18 as wavs; the MUSDB18-HQ `dataset_hq` beside it is unused). The
+    # workshop text says only "the MUSDB test set" (836a682 paper.md line 119): silent; its later revision says
+    # "we only reported SDRs evaluated on MUSDB18, not MUSDB-HQ" (d7d2099 line 161).
+    _row("data.score.dataset", "musdb18",
+         "kuielab/mdx-net-submission@leaderbard_A_museval:eval_musdb18.py lines 7-8 (musdb18_dev_wav)"),
     _row("data.valid_split", "musdb", authors("configs/datamodule/musdb18_hq.yaml (validation_set: musdb's 14)"),
          "musdb", "Experimental Results (\"default 86/14 train and validation splits\")"),
     _row("sample_rate", 44100, authors("configs/datamodule/musdb18_hq.yaml")),

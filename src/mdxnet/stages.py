@@ -67,12 +67,17 @@ BASELINES_RUNS = ("evaluate:run_track", "evaluate:run_aggregate")
 BLEND_RUNS = ("evaluate:run_blend", "evaluate:run_aggregate")
 DEMUCS_RUNS = ("evaluate:run_demucs_model", "evaluate:run_demucs")
 REPORT_RUNS = ("report:run_report", "render:run_table", "metrics:run_metrics")
-SCORING = ("sample_rate", "sources", "data.extra_test")
+# the scored songs: data.score names their release (and folder, where not the training release's)
+SCORING = ("sample_rate", "sources", "data.extra_test", "data.score")
+DATA_RUNS = ("data:run_synth", "data:run_fetch", "data:run_check")
 
 TRAINED = {
-    # data.extra_test: songs scored beside the test set, read by the scoring stages only (a new one must not
-    # regenerate or recheck the dataset, and so retrain every model)
-    "data": Stage(("data:run_synth", "data:run_fetch", "data:run_check"), ("sample_rate", Minus("data", "extra_test"))),
+    # the training release: the scored one (data.score) is the next stage's, so changing it retrains nothing;
+    # data.extra_test: songs scored beside the test set, read by the scoring stages only
+    "data": Stage(DATA_RUNS, ("sample_rate", Minus("data", "score", "extra_test"))),
+    # the scored release where it is not the training one: made (generated, fetched) and checked in its own folder
+    # (data.root and data.dataset: the commands read the scored release's in their place)
+    "score_data": Stage(DATA_RUNS, ("sample_rate", Minus("data", "decoded_root", "extra_test"))),
     "augment": Stage(("augment:run_augment",), ("sample_rate", *DATA_KEYS, "augment")),
     "train": Stage(
         ("train:run_separator",),

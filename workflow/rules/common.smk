@@ -73,6 +73,11 @@ shell.prefix(f"set -euo pipefail; PATH={shlex.quote(str(Path(sys.executable).par
 
 SOURCES = list(P.sources)
 DATA_ROOT = P.data.root.rstrip("/")
+# The release whose test songs are separated and scored (params data.score): the training release (data.root,
+# checked by data_check), or another release in its own folder, made and checked by its own rules (data.smk).
+# Only the scoring rules read it, so changing it retrains nothing.
+SCORES_ANOTHER_RELEASE = P.data.scores_another_release
+SCORE_ROOT = P.data.scored_root.rstrip("/")
 AUGMENT_ROOT = P.augment.root.rstrip("/")
 # Where the models come from (params models.origin): trained here (train.smk), or published weights imported
 # into their own folder (import.smk), which skips augmentation and training. The two paths write their scores,
@@ -85,6 +90,7 @@ EVALUATION = f"{OUTPUTS}evaluation"
 ESTIMATES = f"{OUTPUTS}estimates"
 RESULTS = f"{OUTPUTS}results"
 DATA_CHECK = "resources/data-check.json"
+SCORE_CHECK = "resources/score-check.json" if SCORES_ANOTHER_RELEASE else DATA_CHECK
 # Evaluation runs (mdxnet.runs, shared with `mdxnet plan`): the model runs share one separation per test track
 # (separate_track jobs); `no-mixer` scores the four separators' estimates (estimates/no-mixer/test/<track>/), and
 # each Mixer run (MIXER_RUNS: run -> the --kind its Mixer is trained with, None: params) feeds those same
@@ -153,6 +159,14 @@ def checked_dataset():
     return checkpoints.data_check.get().output.report
 
 
+def scored_dataset():
+    """Waits for the check of the scored release (a checkpoint: the data check itself where it is the training
+    release): the test songs are read from it."""
+    if SCORES_ANOTHER_RELEASE:
+        return checkpoints.score_check.get().output.report
+    return checked_dataset()
+
+
 def train_tracks():
     """The training tracks, named as `mdxnet augment` names their cache: the sampler's list (same split)."""
     from mdxnet.data.musdb import split_tracks, track_name
@@ -173,9 +187,9 @@ def _test_songs(checked_at):
 
 
 def test_songs():
-    """{track name: path} of the test tracks plus the `data.extra_test` stem files."""
+    """{track name: path} of the scored release's test tracks plus the `data.extra_test` stem files."""
     # listed once per data check: a dataset rebuilt during this run is listed again after its new check
-    return _test_songs(os.stat(checked_dataset()).st_mtime_ns)
+    return _test_songs(os.stat(scored_dataset()).st_mtime_ns)
 
 
 def train_track_files(wildcards):
@@ -251,26 +265,32 @@ def evaluation_files(runs):
 
 
 # ---- inputs ------------------------------------------------------------------------------------------------
-# What each way of making the dataset produces: the generator writes its split file last; a download is
-# extracted aside and renamed into place, so the folder itself is complete once it exists.
-DATASET_READY = {
-    "synth": f"{DATA_ROOT}/mdxnet_dataset.json",
-    "fetch": directory(DATA_ROOT),
-}
+def dataset_made(root):
+    """What making the dataset at `root` produces, by data.origin: the generator writes its split file last; a
+    download is extracted aside and renamed into place, so the folder itself is complete once it exists."""
+    return {"synth": f"{root}/mdxnet_dataset.json", "fetch": directory(root)}[P.data.origin]
 
 
-def dataset_ready():
-    """What the data check waits for: the finished dataset, or an existing copy (`data.origin: existing`)."""
-    origin = P.data.origin
-    if origin == "existing":
-        if not Path(DATA_ROOT).is_dir():
+def dataset_folder(made, root):
+    """The dataset folder a data check reads, from what making it produced (`dataset_made`): the split file's
+    folder (synth), the folder itself (fetch: its dirname would be the folder above); `root` where nothing was
+    made (existing)."""
+    if not made:
+        return root
+    return made[0] if P.data.origin == "fetch" else os.path.dirname(made[0])
+
+
+def dataset_ready(root=DATA_ROOT, key="data.root", release=P.data.dataset):
+    """What a data check waits for: the finished dataset, or an existing copy (`data.origin: existing`)."""
+    if P.data.origin == "existing":
+        if not Path(root).is_dir():
             raise WorkflowError(
-                f"data.origin is 'existing' but data.root {DATA_ROOT} is not a folder: point data.root at a "
-                "MUSDB18-HQ (data.dataset: musdb18hq) or MUSDB18 (musdb18) copy, or set data.origin to fetch or "
-                "synth in params.yaml"
+                f"data.origin is 'existing' but {key} {root} is not a folder: point {key} at a copy of "
+                f"{release} (musdb18hq: MUSDB18-HQ, musdb18: MUSDB18), or set data.origin to fetch or synth in "
+                "params.yaml"
             )
         return []
-    return [str(DATASET_READY[origin])]
+    return [str(dataset_made(root))]
 
 
 def run_stage(run):

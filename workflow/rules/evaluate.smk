@@ -8,7 +8,7 @@ rule separate_track:
     """The four separators on one test track, once for every model run: their estimates are the `no-mixer`
     run's and every Mixer's input (estimates/no-mixer/test/<track>/<source>.wav, float32)."""
     input:
-        report=DATA_CHECK,
+        report=SCORE_CHECK,
         track=lambda w: track_files(test_songs()[w.track]),
         models=[model_file(source) for source in SOURCES],
         code=code_deps("evaluate"),
@@ -35,7 +35,7 @@ rule mix_track:
     """One Mixer over one track's stored separator estimates (no separator runs again): the estimates of the
     `mixer` (recipe's Mixer) or `mixer-conv` (deeper conv Mixer) run, reused by the blend runs."""
     input:
-        report=DATA_CHECK,
+        report=SCORE_CHECK,
         track=lambda w: track_files(test_songs()[w.track]),
         separated=run_estimates("no-mixer", "{track}"),
         mixer=lambda w: model_file(w.mixer),
@@ -65,7 +65,7 @@ rule evaluate_track:
     """Score one test track of a model run (from its stored estimates) or a baseline (computed here) with BSS
     Eval v4 (SiSEC2018), museval's per-track JSON."""
     input:
-        report=DATA_CHECK,
+        report=SCORE_CHECK,
         track=lambda w: track_files(test_songs()[w.track]),
         estimates=scored_estimates,
         code=lambda w: code_deps(run_stage(w.run)),
@@ -116,7 +116,7 @@ rule demucs_track:
     """Demucs v2 on one test track as params blend.demucs says: the second system estimates/demucs of the blend
     runs, made once per song."""
     input:
-        report=DATA_CHECK,
+        report=SCORE_CHECK,
         track=lambda w: track_files(test_songs()[w.track]),
         model=DEMUCS_MODEL,
         code=code_deps("demucs"),
@@ -233,6 +233,7 @@ rule report:
     provenance of the numbers; the items of `snakemake --report` (captions in workflow/report/)."""
     input:
         report=DATA_CHECK,
+        scored=SCORE_CHECK,
         scores=lambda w: evaluation_files(RUNS),
         summaries=expand(f"{EVALUATION}/{{run}}/summary.json", run=RUNS),
         # a finished training has written its curves (dvclive/<name>/, not a rule output)
@@ -276,6 +277,7 @@ rule report:
         deps=hashlib.sha256(stage_params("report").encode()).hexdigest(),
         runs=" ".join(f"{run}={EVALUATION}/{run}" for run in RUNS),
         imported=f"--imported {MODELS}" if IMPORTING else "",
+        score_check=f"--score-check {SCORE_CHECK}" if SCORES_ANOTHER_RELEASE else "",
         models=lambda w, input: os.path.dirname(input.models[0]),
         results=lambda w, output: os.path.dirname(output.table),
         # the training curves, when these models were trained here
@@ -288,7 +290,8 @@ rule report:
     benchmark:
         "benchmarks/report.tsv"
     shell:
-        "mdxnet --params {params.file} report --runs {params.runs} --data-check {input.report:q} {params.imported}"
+        "mdxnet --params {params.file} report --runs {params.runs} --data-check {input.report:q} {params.score_check}"
+        " {params.imported}"
         " --models {params.models:q} -o {params.results:q} > {log:q} 2>&1"
         " && mdxnet --params {params.file} render table {output.table:q} -o {output.page:q} >> {log:q} 2>&1"
         " && mdxnet --params {params.file} metrics {output.json:q} -o {output.metrics:q} >> {log:q} 2>&1"

@@ -18,6 +18,8 @@ def register(subparsers) -> None:
                      help="instead of the table: the comparison page of two experiments (DVC experiments, git "
                           "revisions or results folders; `mdxnet compare`) -> <out>/compare.html, compare.png")
     cmd.add_argument("--data-check", help="data check report JSON (its dataset checksum goes in the table)")
+    cmd.add_argument("--score-check", help="the scored release's data check report, where it is not the "
+                                           "training release (params data.score): its checksum goes in too")
     cmd.add_argument("--models", help="the runs' models folder: a separator that collapsed in training is marked")
     cmd.add_argument("--imported", help="models folder of imported published weights the model runs used "
                                         "(`mdxnet models import`): rows labelled so, files and sha256 recorded")
@@ -43,6 +45,7 @@ def run_report(args) -> int:
         raise UserError("report needs --runs NAME=DIR ... (the results table) or --compare A B (a comparison page)")
     params = args.params
     paths = write_report(parse_runs(args.runs), params, args.out, data_check=args.data_check,
+                         score_check=args.score_check,
                          params_file=args.params_file,  # the file --params named, not ./params.yaml
                          imported=args.imported, models=args.models)
     for path in paths:

@@ -236,11 +236,12 @@ def extra_test_songs(entries: list[str], project_root: str | Path = ".", taken: 
 
 
 def list_test_songs(params, project_root: str | Path = ".") -> list[Path]:
-    """Test tracks of data.root plus the stem files named by data.extra_test (relative to the project root).
+    """Test tracks of the scored release (params data.score: data.root, or data.score.root for a release other
+    than the training one) plus the stem files named by data.extra_test (relative to the project root).
 
     Missing extra entries are skipped with a warning; names are unique (a duplicate name is skipped).
     """
-    songs = split_tracks(params, "test", Path(project_root) / params.data.root)
+    songs = split_tracks(params, "test", Path(project_root) / params.data.scored_root)
     return songs + extra_test_songs(params.data.extra_test, project_root, {track_name(s) for s in songs})
 
 

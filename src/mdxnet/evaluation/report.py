@@ -196,16 +196,16 @@ def reference_rows() -> list[dict]:
 
 
 def _split_songs(data: Data, rows: list[dict]) -> tuple[list[str], list[str]]:
-    """Scored songs (from the per-track files' "reference") inside data.root and elsewhere."""
-    root = Path(data.root).resolve()
+    """Scored songs (from the per-track files' "reference") inside the scored release's folder and elsewhere."""
+    root = Path(data.scored_root).resolve()
     songs = sorted({ref for row in rows for ref in row.get("references", [])})
     inside = [s for s in songs if Path(s).resolve().is_relative_to(root)]
     return inside, [s for s in songs if s not in inside]
 
 
 def run_dataset(data: Data) -> str:
-    """The set this run was scored on, as the table's Dataset column names it."""
-    release = RELEASE_NAMES[data.dataset]
+    """The set this run was scored on, as the table's Dataset column names it (data.score's release)."""
+    release = RELEASE_NAMES[data.scored_release]
     return f"generated ({release} layout)" if data.origin == "synth" else release
 
 
@@ -219,39 +219,45 @@ def comparable_row(row: dict, statement_comparable: bool) -> bool | None:
 
 def dataset_statement(data: Data, profile: str | None, rows: list[dict]) -> tuple[bool, str]:
     """(comparable with the paper?, one loud sentence saying what was evaluated). The paper's rows were scored
-    on MUSDB18 (mdxnet.evaluation.references), so only a MUSDB18 run can be comparable."""
-    release = RELEASE_NAMES[data.dataset]
+    on MUSDB18 (mdxnet.evaluation.references), so only a run scored on MUSDB18 can be comparable, whichever
+    release it trained on (the authors trained on MUSDB18-HQ)."""
+    release = RELEASE_NAMES[data.scored_release]
+    root = data.scored_root
     tracks = max((r["tracks"] for r in rows), default=0)
     inside, others = _split_songs(data, rows)
+    trained = (f"; trained on {RELEASE_NAMES[data.dataset]}, {data.root}" if data.scores_another_release
+               else "")
     if data.origin == "synth":
         return False, (
-            f"EMBEDDED SYNTHETIC DATASET ({data.root}, {release} layout, profile '{profile}', {tracks} test "
+            f"EMBEDDED SYNTHETIC DATASET ({root}, {release} layout{trained}, profile '{profile}', {tracks} test "
             f"songs incl. any extra real clips): these numbers are NOT comparable with the paper's {MUSDB18} "
             "numbers."
         )
     if others:
         return False, (
-            f"{release} ({data.root}) plus {len(others)} songs from elsewhere (data.extra_test) in the medians: "
+            f"{release} ({root}{trained}) plus {len(others)} songs from elsewhere (data.extra_test) in the medians: "
             f"NOT directly comparable with the paper (50 {MUSDB18} test songs only)."
         )
     if tracks != 50:
         return False, (
-            f"{release} ({data.root}), but only {tracks} test songs were scored (the paper uses all 50): "
+            f"{release} ({root}{trained}), but only {tracks} test songs were scored (the paper uses all 50): "
             "NOT directly comparable with the paper."
         )
     if release != MUSDB18:
         return False, (
-            f"{release} test set ({data.root}, 50 songs), but the paper's rows were scored on {MUSDB18} (the "
-            "AAC release; see the Dataset column): NOT directly comparable with the paper (data.dataset: musdb18 "
-            "scores the same set)."
+            f"{release} test set ({root}, 50 songs{trained}), but the paper's rows were scored on {MUSDB18} (the "
+            "AAC release; see the Dataset column): NOT directly comparable with the paper (data.score.dataset: "
+            "musdb18 scores the same set)."
         )
-    return True, f"{release} test set ({data.root}, 50 songs): comparable with the paper's numbers (same set)."
+    return True, (f"{release} test set ({root}, 50 songs{trained}): comparable with the paper's numbers (same "
+                  "set).")
 
 
 def songs_statement(data: Data, rows: list[dict]) -> str:
     """Where the scored songs came from, read from the per-track files (not assumed from params)."""
     inside, others = _split_songs(data, rows)
-    text = f"{len(inside)} from data.root ({data.root})"
+    key = "data.score.root" if data.scores_another_release else "data.root"
+    text = f"{len(inside)} from {key} ({data.scored_root})"
     if others:
         text += f", {len(others)} from elsewhere (e.g. data.extra_test real clips): "
         text += ", ".join(Path(s).name for s in others)
@@ -309,7 +315,7 @@ def recipe_deviations(params, params_file=None) -> dict:
     return table
 
 
-def provenance(params: Params, rows: list[dict], data_check=None, params_file=None) -> dict:
+def provenance(params: Params, rows: list[dict], data_check=None, params_file=None, score_check=None) -> dict:
     comparable, statement = dataset_statement(params.data, params.profile, rows)
     return {
         "dataset": statement,
@@ -321,6 +327,7 @@ def provenance(params: Params, rows: list[dict], data_check=None, params_file=No
         "params_hash": params_hash(params),
         "git": _git_commit(),
         "dataset_checksum": dataset_checksum(data_check),
+        "scored_dataset_checksum": dataset_checksum(score_check),
         "packages": _package_versions(),
         "devices": {r["version"]: r["devices"] for r in rows},
         "scoring": "BSS Eval v4 as museval computes it (SiSEC2018): win "
@@ -521,6 +528,8 @@ def render_markdown(rows: list[dict], prov: dict, tests: list[dict]) -> str:
         *stale_params_lines(rows, prov["params_hash"]),
         f"- git commit: `{git['commit']}`" + (" (uncommitted changes present)" if git["dirty"] else ""),
         f"- dataset checksum: {prov['dataset_checksum'] or 'not given (pass --data-check REPORT.json)'}",
+        *([f"- scored dataset checksum: {prov['scored_dataset_checksum']}"]
+          if prov.get("scored_dataset_checksum") else []),
         "- devices: " + ", ".join(f"{k}: {'/'.join(v) or 'n/a'}" for k, v in prov["devices"].items()),
         "- scoring backend: " + ", ".join(f"{k}: {'/'.join(v) or 'n/a'}" for k, v in prov["backends"].items())
         + " (museval = the reference implementation; fast = tested equal to it within 1e-3 dB)",
@@ -614,11 +623,12 @@ def imported_lines(records: list[dict] | None) -> list[str]:
 
 
 def write_report(runs: list[tuple[str, Path]], params: Params, out: str | Path, data_check=None,
-                 params_file=None, imported=None, models=None) -> list[Path]:
+                 params_file=None, imported=None, models=None, score_check=None) -> list[Path]:
     """Write table.md/.csv/.json and the box plot into `out`; returns the written paths. `params_file`: the file
     `params` were read from (default params.yaml), for the deviation table's kinds. `imported`: the models folder
     of imported published weights the model runs used (their rows and the provenance say so). `models`: the
-    folder of the separators the runs used, whose health (mdxnet.training.health) marks the table."""
+    folder of the separators the runs used, whose health (mdxnet.training.health) marks the table. `score_check`:
+    the data check report of the scored release where it is not the training one (params data.score)."""
     if not runs:
         raise UserError("mdxnet report needs at least one --runs NAME=DIR")
     report_params = params.report
@@ -632,7 +642,7 @@ def write_report(runs: list[tuple[str, Path]], params: Params, out: str | Path, 
         label_imported(ours)
     rows = reference_rows() + ours
     tests = paired_tests(per_track_sdr)
-    prov = provenance(params, ours, data_check, params_file)
+    prov = provenance(params, ours, data_check, params_file, score_check)
     for row in ours:
         row["dataset"] = run_dataset(params.data)
         row["comparable"] = comparable_row(row, prov["comparable_with_paper"])
