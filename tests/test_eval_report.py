@@ -183,7 +183,7 @@ def _check_deviation_section(table: str, provenance: dict, params, repo_root):
 def test_dataset_statement_for_full_musdb(params, tmp_path):
     paper = params.replace({"data": {"origin": "existing", "root": str(tmp_path / "musdb18hq")}})
     songs = [str(tmp_path / "musdb18hq" / "test" / f"Song {i}") for i in range(50)]
-    # the whole MUSDB18-HQ test set is still not the set the paper's rows were scored on (MUSDB18; issue 23)
+    # the whole MUSDB18-HQ test set is still not the set the paper's rows were scored on (MUSDB18)
     comparable, text = dataset_statement(paper.data, paper.profile, [{"tracks": 50, "references": songs}])
     assert not comparable and "MUSDB18-HQ" in text and "scored on MUSDB18" in text
     stems = paper.replace({"data": {"dataset": "musdb18"}})
@@ -271,7 +271,7 @@ def test_report_marks_the_cells_of_a_collapsed_separator_in_the_runs_that_use_it
 ])
 def test_every_row_names_its_dataset_and_comparable_needs_the_same_set(tmp_path, params, repo_root, dataset,
                                                                        score, origin, label, comparable):
-    """Issue 23 item 1: each paper row names the set it was scored on (MUSDB18, references.py), the run names
+    """Each paper row names the set it was scored on (MUSDB18, references.py), the run names
     its own (the scored release, whichever it trained on), and a run row is marked comparable only when its set
     is its paper row's and it scored all 50 songs."""
     p = params.replace({"data": {"dataset": dataset, "origin": origin, "root": str(tmp_path / "data"),

@@ -93,7 +93,7 @@ def test_every_command_stops_on_a_typo_inside_a_profile(tmp_path, capsys, monkey
         (lambda raw: raw["separate"].pop("backend"), "'backend' is a required property"),
         (lambda raw: raw["profiles"]["embedded"]["train"].update(mixer={"steps": 0}),
          "profiles.embedded.train.mixer.steps"),
-        # issue 24 item 7: NaN and infinities passed the schema and ended in a traceback mid-training
+        # NaN and infinities passed the schema and ended in a traceback mid-training
         (lambda raw: raw["train"].update(lr_scale=float("nan")), "train.lr_scale: nan is not a finite number"),
         (lambda raw: raw["profiles"]["ci"]["train"].update(lr_scale=float("inf")),
          "profiles.ci.train.lr_scale: inf is not a finite number"),
@@ -122,7 +122,7 @@ def test_trace_records_the_keys_a_command_reads(tmp_path):
 
 
 def test_a_key_given_twice_is_refused_with_both_lines(tmp_path, capsys):
-    """Issue 24 item 7: `sample_rate:` twice was accepted silently, the last one winning."""
+    """`sample_rate:` twice was accepted silently, the last one winning."""
     text = (REPO / "params.yaml").read_text()
     path = tmp_path / "params.yaml"
     path.write_text(text.replace("sample_rate: 44100\n", "sample_rate: 44100\nsample_rate: 22050\n", 1))
@@ -133,7 +133,7 @@ def test_a_key_given_twice_is_refused_with_both_lines(tmp_path, capsys):
 
 
 def test_an_alias_bomb_is_refused_at_once(tmp_path, capsys):
-    """Issue 24 item 7: nested anchors expanding to billions of nodes (here 9**9 songs in data.extra_test) ended in
+    """Nested anchors expanding to billions of nodes (here 9**9 songs in data.extra_test) ended in
     a MemoryError."""
     bomb = ", ".join(["&a0 [x, x, x, x, x, x, x, x, x]"] + [f"&a{i} [{', '.join([f'*a{i - 1}'] * 9)}]"
                                                            for i in range(1, 9)])
@@ -154,7 +154,7 @@ def test_an_alias_bomb_is_refused_at_once(tmp_path, capsys):
     ],
 )
 def test_dataset_release_key_is_validated(tmp_path, capsys, edit, key):
-    """data.dataset (issue 23 item 1) takes musdb18hq or musdb18 only, and MUSDB18's record is checked too."""
+    """data.dataset takes musdb18hq or musdb18 only, and MUSDB18's record is checked too."""
     path = edited_params(tmp_path, edit)
     assert main(["--params", str(path), "params"]) == 2
     assert key in capsys.readouterr().err

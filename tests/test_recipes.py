@@ -190,7 +190,7 @@ def test_params_deviations_cli(capsys):
 
 
 def test_all_shows_the_values_equal_to_both_references(capsys):
-    """Issue 23: the authors' validation chunks, early stopping and determinism are compared, and equal under the
+    """The authors' validation chunks, early stopping and determinism are compared, and equal under the
     authors' recipe; --all shows them with nothing in "Differs from", and only --all shows them."""
     argv = ["--params", str(PARAMS), "params", "--deviations", "--recipe", "authors", "--profile", "paper"]
     assert main(argv) == 0

@@ -161,7 +161,7 @@ def test_bad_params_stop_the_workflow_at_start_with_the_key(tmp_path, edit, expe
 
 
 def test_an_extra_test_song_whose_name_cannot_name_a_folder_stops_the_workflow_at_start(tmp_path):
-    """Issue 24 item 1, found again by the relcheck: a `...stem.mp4` in data.extra_test was refused only once the
+    """A `...stem.mp4` in data.extra_test was refused only once the
     data check had run, inside an input function (an InputFunctionException and Snakemake's traceback); a fresh
     project's dry run planned it. Its name is known from params alone."""
     song = tmp_path / "...stem.mp4"
@@ -463,7 +463,7 @@ def test_ci_chain_ends_with_the_results_table(ci_run):
 
 @pytest.mark.slow  # the ci chain first (~1.5 min)
 def test_each_test_song_is_separated_once_for_every_model_run(ci_run):
-    """Must-show (performance issue, item 3): the evaluation runs the separators once per test song. Before, the
+    """The evaluation runs the separators once per test song. Before, the
     `mixer` and `no-mixer` jobs each ran them: twice the separator forward passes counted here."""
     from mdxnet.config import load_params
     from mdxnet.data.musdb import load_track
@@ -544,7 +544,7 @@ def test_second_run_does_nothing(ci_run):
 
 @pytest.mark.slow  # the ci chain first (~1.5 min)
 def test_a_lost_score_file_is_rebuilt_then_its_summary_and_the_table(ci_run, tmp_path):
-    """Issue 24 item 9: a per-track score file gone (deleted, or removed by Snakemake for a scoring job that was
+    """A per-track score file gone (deleted, or removed by Snakemake for a scoring job that was
     then killed) was never rebuilt: `snakemake all` said "Nothing to be done" while the summary and the table
     made without it stood. A model run's, a baseline's and a blend run's, each rebuilt, then only what reads it."""
     folder = tmp_path / "copy"
