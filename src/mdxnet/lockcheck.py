@@ -15,11 +15,17 @@ import re
 import subprocess
 from pathlib import Path
 
-import yaml
-
 FIX = ("run the stages on the committed code (`make`), then `dvc commit -f dvc.yaml` and commit dvc.lock with the "
        "regenerated results")
 _VARIABLE = re.compile(r"\$\{([^}]+)\}")
+
+
+def read_yaml(path: Path):
+    """A YAML file as DVC reads it (ruamel, YAML 1.2): DVC writes dvc.lock that way, where an unquoted `off` is a
+    string, not the boolean PyYAML's YAML 1.1 makes of it."""
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe", pure=True).load(path.read_text())
 
 
 def lookup(document, dotted: str):
@@ -83,10 +89,10 @@ def md5_of(path: Path) -> str:
 def lock_problems(root: str | Path, tracked: set[str] | None = None, pipeline: str = "dvc.yaml") -> list[str]:
     """One line per stage whose lock entry does not match the tree ([] when the lock describes it)."""
     root = Path(root)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    stages = expanded_stages(yaml.safe_load((root / pipeline).read_text()), params)
+    params = read_yaml(root / "params.yaml")
+    stages = expanded_stages(read_yaml(root / pipeline), params)
     lock_path = root / pipeline.replace(".yaml", ".lock")
-    locked = yaml.safe_load(lock_path.read_text())["stages"] if lock_path.is_file() else {}
+    locked = read_yaml(lock_path)["stages"] if lock_path.is_file() else {}
     tracked = tracked_files(root) if tracked is None else tracked
     problems = []
     for name, declared in stages.items():
