@@ -182,6 +182,21 @@ def test_numbers_as_dvc_exp_run_writes_them_are_numbers(tmp_path):
     run([SNAKEMAKE, "-n", "all"], folder)
 
 
+def test_params_as_dvc_exp_run_rewrites_them_still_load(tmp_path):
+    """`dvc exp run -S` writes the whole file back through ruamel (YAML 1.2), dropping quotes that only YAML 1.1
+    needs: a value such as "off" came back as off, which PyYAML reads as false, and every experiment stopped at
+    the schema check."""
+    from ruamel.yaml import YAML
+
+    from mdxnet.config import load_params
+
+    yaml12 = YAML()
+    document = yaml12.load((REPO / "params.yaml").read_text())
+    with (tmp_path / "params.yaml").open("w") as file:
+        yaml12.dump(document, file)
+    assert load_params(tmp_path / "params.yaml").to_dict() == load_params(REPO / "params.yaml").to_dict()
+
+
 def test_values_given_outside_params_yaml_are_refused(tmp_path):
     folder = make_copy(tmp_path)
     result = run([SNAKEMAKE, "-n", "all", "--config", "sample_rate=22050"], folder, check=False)

@@ -418,7 +418,7 @@ class EarlyStoppingParams(Section):
 @dataclass(frozen=True)
 class Speed(Section):
     channels_last: bool = key(BOOLEAN, doc="the separators' convolutions in the channels-last (NHWC) memory layout")
-    compile: str = key(enum("off", "default", "reduce-overhead", "max-autotune"),
+    compile: str = key(enum("none", "default", "reduce-overhead", "max-autotune"),
                        doc="torch.compile of the model and loss of a step, in this mode (reduce-overhead: CUDA graphs)")
     optimizer_impl: str = key(enum("torch", "for_loop", "foreach"),
                               doc="RMSProp's kernels: torch's choice (foreach on CUDA, for_loop on CPU), or forced")

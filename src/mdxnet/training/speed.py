@@ -28,7 +28,7 @@ from torch import nn
 
 from mdxnet.errors import UserError
 
-COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 FOREACH = {"torch": None, "for_loop": False, "foreach": True}
 
 
@@ -37,7 +37,7 @@ class StepSpeed:
     """The values of params train.speed (mdxnet.config.Speed), as the training loop reads them."""
 
     channels_last: bool = False
-    compile: str = "off"
+    compile: str = "none"
     optimizer_impl: str = "torch"
     cudnn_benchmark: bool = False
     pin_memory: bool = True
@@ -82,7 +82,7 @@ def optimizer(parameters, lr: float, speed: StepSpeed) -> torch.optim.Optimizer:
 
 def compiled(step: Callable, speed: StepSpeed) -> Callable:
     """`step` (forward and loss) compiled as asked, or as it is."""
-    if speed.compile == "off":
+    if speed.compile == "none":
         return step
     return torch.compile(step, mode=speed.compile)
 
