@@ -14,6 +14,7 @@ PYTEST := $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile --no-loadscope
 # restores them in seconds
 all: setup
 	$(BIN)/snakemake --cores $(CORES) all
+	mkdir -p estimates/demucs   # the demucs stage's output, empty where blend.second names no Demucs
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc commit --force --quiet dvc.yaml
 
 setup: $(VENV)/.installed

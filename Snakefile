@@ -71,15 +71,6 @@ rule all:
         # out on purpose: deleted to free disk, they would otherwise cost a separation of every song again.
         lambda w: evaluation_files(RUNS),
         expand(f"{EVALUATION}/{{run}}/summary.json", run=RUNS),
-    localrule: True
-    conda:
-        "workflow/envs/mdxnet.yaml"
-    log:
-        "logs/all.log",
-    shell:
-        # the DVC `demucs` stage's output folder, left empty where blend.second names no Demucs (DVC refuses to
-        # commit a missing output, and `make` ends with dvc commit)
-        f"mkdir -p {ESTIMATES}/demucs > {{log:q}} 2>&1"
 
 
 # The cost of the run before it starts (mdxnet.plan: jobs, disk and time per stage, estimates), printed when

@@ -128,7 +128,6 @@ def scored_document(track_path: str | Path, track: dict[str, np.ndarray], estima
         "reference": str(track_path),
         **metadata,
         "dataset": dataset_record(params),
-        "profile": params.profile,
         "params_hash": params_hash(params),
         "samples": int(track["mixture"].shape[-1]),
         "sample_rate": params.sample_rate,
@@ -140,10 +139,11 @@ def scored_document(track_path: str | Path, track: dict[str, np.ndarray], estima
 
 
 def dataset_record(params: Params) -> dict:
-    """What a score file scored, so that a summary refuses to mix datasets: the release and the dataset folder.
-    No time or host goes into a score file: the same estimates score to the same bytes (timings are Snakemake's
+    """What a score file scored, so that a summary refuses to mix datasets: the profile (which picks the dataset
+    of the small profiles) and the scored release as data.score names it, keys every scoring stage declares. No
+    time or host goes into a score file: the same estimates score to the same bytes (timings are Snakemake's
     benchmarks/)."""
-    return {"release": params.data.dataset, "root": str(params.data.root)}
+    return {"profile": params.profile, "score": params.data.score.dataset, "score_root": params.data.score.root}
 
 
 def largest_difference(a: dict[str, dict[str, np.ndarray]], b: dict[str, dict[str, np.ndarray]],
