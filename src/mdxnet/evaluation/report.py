@@ -26,10 +26,9 @@ from mdxnet.digest import file_sha256
 from mdxnet.errors import UserError, read_json
 from mdxnet.evaluation.aggregate import (
     check_cross_checks,
-    load_track_medians,
-    read_track_json,
+    medians_of,
+    read_documents,
     summarize,
-    track_json_paths,
 )
 from mdxnet.evaluation.references import MUSDB18, REFERENCE_ROWS, RELEASE_NAMES, SOURCES, VERSIONS, paper_row
 from mdxnet.evaluation.stats import median_ci, paired_wilcoxon
@@ -72,22 +71,19 @@ def _mean(values: list[float | None]) -> float | None:
     return sum(values) / len(values)
 
 
-def _run_metadata(folder: Path) -> list[dict]:
-    return [read_track_json(path).get("mdxnet", {}) for path in track_json_paths(folder)]
-
-
 def run_rows(runs: list[tuple[str, Path]], compare_with: str, bootstrap) -> tuple[list[dict], dict]:
     """This run's table rows and {name: {track: {source: SDR}}} (box plot, paired tests). `bootstrap`: params
     `evaluate.bootstrap`, the settings of each median's confidence interval over songs."""
     rows, per_track_sdr = [], {}
     for name, folder in runs:
-        per_track = load_track_medians([folder])
+        documents = read_documents([folder])  # each score file read once: medians and provenance
+        per_track = medians_of(documents)
         summary = summarize(per_track)
         sdr = {s: summary.get(s, {}).get("SDR") for s in SOURCES}
         paper = paper_row(name, compare_with)
         delta = {s: (sdr[s] - paper.sdr[s]) if paper and sdr[s] is not None else None for s in SOURCES}
         intervals = {s: median_ci([m[s]["SDR"] for m in per_track.values() if s in m], bootstrap) for s in SOURCES}
-        metadata = _run_metadata(folder)
+        metadata = [document.get("mdxnet", {}) for document in documents.values()]
         blends = sorted({m["blend"]["label"] for m in metadata if m.get("blend")})
         rows.append({
             "method": RUN_LABELS.get(name, f"this run: {'; '.join(blends) or name}"),
